@@ -1,0 +1,22 @@
+use std::{env, error::Error, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // A vendored protoc keeps `cargo build` free of system packages.
+    if env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+        unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let protos = [
+        "proto/ticketd/v1/common.proto",
+        "proto/ticketd/v1/tickets.proto",
+        "proto/ticketd/v1/pipelines.proto",
+    ];
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))
+        // Ordered maps make encoded requests deterministic, which the idempotency fingerprint relies on.
+        .btree_map(".")
+        .compile_protos(&protos, &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Schema migrations: the only way ticketd's schema changes. Run by `ticketd serve` at start-up and by
+//! `ticketd migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_core;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_core::Migration)]
+    }
+}

@@ -1,0 +1,120 @@
+//! Command-line flags with environment-variable fallbacks: the one place configuration is read.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default SQLite file, created next to the working directory on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticketd.db?mode=rwc";
+
+/// `ticketd`: serves the ticket API (the default) or applies migrations.
+#[derive(Debug, Parser)]
+#[command(name = "ticketd", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand name since serving is the default.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+/// What the binary does.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve gRPC (the default).
+    Serve(ServeConfig),
+    /// Apply pending migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        log: LogConfig,
+    },
+}
+
+impl Cli {
+    /// The command to run, `serve` when none was named.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the gRPC server listens on (gRPC, gRPC-Web, health and reflection share it).
+    #[arg(long, env = "TICKETD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// How long in-flight calls may run after SIGTERM/SIGINT before the server stops anyway (seconds).
+    #[arg(long = "drain-timeout-secs", env = "TICKETD_DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub drain_timeout: Duration,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but the listen address and database, ignoring the environment (used by tests).
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
+        Self {
+            listen,
+            drain_timeout: Duration::from_secs(30),
+            database: DatabaseConfig {
+                url: database_url.into(),
+                max_connections: DatabaseConfig::DEFAULT_MAX_CONNECTIONS,
+            },
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH?mode=rwc` (embedded, one replica) or `postgres://USER@HOST/DB` (production, any replicas).
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub url: String,
+    /// Connections kept per replica. PostgreSQL's `max_connections` must cover this times the replica count.
+    #[arg(long = "database-max-connections", env = "TICKETD_DATABASE_MAX_CONNECTIONS", default_value_t = DatabaseConfig::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// Enough for a 2-core replica: more connections than cores mostly add lock contention.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// Log filter in `tracing` env-filter syntax, e.g. `info` or `ticketd=debug,sqlx=warn`.
+    #[arg(long = "log-level", env = "TICKETD_LOG", default_value = "info")]
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    #[arg(long = "log-format", env = "TICKETD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("expected a whole number of seconds, got {value:?}"))
+}

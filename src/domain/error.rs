@@ -1,0 +1,84 @@
+//! The one error type every layer below the API returns; `api::error` turns it into a `tonic::Status`.
+
+/// Result with the domain error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong with a request, each variant naming what a client needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field of the request is malformed or refers to nothing; `field` is its path in the request.
+    #[error("{field}: {description}")]
+    InvalidArgument { field: String, description: String },
+    /// The addressed resource does not exist.
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+    /// The resource's state forbids the change; `reason` is a stable UPPER_SNAKE code.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    /// The etag sent is not the current one: someone changed the resource since the client read it.
+    #[error("{resource} {id} was changed since it was read: etag {sent:?} is not the current {current:?}")]
+    EtagMismatch {
+        resource: &'static str,
+        id: String,
+        sent: String,
+        current: String,
+    },
+    /// A resource with the same unique key already exists.
+    #[error("{resource} with {field} {value:?} already exists")]
+    AlreadyExists {
+        resource: &'static str,
+        field: String,
+        value: String,
+    },
+    /// A `request_id` already used for a different request (another RPC or other fields).
+    #[error("request_id {request_id:?} was already used for a different request")]
+    RequestIdReused { request_id: String },
+    /// A fault of the service itself; the client sees an opaque message, the log the full chain.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// A malformed or dangling request field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// A missing resource, identified by its id.
+    pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
+        Self::NotFound {
+            resource,
+            id: id.to_string(),
+        }
+    }
+
+    /// A change the resource's current state does not allow.
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps an unexpected fault (database down, corrupt row, …).
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    /// Prefixes the field path, so a rule written for `subject` reports `ticket.subject`.
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Self::InvalidArgument { field, description } => Self::InvalidArgument {
+                field: format!("{parent}.{field}"),
+                description,
+            },
+            other => other,
+        }
+    }
+}

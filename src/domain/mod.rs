@@ -1,0 +1,27 @@
+//! Plain Rust types and the rules on them: no tonic, no SQL.
+
+pub mod error;
+pub mod etag;
+pub mod page;
+pub mod pipeline;
+pub mod ticket;
+
+pub use error::{Error, Result};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// The current time at the precision both databases store (microseconds), so that a value read back compares
+/// equal to the one written — page cursors depend on it.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A client's `request_id` (AIP-155) with the request it came with, so retries can be recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub request_id: String,
+    /// The RPC's full name.
+    pub operation: &'static str,
+    /// Hash of the request without its `request_id`.
+    pub fingerprint: String,
+}

@@ -1,0 +1,254 @@
+//! Tickets: their fields, the limits on them, and how they move between stages.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result, pipeline::TicketState};
+
+/// Longest subject, in characters.
+pub const SUBJECT_MAX_CHARS: usize = 500;
+/// Longest content, in characters.
+pub const CONTENT_MAX_CHARS: usize = 65_536;
+/// Longest reference to an outside object (requester, assignee, organisation) or ticket type.
+pub const REFERENCE_MAX_CHARS: usize = 255;
+/// Most tags on one ticket.
+pub const MAX_TAGS: usize = 100;
+/// Longest tag.
+pub const TAG_MAX_CHARS: usize = 100;
+/// Most custom properties on one ticket.
+pub const MAX_PROPERTIES: usize = 1_000;
+/// Longest property name.
+pub const PROPERTY_NAME_MAX_CHARS: usize = 100;
+/// Longest property value.
+pub const PROPERTY_VALUE_MAX_CHARS: usize = 65_536;
+
+/// How urgent a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    /// The stored spelling, HubSpot's option values.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+            Self::Urgent => "URGENT",
+        }
+    }
+
+    /// Reads the stored spelling back.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        match value {
+            "LOW" => Some(Self::Low),
+            "MEDIUM" => Some(Self::Medium),
+            "HIGH" => Some(Self::High),
+            "URGENT" => Some(Self::Urgent),
+            _ => None,
+        }
+    }
+}
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: i64,
+    pub subject: String,
+    pub content: String,
+    pub pipeline_id: i64,
+    pub stage_id: i64,
+    pub priority: Option<Priority>,
+    pub requester_id: String,
+    pub assignee_id: String,
+    pub organization_id: String,
+    pub ticket_type: String,
+    pub tags: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub close_time: Option<DateTime<Utc>>,
+    pub archive_time: Option<DateTime<Utc>>,
+    /// Write counter behind the etag.
+    pub version: i64,
+}
+
+impl Ticket {
+    /// Whether the ticket is in the trash.
+    pub fn archived(&self) -> bool {
+        self.archive_time.is_some()
+    }
+}
+
+/// When a ticket entering a stage of `state` counts as closed: entering a CLOSED stage sets the close time,
+/// moving between CLOSED stages keeps the first one, and an OPEN stage clears it.
+pub fn close_time_after(
+    previous: Option<DateTime<Utc>>,
+    state: TicketState,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match state {
+        TicketState::Closed => Some(previous.unwrap_or(now)),
+        TicketState::Open => None,
+    }
+}
+
+/// Parses a subject: trimmed, required, at most [`SUBJECT_MAX_CHARS`].
+pub fn parse_subject(raw: &str) -> Result<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid("subject", "is required"));
+    }
+    check_length("subject", trimmed, SUBJECT_MAX_CHARS)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Parses the free text of a ticket.
+pub fn parse_content(raw: String) -> Result<String> {
+    check_length("content", &raw, CONTENT_MAX_CHARS)?;
+    Ok(raw)
+}
+
+/// Parses an id of an outside object or a ticket type, reported as `field`; empty means none.
+pub fn parse_reference(field: &str, raw: String) -> Result<String> {
+    let trimmed = raw.trim();
+    check_length(field, trimmed, REFERENCE_MAX_CHARS)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Parses tags: trimmed, non-empty, de-duplicated and sorted so equal sets compare equal.
+pub fn parse_tags(raw: Vec<String>) -> Result<Vec<String>> {
+    let mut tags = Vec::with_capacity(raw.len());
+    for (index, tag) in raw.iter().enumerate() {
+        let field = format!("tags[{index}]");
+        let trimmed = tag.trim();
+        if trimmed.is_empty() {
+            return Err(Error::invalid(field, "a tag must not be empty"));
+        }
+        check_length(&field, trimmed, TAG_MAX_CHARS)?;
+        tags.push(trimmed.to_owned());
+    }
+    tags.sort();
+    tags.dedup();
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags, got {}", tags.len()),
+        ));
+    }
+    Ok(tags)
+}
+
+/// Checks one custom property; values are kept as given until typed properties exist.
+pub fn check_property(name: &str, value: &str) -> Result<()> {
+    let field = format!("properties.{name}");
+    if name.is_empty() {
+        return Err(Error::invalid("properties", "a property name must not be empty"));
+    }
+    if name.chars().count() > PROPERTY_NAME_MAX_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("a property name must be at most {PROPERTY_NAME_MAX_CHARS} characters"),
+        ));
+    }
+    check_length(&field, value, PROPERTY_VALUE_MAX_CHARS)
+}
+
+/// Checks a whole property map.
+pub fn parse_properties(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    check_property_count(raw.len())?;
+    for (name, value) in &raw {
+        check_property(name, value)?;
+    }
+    Ok(raw)
+}
+
+/// Refuses more than [`MAX_PROPERTIES`] properties on one ticket.
+pub fn check_property_count(count: usize) -> Result<()> {
+    if count > MAX_PROPERTIES {
+        return Err(Error::invalid(
+            "properties",
+            format!("at most {MAX_PROPERTIES} properties, got {count}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_length(field: &str, value: &str, max: usize) -> Result<()> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters, got {length}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A validated ticket to create. `pipeline_id`/`stage_id` of `None` mean the defaults.
+#[derive(Debug, Clone)]
+pub struct TicketDraft {
+    pub subject: String,
+    pub content: String,
+    pub pipeline_id: Option<i64>,
+    pub stage_id: Option<i64>,
+    pub priority: Option<Priority>,
+    pub requester_id: String,
+    pub assignee_id: String,
+    pub organization_id: String,
+    pub ticket_type: String,
+    pub tags: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Validated changes to a ticket; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TicketChanges {
+    pub subject: Option<String>,
+    pub content: Option<String>,
+    pub pipeline_id: Option<i64>,
+    pub stage_id: Option<i64>,
+    pub priority: Option<Option<Priority>>,
+    pub requester_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub ticket_type: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// Replaces the whole map.
+    pub properties: Option<BTreeMap<String, String>>,
+    /// Sets (`Some`) or removes (`None`) single properties, after `properties` is applied.
+    pub property_updates: BTreeMap<String, Option<String>>,
+}
+
+impl TicketChanges {
+    /// Applies every change except the placement (`pipeline_id`, `stage_id`), which needs the pipeline.
+    pub fn apply_fields(self, ticket: &mut Ticket) -> Result<()> {
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        set(&mut ticket.subject, self.subject);
+        set(&mut ticket.content, self.content);
+        set(&mut ticket.priority, self.priority);
+        set(&mut ticket.requester_id, self.requester_id);
+        set(&mut ticket.assignee_id, self.assignee_id);
+        set(&mut ticket.organization_id, self.organization_id);
+        set(&mut ticket.ticket_type, self.ticket_type);
+        set(&mut ticket.tags, self.tags);
+        set(&mut ticket.properties, self.properties);
+        for (name, value) in self.property_updates {
+            match value {
+                Some(value) => ticket.properties.insert(name, value),
+                None => ticket.properties.remove(&name),
+            };
+        }
+        check_property_count(ticket.properties.len())
+    }
+}

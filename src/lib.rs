@@ -1,0 +1,15 @@
+//! ticketd: a customer-support ticket service spoken to over gRPC.
+//!
+//! Layers, top to bottom: [`api`] (proto ⇄ domain, errors → status), [`domain`] (types and rules),
+//! [`store`] (sea-orm). [`Application`] wires them into a server that `main.rs` and the tests both run.
+
+pub mod config;
+pub mod domain;
+pub mod store;
+
+/// Generated protobuf types, clients and servers of `ticketd.v1`.
+pub mod proto {
+    tonic::include_proto!("ticketd.v1");
+    /// Encoded descriptors of every ticketd proto file, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ticketd_descriptor");
+}

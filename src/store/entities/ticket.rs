@@ -1,0 +1,36 @@
+//! `tickets` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "tickets")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub subject: String,
+    pub content: String,
+    pub pipeline_id: i64,
+    pub stage_id: i64,
+    /// `LOW`, `MEDIUM`, `HIGH`, `URGENT` or none.
+    pub priority: Option<String>,
+    pub requester_id: String,
+    pub assignee_id: String,
+    pub organization_id: String,
+    pub ticket_type: String,
+    /// JSON array of strings, sorted.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub tags: Json,
+    /// JSON object of string values.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub properties: Json,
+    pub create_time: DateTimeUtc,
+    pub update_time: DateTimeUtc,
+    pub close_time: Option<DateTimeUtc>,
+    pub archive_time: Option<DateTimeUtc>,
+    pub version: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,75 @@
+//! Request ids (AIP-155), stored in the same transaction as the change they guard, so that a retry after a
+//! timeout, a restart or a switch of replica returns the first answer instead of acting twice.
+//!
+//! The claim is an `INSERT … ON CONFLICT DO NOTHING` at the start of the transaction: on PostgreSQL a second
+//! request with the same id blocks on the first one's row until that commits (then replays its response) or
+//! rolls back (then proceeds itself). On SQLite, writes are serialised, so the same order holds.
+
+use sea_orm::{ActiveValue::Set, EntityTrait, TryInsertResult};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{WriteTxn, entities::idempotency_key, from_json, to_json};
+use crate::domain::{self, Error, RequestKey};
+
+/// What a transaction should do after claiming its request id.
+pub enum Claim<T> {
+    /// First time this id is seen (or no id was given): do the work and record the response.
+    Proceed,
+    /// A retry: answer with the first response and change nothing.
+    Replay(T),
+}
+
+/// Claims `key` inside `txn`.
+pub async fn claim<T: DeserializeOwned>(
+    txn: &WriteTxn,
+    key: Option<&RequestKey>,
+) -> Result<Claim<T>, Error> {
+    let Some(key) = key else {
+        return Ok(Claim::Proceed);
+    };
+    let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        request_id: Set(key.request_id.clone()),
+        operation: Set(key.operation.to_owned()),
+        fingerprint: Set(key.fingerprint.clone()),
+        response: Set(None),
+        create_time: Set(domain::now()),
+    })
+    .on_conflict_do_nothing_on([idempotency_key::Column::RequestId])
+    .exec_without_returning(&**txn)
+    .await?;
+    if matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0) {
+        return Ok(Claim::Proceed);
+    }
+    let saved = idempotency_key::Entity::find_by_id(key.request_id.clone())
+        .one(&**txn)
+        .await?
+        .ok_or_else(|| Error::internal("request id vanished between conflict and read"))?;
+    if saved.operation != key.operation || saved.fingerprint != key.fingerprint {
+        return Err(Error::RequestIdReused {
+            request_id: key.request_id.clone(),
+        });
+    }
+    let response = saved
+        .response
+        .ok_or_else(|| Error::internal("request id claimed without a response"))?;
+    Ok(Claim::Replay(from_json(response)?))
+}
+
+/// Records the response to a claimed `key`, in the same transaction as the change.
+pub async fn complete<T: Serialize>(
+    txn: &WriteTxn,
+    key: Option<&RequestKey>,
+    response: &T,
+) -> Result<(), Error> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    idempotency_key::Entity::update(idempotency_key::ActiveModel {
+        request_id: Set(key.request_id.clone()),
+        response: Set(Some(to_json(response)?)),
+        ..Default::default()
+    })
+    .exec(&**txn)
+    .await?;
+    Ok(())
+}

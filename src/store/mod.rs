@@ -1,0 +1,168 @@
+//! Persistence with sea-orm. Every request runs in at most one transaction; the API layer never sees SQL.
+
+mod entities;
+mod idempotency;
+mod pipelines;
+mod tickets;
+
+use std::{sync::Arc, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::{
+    config::DatabaseConfig,
+    domain::{Error, RequestKey},
+};
+use idempotency::Claim;
+
+pub use tickets::{TicketListQuery, TicketOrder, TicketOrderField};
+
+/// Key of the PostgreSQL advisory lock that lets exactly one replica migrate at a time ("tick" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;
+
+/// The database behind the service.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time and answers a second one with "database is locked" instead of
+    /// waiting when both began by reading. Queuing write transactions here keeps that error away from
+    /// clients; PostgreSQL needs no gate.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite write gate (when there is one) until it ends.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    /// Makes the transaction's changes durable.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.txn.commit().await.map_err(Error::from)
+    }
+}
+
+impl Store {
+    /// Connects with settings suited to each backend.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .max_connections(config.max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false)
+            // WAL lets readers run beside the writer; FULL sync makes an acknowledged commit survive a power
+            // cut, not just a crash of the process.
+            .map_sqlx_sqlite_opts(|options| {
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        let db = Database::connect(options).await?;
+        let write_gate =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { db, write_gate })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start together take
+    /// turns; the later ones find nothing left to do.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        if self.backend() != DbBackend::Postgres {
+            return Migrator::up(&self.db, None).await;
+        }
+        let lock_holder = self.db.begin().await?;
+        lock_holder
+            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+            .await?;
+        let outcome = Migrator::up(&self.db, None).await;
+        lock_holder.commit().await?;
+        outcome
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close().await
+    }
+
+    /// Runs `work` in one write transaction guarded by `key`: a retry of an already answered request gets the
+    /// saved answer and runs nothing; otherwise the change and its saved answer commit together.
+    async fn write<T>(
+        &self,
+        key: Option<&RequestKey>,
+        work: impl AsyncFnOnce(&WriteTxn) -> Result<T, Error>,
+    ) -> Result<T, Error>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let txn = self.begin_write().await?;
+        if let Claim::Replay(saved) = idempotency::claim(&txn, key).await? {
+            return Ok(saved);
+        }
+        let result = work(&txn).await?;
+        idempotency::complete(&txn, key, &result).await?;
+        txn.commit().await?;
+        Ok(result)
+    }
+
+    async fn begin_write(&self) -> Result<WriteTxn, Error> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
+            None => None,
+        };
+        let txn = self.db.begin().await?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(error: DbErr) -> Self {
+        Error::internal(error)
+    }
+}
+
+/// True when `error` is the database refusing a row that violates a unique key.
+fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// True when `error` is the database refusing a change that breaks a foreign key.
+fn is_foreign_key_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
+/// Turns a stored JSON column back into a value, treating a mismatch as corruption.
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(Error::internal)
+}
+
+/// Turns a value into a JSON column.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value).map_err(Error::internal)
+}

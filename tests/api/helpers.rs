@@ -1,0 +1,408 @@
+//! The test harness: a real `ticketd` server on `127.0.0.1:0` over a fresh database (SQLite or PostgreSQL),
+//! connected generated clients, request builders and assertions on `tonic::Status`.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    fmt::Debug,
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
+
+use prost_types::{FieldMask, Timestamp};
+use sea_orm::{ConnectionTrait, Database};
+use tempfile::TempDir;
+use ticketd::{
+    Application,
+    config::ServeConfig,
+    proto::{
+        CreatePipelineRequest, CreateTicketRequest, GetPipelineRequest, GetTicketRequest, ListTicketsRequest,
+        Pipeline, Stage, Ticket, TicketState, UpdateTicketRequest,
+        pipeline_service_client::PipelineServiceClient, ticket_service_client::TicketServiceClient,
+    },
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Code, Response, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// Admin connection used to create one PostgreSQL database per test.
+pub const POSTGRES_URL_ENV: &str = "TICKETD_TEST_POSTGRES_URL";
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long a server may take to stop after the shutdown signal before the test fails.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Writes every test once, as `async fn name(app: TestApp)`, and runs it against both databases:
+/// `both_databases!(a, b)` generates `mod sqlite { #[tokio::test] async fn a() .. }` and `mod postgres { .. }`.
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::helpers::TestApp::sqlite().await).await
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::helpers::TestApp::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
+/// A database that lives as long as any server of the test uses it.
+pub struct TestDatabase {
+    pub url: String,
+    kind: DatabaseKind,
+}
+
+enum DatabaseKind {
+    /// The directory holding the SQLite file; deleted on drop.
+    Sqlite(#[allow(dead_code)] TempDir),
+    /// The admin URL and the name of the database to drop afterwards.
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    async fn sqlite() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ticketd-test-")
+            .tempdir()
+            .expect("cannot create a temporary directory for the SQLite database");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ticketd.db").display());
+        Self { url, kind: DatabaseKind::Sqlite(dir) }
+    }
+
+    async fn postgres() -> Self {
+        let admin_url = std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = format!("ticketd_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|err| {
+            panic!(
+                "PostgreSQL is unreachable at {admin_url} (set {POSTGRES_URL_ENV} to an admin URL of a running \
+                 server): {err}"
+            )
+        });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|err| panic!("cannot create test database {name} through {admin_url}: {err}"));
+        let _ = admin.close().await;
+        let url = with_database_name(&admin_url, &name);
+        Self { url, kind: DatabaseKind::Postgres { admin_url, name } }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Best effort: drops the PostgreSQL database (forcing out connections of servers still shutting down).
+    fn drop(&mut self) {
+        let DatabaseKind::Postgres { admin_url, name } = &self.kind else { return };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop is synchronous and may run inside the test's runtime: use a thread with a runtime of its own.
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// `postgres://user@host:5432/postgres?x=y` with the database replaced by `name`.
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// A running server plus a connected channel. Stop it with [`TestApp::shutdown`]; dropping it stops it too.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub database: Arc<TestDatabase>,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl TestApp {
+    /// A server over a fresh SQLite file in a temporary directory.
+    pub async fn sqlite() -> Self {
+        Self::start(Arc::new(TestDatabase::sqlite().await)).await
+    }
+
+    /// A server over a fresh PostgreSQL database; panics when PostgreSQL is unreachable.
+    pub async fn postgres() -> Self {
+        Self::start(Arc::new(TestDatabase::postgres().await)).await
+    }
+
+    /// Builds (connect, migrate, bind) and spawns a server over `database`.
+    pub async fn start(database: Arc<TestDatabase>) -> Self {
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let app = Application::build(ServeConfig::new(listen, database.url.clone()))
+            .await
+            .unwrap_or_else(|err| panic!("Application::build failed for {}: {err:?}", database.url));
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async move {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|err| format!("{err:?}"))
+        });
+        let channel = connect(addr)
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the test server at {addr}: {err:?}"));
+        Self { addr, database, channel, shutdown: Some(tx), server: Some(server) }
+    }
+
+    /// A second server over the same database (this one keeps running).
+    pub async fn another_server(&self) -> TestApp {
+        Self::start(self.database.clone()).await
+    }
+
+    /// Stops this server and starts a new one over the same database.
+    pub async fn restart(self) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start(database).await
+    }
+
+    /// Sends the shutdown signal and waits for `run_until_stopped` to return, which must be `Ok`.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let server = self.server.take().expect("server handle");
+        let result = tokio::time::timeout(SHUTDOWN_TIMEOUT, server)
+            .await
+            .unwrap_or_else(|_| panic!("server did not stop within {SHUTDOWN_TIMEOUT:?} after the shutdown signal"))
+            .expect("server task panicked");
+        assert_eq!(result, Ok(()), "run_until_stopped must return Ok after a graceful shutdown");
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn tickets(&self) -> TicketServiceClient<Channel> {
+        TicketServiceClient::new(self.channel.clone())
+    }
+
+    pub fn pipelines(&self) -> PipelineServiceClient<Channel> {
+        PipelineServiceClient::new(self.channel.clone())
+    }
+
+    // Happy-path shortcuts: each panics with the status when the call fails.
+
+    pub async fn create_ticket(&self, ticket: Ticket) -> Ticket {
+        ok(self.tickets().create_ticket(create_ticket_req(ticket)).await)
+    }
+
+    pub async fn get_ticket(&self, id: i64) -> Ticket {
+        ok(self.tickets().get_ticket(GetTicketRequest { id }).await)
+    }
+
+    pub async fn update_ticket(&self, ticket: Ticket, paths: &[&str]) -> Ticket {
+        ok(self.tickets().update_ticket(update_ticket_req(ticket, paths)).await)
+    }
+
+    pub async fn create_pipeline(&self, pipeline: Pipeline) -> Pipeline {
+        ok(self
+            .pipelines()
+            .create_pipeline(CreatePipelineRequest { pipeline: Some(pipeline), request_id: String::new() })
+            .await)
+    }
+
+    pub async fn get_pipeline(&self, id: i64) -> Pipeline {
+        ok(self.pipelines().get_pipeline(GetPipelineRequest { id }).await)
+    }
+
+    /// Creates `count` tickets one after the other, subjects "ticket 0", "ticket 1", ...
+    pub async fn create_tickets(&self, count: usize) -> Vec<Ticket> {
+        let mut created = Vec::with_capacity(count);
+        for i in 0..count {
+            created.push(self.create_ticket(ticket(&format!("ticket {i}"))).await);
+        }
+        created
+    }
+
+    /// Every ticket of a query, following `next_page_token` to the end.
+    pub async fn list_all_tickets(&self, mut request: ListTicketsRequest) -> Vec<Ticket> {
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().list_tickets(request.clone()).await);
+            all.extend(page.tickets);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListTickets never returned an empty next_page_token");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that did not call `shutdown` (or panicked): stop the server without waiting.
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A channel to a server, connected now.
+pub async fn connect(addr: SocketAddr) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Builders
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A ticket with only a subject: everything else defaulted by the server.
+pub fn ticket(subject: &str) -> Ticket {
+    Ticket { subject: subject.to_owned(), ..Default::default() }
+}
+
+/// A pipeline to create.
+pub fn pipeline(label: &str, stages: Vec<Stage>) -> Pipeline {
+    Pipeline { label: label.to_owned(), stages, ..Default::default() }
+}
+
+/// A stage to create (inside a pipeline, or with `pipeline_id` set for CreateStage).
+pub fn stage(label: &str, state: TicketState, display_order: i32) -> Stage {
+    Stage { label: label.to_owned(), state: state.into(), display_order, ..Default::default() }
+}
+
+/// A two-stage pipeline: "Open" (OPEN, order 1) then "Done" (CLOSED, order 2).
+pub fn simple_pipeline(label: &str) -> Pipeline {
+    pipeline(label, vec![stage("Open", TicketState::Open, 1), stage("Done", TicketState::Closed, 2)])
+}
+
+/// `None` for no paths (an empty mask), else a mask with those paths.
+pub fn mask(paths: &[&str]) -> Option<FieldMask> {
+    if paths.is_empty() {
+        None
+    } else {
+        Some(FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+    }
+}
+
+pub fn create_ticket_req(ticket: Ticket) -> CreateTicketRequest {
+    CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }
+}
+
+pub fn update_ticket_req(ticket: Ticket, paths: &[&str]) -> UpdateTicketRequest {
+    UpdateTicketRequest { ticket: Some(ticket), update_mask: mask(paths), request_id: String::new() }
+}
+
+/// A fresh AIP-155 request id.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub fn properties(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+pub fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A set timestamp as `(seconds, nanos)`, comparable and printable; panics when unset.
+#[track_caller]
+pub fn time(timestamp: &Option<Timestamp>) -> (i64, i32) {
+    let t = timestamp.expect("timestamp is not set");
+    (t.seconds, t.nanos)
+}
+
+pub fn ids(tickets: &[Ticket]) -> Vec<i64> {
+    tickets.iter().map(|t| t.id).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Assertions
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The response of a call that must succeed.
+#[track_caller]
+pub fn ok<T>(result: Result<Response<T>, Status>) -> T {
+    match result {
+        Ok(response) => response.into_inner(),
+        Err(status) => panic!(
+            "expected OK, got {:?}: {:?} (details: {:?})",
+            status.code(),
+            status.message(),
+            status.get_details_bad_request()
+        ),
+    }
+}
+
+/// The status of a call that must fail with `code`.
+#[track_caller]
+pub fn assert_code<T: Debug>(result: Result<Response<T>, Status>, code: Code) -> Status {
+    match result {
+        Ok(response) => panic!("expected {code:?}, got OK: {:?}", response.into_inner()),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status code; message: {:?}", status.message());
+            status
+        }
+    }
+}
+
+/// A `google.rpc.BadRequest` field violation naming exactly `field`, which the message mentions too.
+#[track_caller]
+pub fn assert_field_violation(status: &Status, field: &str) {
+    let bad_request = status.get_details_bad_request().unwrap_or_else(|| {
+        panic!("status {:?} {:?} carries no google.rpc.BadRequest details", status.code(), status.message())
+    });
+    assert!(
+        bad_request.field_violations.iter().any(|v| v.field == field),
+        "expected a field violation for {field:?}, got {:?} (message: {:?})",
+        bad_request.field_violations,
+        status.message()
+    );
+    assert!(
+        status.message().contains(field),
+        "status message {:?} does not mention the field {field:?}",
+        status.message()
+    );
+}
+
+/// INVALID_ARGUMENT with a field violation for `field`.
+#[track_caller]
+pub fn assert_invalid<T: Debug>(result: Result<Response<T>, Status>, field: &str) -> Status {
+    let status = assert_code(result, Code::InvalidArgument);
+    assert_field_violation(&status, field);
+    status
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the ticketd gRPC API: every test starts a real server on 127.0.0.1:0 and runs once
+//! against SQLite and once against PostgreSQL (`TICKETD_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Filter by database with `cargo test --test api sqlite`.
+
+#[macro_use]
+mod helpers;
+
+mod pipelines;
+mod server;
+mod tickets;
