@@ -3,9 +3,15 @@
 //! Layers, top to bottom: [`api`] (proto ⇄ domain, errors → status), [`domain`] (types and rules),
 //! [`store`] (sea-orm). [`Application`] wires them into a server that `main.rs` and the tests both run.
 
+pub mod api;
 pub mod config;
 pub mod domain;
+pub mod error;
+pub mod server;
 pub mod store;
+pub mod telemetry;
+
+pub use server::Application;
 
 /// Generated protobuf types, clients and servers of `ticketd.v1`.
 pub mod proto {

@@ -36,6 +36,9 @@ pub enum Error {
     /// A `request_id` already used for a different request (another RPC or other fields).
     #[error("request_id {request_id:?} was already used for a different request")]
     RequestIdReused { request_id: String },
+    /// The database cannot be reached right now; the client may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A fault of the service itself; the client sees an opaque message, the log the full chain.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -65,7 +65,25 @@ pub struct Pipeline {
     pub update_time: DateTime<Utc>,
 }
 
+impl Stage {
+    /// Resource name used in errors and etags.
+    pub const RESOURCE: &'static str = "stage";
+
+    /// The current etag.
+    pub fn etag(&self) -> String {
+        super::etag::etag(Self::RESOURCE, self.id, self.version)
+    }
+}
+
 impl Pipeline {
+    /// Resource name used in errors and etags.
+    pub const RESOURCE: &'static str = "pipeline";
+
+    /// The current etag.
+    pub fn etag(&self) -> String {
+        super::etag::etag(Self::RESOURCE, self.id, self.version)
+    }
+
     /// Where a ticket lands: the requested stage, which must be one of this pipeline's, or else the first.
     pub fn place(&self, requested_stage: Option<i64>) -> Result<&Stage> {
         match requested_stage {

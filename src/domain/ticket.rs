@@ -80,6 +80,14 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// Resource name used in errors and etags.
+    pub const RESOURCE: &'static str = "ticket";
+
+    /// The current etag.
+    pub fn etag(&self) -> String {
+        super::etag::etag(Self::RESOURCE, self.id, self.version)
+    }
+
     /// Whether the ticket is in the trash.
     pub fn archived(&self) -> bool {
         self.archive_time.is_some()

@@ -143,7 +143,10 @@ impl Store {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
-        Error::internal(error)
+        match error {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(error.to_string()),
+            error => Error::internal(error),
+        }
     }
 }
 

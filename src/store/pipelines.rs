@@ -24,8 +24,8 @@ use crate::domain::{
     },
 };
 
-const PIPELINE: &str = "pipeline";
-const STAGE: &str = "stage";
+const PIPELINE: &str = Pipeline::RESOURCE;
+const STAGE: &str = Stage::RESOURCE;
 
 impl Store {
     /// Creates a pipeline and its stages together.

@@ -21,7 +21,7 @@ use crate::domain::{
     ticket::{Priority, Ticket, TicketChanges, TicketDraft, close_time_after},
 };
 
-const RESOURCE: &str = "ticket";
+const RESOURCE: &str = Ticket::RESOURCE;
 
 /// The column tickets are listed by; ties are broken by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

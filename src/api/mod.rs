@@ -1,0 +1,152 @@
+//! gRPC services: one module per service converting proto ⇄ domain, calling the store, and converting back.
+//! Shared request plumbing (timestamps, field masks, page tokens, request ids) lives here.
+
+pub mod error;
+pub mod pipelines;
+pub mod tickets;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use prost::Message;
+use prost_types::{FieldMask, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Error, RequestKey, page::Cursor};
+
+/// Longest accepted `request_id`; a UUID needs 36.
+const REQUEST_ID_MAX_CHARS: usize = 255;
+
+/// A mutation that may carry a `request_id` (AIP-155).
+pub(crate) trait IdempotentRequest: Message + Clone {
+    /// The RPC's full name, so one id cannot replay the answer of another method.
+    const OPERATION: &'static str;
+    /// The client's id, empty when none was sent.
+    fn request_id(&self) -> &str;
+    /// The request with its id cleared, whose encoding identifies "the same request".
+    fn without_request_id(&self) -> Self;
+}
+
+/// Implements [`IdempotentRequest`] for request messages with a `request_id` string field.
+macro_rules! idempotent_requests {
+    ($($request:ty => $operation:literal),* $(,)?) => {$(
+        impl $crate::api::IdempotentRequest for $request {
+            const OPERATION: &'static str = $operation;
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn without_request_id(&self) -> Self {
+                Self { request_id: String::new(), ..self.clone() }
+            }
+        }
+    )*};
+}
+pub(crate) use idempotent_requests;
+
+/// The request's idempotency key, or `None` when it carries no `request_id`.
+pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<RequestKey>, Error> {
+    let request_id = request.request_id();
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.chars().count() > REQUEST_ID_MAX_CHARS
+        || request_id.chars().any(char::is_control)
+    {
+        return Err(Error::invalid(
+            "request_id",
+            format!("must be at most {REQUEST_ID_MAX_CHARS} printable characters"),
+        ));
+    }
+    // Maps are BTreeMaps (see build.rs), so equal requests encode to equal bytes.
+    let digest = Sha256::digest(request.without_request_id().encode_to_vec());
+    Ok(Some(RequestKey {
+        request_id: request_id.to_owned(),
+        operation: R::OPERATION,
+        fingerprint: hex(&digest),
+    }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A time as a protobuf timestamp.
+pub(crate) fn timestamp(time: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        // Always within 0..1e9, so the cast cannot truncate.
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// The paths an update applies: the mask's own, or with an empty mask (AIP-134) the fields the request sets.
+pub(crate) fn update_paths(
+    mask: Option<FieldMask>,
+    fields_set: impl FnOnce() -> Vec<&'static str>,
+) -> Vec<String> {
+    match mask {
+        Some(mask) if !mask.paths.is_empty() => mask.paths,
+        _ => fields_set().into_iter().map(str::to_owned).collect(),
+    }
+}
+
+/// The error for a mask path the resource does not have or does not let clients write.
+pub(crate) fn bad_mask_path(path: &str, output_only: &[&str], updatable: &[&str]) -> Error {
+    let description = if output_only.contains(&path) {
+        format!("path {path:?} is output only")
+    } else {
+        format!(
+            "unknown path {path:?}; updatable paths are {}",
+            updatable.join(", ")
+        )
+    };
+    Error::invalid("update_mask", description)
+}
+
+/// What a page token carries: which query it belongs to and where the previous page ended.
+#[derive(Serialize, Deserialize)]
+struct PageToken {
+    /// Fingerprint of the query, so a token is refused by any other query.
+    q: String,
+    k: i64,
+    i: i64,
+}
+
+/// Identifies one listing query (everything but page size and token) inside its page tokens.
+pub(crate) fn query_fingerprint(description: &str) -> String {
+    hex(&Sha256::digest(description.as_bytes())[..8])
+}
+
+/// Encodes where the next page starts.
+pub(crate) fn encode_page_token(query: &str, cursor: Option<Cursor>) -> String {
+    let Some(cursor) = cursor else {
+        return String::new();
+    };
+    let token = PageToken {
+        q: query.to_owned(),
+        k: cursor.key,
+        i: cursor.id,
+    };
+    // Serialising three plain fields cannot fail.
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
+}
+
+/// Decodes a page token, refusing garbage and tokens issued for another query.
+pub(crate) fn decode_page_token(query: &str, token: &str) -> Result<Option<Cursor>, Error> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || Error::invalid("page_token", "is not a token this server issued");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if token.q != query {
+        return Err(Error::invalid(
+            "page_token",
+            "was issued for a different query; keep order_by and filters the same while paging",
+        ));
+    }
+    Ok(Some(Cursor {
+        key: token.k,
+        id: token.i,
+    }))
+}

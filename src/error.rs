@@ -1,0 +1,27 @@
+//! Errors that stop the server from starting or running; each prints as one line an operator can act on.
+
+use std::net::SocketAddr;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database: {0}")]
+    Database(#[source] sea_orm::DbErr),
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}

@@ -1,0 +1,133 @@
+//! Builds the gRPC server: ticketd's services, health and reflection (v1 and v1alpha) and gRPC-Web on one
+//! port, with graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_web::GrpcWebLayer;
+
+use crate::{
+    api::{pipelines::PipelineApi, tickets::TicketApi},
+    config::ServeConfig,
+    error::{ServeError, StartupError},
+    proto::{
+        self, pipeline_service_server::PipelineServiceServer,
+        ticket_service_server::TicketServiceServer,
+    },
+    store::Store,
+};
+
+/// Pings on idle connections keep long calls (and later, streams) alive through proxies and detect dead peers.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A migrated database and a bound socket, ready to serve.
+pub struct Application {
+    config: ServeConfig,
+    store: Store,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listen address (port 0 picks a free port).
+    pub async fn build(config: ServeConfig) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.database)
+            .await
+            .map_err(StartupError::Database)?;
+        store.migrate().await.map_err(StartupError::Migrate)?;
+        let bind_error = |source| StartupError::Bind {
+            address: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            config,
+            store,
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes; then reports NOT_SERVING, stops accepting calls, lets in-flight
+    /// calls finish for up to the drain timeout, and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<TicketServiceServer<TicketApi>>()
+            .await;
+        health_reporter
+            .set_serving::<PipelineServiceServer<PipelineApi>>()
+            .await;
+
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        // Older grpcurl and Python's grpcio-reflection only speak v1alpha.
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: reporting NOT_SERVING and draining in-flight calls");
+            for service in [
+                "",
+                <TicketServiceServer<TicketApi> as tonic::server::NamedService>::NAME,
+                <PipelineServiceServer<PipelineApi> as tonic::server::NamedService>::NAME,
+            ] {
+                health_reporter
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            let _ = stopping_tx.send(true);
+        };
+
+        let incoming = TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(HTTP2_KEEPALIVE_INTERVAL));
+        let server = Server::builder()
+            .accept_http1(true)
+            .layer(GrpcWebLayer::new())
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(TicketServiceServer::new(TicketApi::new(self.store.clone())))
+            .add_service(PipelineServiceServer::new(PipelineApi::new(
+                self.store.clone(),
+            )))
+            .serve_with_incoming_shutdown(incoming, signal);
+
+        tracing::info!(address = %self.local_addr, backend = ?self.store.backend(), "serving gRPC");
+        let drain_timeout = self.config.drain_timeout;
+        tokio::select! {
+            served = server => served?,
+            _ = async {
+                let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(drain_timeout).await;
+            } => {
+                tracing::warn!(?drain_timeout, "drain timeout elapsed; abandoning calls still running");
+            }
+        }
+        if let Err(error) = self.store.close().await {
+            tracing::warn!(%error, "closing database connections failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
