@@ -48,6 +48,9 @@ pub struct ServeConfig {
     /// How long in-flight calls may run after SIGTERM/SIGINT before the server stops anyway (seconds).
     #[arg(long = "drain-timeout-secs", env = "TICKETD_DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub drain_timeout: Duration,
+    /// How long a `request_id` is remembered: a retry within this window gets the first answer (hours).
+    #[arg(long = "request-id-ttl-hours", env = "TICKETD_REQUEST_ID_TTL_HOURS", default_value = "24", value_parser = parse_hours)]
+    pub request_id_ttl: Duration,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]
@@ -60,6 +63,7 @@ impl ServeConfig {
         Self {
             listen,
             drain_timeout: Duration::from_secs(30),
+            request_id_ttl: Duration::from_secs(24 * 3600),
             database: DatabaseConfig {
                 url: database_url.into(),
                 max_connections: DatabaseConfig::DEFAULT_MAX_CONNECTIONS,
@@ -110,6 +114,13 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_hours(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(hours) if hours > 0 => Ok(Duration::from_secs(hours * 3600)),
+        _ => Err(format!("expected a positive whole number of hours, got {value:?}")),
+    }
 }
 
 fn parse_seconds(value: &str) -> Result<Duration, String> {

@@ -23,6 +23,24 @@ use crate::{
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often expired request ids are deleted.
+const REQUEST_ID_PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Deletes expired request ids now and then. Every replica runs it; the deletes are idempotent and cheap
+/// thanks to the index on `create_time`.
+async fn purge_request_ids(store: Store, ttl: Duration) {
+    let mut interval = tokio::time::interval(REQUEST_ID_PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match store.purge_request_ids(ttl).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired request ids deleted"),
+            Err(error) => tracing::warn!(%error, "deleting expired request ids failed"),
+        }
+    }
+}
+
 /// A migrated database and a bound socket, ready to serve.
 pub struct Application {
     config: ServeConfig,
@@ -113,6 +131,10 @@ impl Application {
             )))
             .serve_with_incoming_shutdown(incoming, signal);
 
+        let purger = tokio::spawn(purge_request_ids(
+            self.store.clone(),
+            self.config.request_id_ttl,
+        ));
         tracing::info!(address = %self.local_addr, backend = ?self.store.backend(), "serving gRPC");
         let drain_timeout = self.config.drain_timeout;
         tokio::select! {
@@ -124,6 +146,7 @@ impl Application {
                 tracing::warn!(?drain_timeout, "drain timeout elapsed; abandoning calls still running");
             }
         }
+        purger.abort();
         if let Err(error) = self.store.close().await {
             tracing::warn!(%error, "closing database connections failed");
         }

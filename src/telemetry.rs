@@ -1,5 +1,7 @@
 //! Logging set-up: one function, any writer, so tests can silence or capture logs.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
 use crate::config::{LogConfig, LogFormat};
@@ -11,8 +13,11 @@ where
 {
     let filter = EnvFilter::try_new(&config.level)
         .map_err(|error| format!("invalid --log-level {:?}: {error}", config.level))?;
+    // Colour codes only help a person at a terminal; in files and log pipelines they are noise.
+    let ansi = config.format == LogFormat::Text && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     let installed = match config.format {
         LogFormat::Text => builder.try_init(),

@@ -5,10 +5,12 @@
 //! request with the same id blocks on the first one's row until that commits (then replays its response) or
 //! rolls back (then proceeds itself). On SQLite, writes are serialised, so the same order holds.
 
-use sea_orm::{ActiveValue::Set, EntityTrait, TryInsertResult};
+use std::time::Duration;
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryInsertResult};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{WriteTxn, entities::idempotency_key, from_json, to_json};
+use super::{Store, WriteTxn, entities::idempotency_key, from_json, to_json};
 use crate::domain::{self, Error, RequestKey};
 
 /// What a transaction should do after claiming its request id.
@@ -53,6 +55,18 @@ pub async fn claim<T: DeserializeOwned>(
         .response
         .ok_or_else(|| Error::internal("request id claimed without a response"))?;
     Ok(Claim::Replay(from_json(response)?))
+}
+
+impl Store {
+    /// Forgets request ids older than `ttl`; returns how many were dropped.
+    pub async fn purge_request_ids(&self, ttl: Duration) -> Result<u64, Error> {
+        let ttl = chrono::Duration::from_std(ttl).map_err(Error::internal)?;
+        let deleted = idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::CreateTime.lt(domain::now() - ttl))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
 }
 
 /// Records the response to a claimed `key`, in the same transaction as the change.
