@@ -9,7 +9,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticketd.db?mode=rwc";
 
 /// `ticketd`: serves the ticket API (the default) or applies migrations.
 #[derive(Debug, Parser)]
-#[command(name = "ticketd", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ticketd",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -119,7 +124,9 @@ pub enum LogFormat {
 fn parse_hours(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(hours) if hours > 0 => Ok(Duration::from_secs(hours * 3600)),
-        _ => Err(format!("expected a positive whole number of hours, got {value:?}")),
+        _ => Err(format!(
+            "expected a positive whole number of hours, got {value:?}"
+        )),
     }
 }
 

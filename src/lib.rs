@@ -17,5 +17,6 @@ pub use server::Application;
 pub mod proto {
     tonic::include_proto!("ticketd.v1");
     /// Encoded descriptors of every ticketd proto file, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ticketd_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("ticketd_descriptor");
 }

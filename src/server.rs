@@ -101,7 +101,9 @@ impl Application {
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutdown requested: reporting NOT_SERVING and draining in-flight calls");
+            tracing::info!(
+                "shutdown requested: reporting NOT_SERVING and draining in-flight calls"
+            );
             for service in [
                 "",
                 <TicketServiceServer<TicketApi> as tonic::server::NamedService>::NAME,

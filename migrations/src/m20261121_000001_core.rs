@@ -108,7 +108,10 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Stages::PipelineId))
                     .col(text(Stages::Label))
                     .col(integer(Stages::DisplayOrder).default(0))
-                    .col(text(Stages::State).check(Expr::col(Stages::State).is_in(["OPEN", "CLOSED"])))
+                    .col(
+                        text(Stages::State)
+                            .check(Expr::col(Stages::State).is_in(["OPEN", "CLOSED"])),
+                    )
                     .col(big_integer(Stages::Version).default(1))
                     .col(timestamp_with_time_zone(Stages::CreateTime))
                     .col(timestamp_with_time_zone(Stages::UpdateTime))
@@ -203,7 +206,10 @@ impl MigrationTrait for Migration {
         }
         // Deleting a stage or pipeline asks "is any ticket still here?"; these make that an index probe.
         for (name, columns) in [
-            ("tickets_stage_pipeline", vec![Tickets::StageId, Tickets::PipelineId]),
+            (
+                "tickets_stage_pipeline",
+                vec![Tickets::StageId, Tickets::PipelineId],
+            ),
             ("tickets_pipeline", vec![Tickets::PipelineId]),
         ] {
             let mut index = Index::create();
@@ -221,7 +227,11 @@ impl MigrationTrait for Migration {
                     .col(text(IdempotencyKeys::RequestId).primary_key())
                     .col(text(IdempotencyKeys::Operation))
                     .col(text(IdempotencyKeys::Fingerprint))
-                    .col(ColumnDef::new(IdempotencyKeys::Response).json_binary().null())
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::Response)
+                            .json_binary()
+                            .null(),
+                    )
                     .col(timestamp_with_time_zone(IdempotencyKeys::CreateTime))
                     .to_owned(),
             )
@@ -255,7 +265,8 @@ impl MigrationTrait for Migration {
 }
 
 async fn seed_default_pipeline(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let now = chrono::Utc::now();
+    // Microseconds: the precision PostgreSQL keeps, so both databases hold the same value.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     manager
         .exec_stmt(
             Query::insert()
@@ -267,7 +278,13 @@ async fn seed_default_pipeline(manager: &SchemaManager<'_>) -> Result<(), DbErr>
                     Pipelines::CreateTime,
                     Pipelines::UpdateTime,
                 ])
-                .values_panic([0.into(), "Support Pipeline".into(), 0.into(), now.into(), now.into()])
+                .values_panic([
+                    0.into(),
+                    "Support Pipeline".into(),
+                    0.into(),
+                    now.into(),
+                    now.into(),
+                ])
                 .to_owned(),
         )
         .await?;

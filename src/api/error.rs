@@ -41,7 +41,10 @@ impl From<Error> for Status {
                     );
                 Code::NotFound
             }
-            Error::FailedPrecondition { reason, ref message } => {
+            Error::FailedPrecondition {
+                reason,
+                ref message,
+            } => {
                 details
                     .add_precondition_failure_violation(reason, "", message.clone())
                     .set_error_info(reason, ERROR_DOMAIN, HashMap::new());

@@ -49,8 +49,7 @@ pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<Re
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.chars().count() > REQUEST_ID_MAX_CHARS
-        || request_id.chars().any(char::is_control)
+    if request_id.chars().count() > REQUEST_ID_MAX_CHARS || request_id.chars().any(char::is_control)
     {
         return Err(Error::invalid(
             "request_id",

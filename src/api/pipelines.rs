@@ -31,7 +31,8 @@ idempotent_requests! {
 const PIPELINE_UPDATABLE_PATHS: &[&str] = &["label", "display_order"];
 const PIPELINE_OUTPUT_ONLY_PATHS: &[&str] = &["id", "etag", "create_time", "update_time"];
 const STAGE_UPDATABLE_PATHS: &[&str] = &["label", "display_order", "state"];
-const STAGE_OUTPUT_ONLY_PATHS: &[&str] = &["id", "pipeline_id", "etag", "create_time", "update_time"];
+const STAGE_OUTPUT_ONLY_PATHS: &[&str] =
+    &["id", "pipeline_id", "etag", "create_time", "update_time"];
 
 /// Serves pipelines and stages from the store.
 pub struct PipelineApi {
@@ -99,15 +100,12 @@ impl PipelineService for PipelineApi {
         let pipeline = request
             .pipeline
             .ok_or_else(|| Error::invalid("pipeline", "is required"))?;
-        let (id, sent_etag) = (pipeline.id, pipeline.etag.clone());
-        let updated = async {
-            let changes = pipeline_changes_from_proto(&pipeline, request.update_mask)?;
-            self.store
-                .update_pipeline(id, &sent_etag, changes, key.as_ref())
-                .await
-        }
-        .await
-        .map_err(|error| error.within("pipeline"))?;
+        let changes = pipeline_changes_from_proto(&pipeline, request.update_mask)?;
+        let updated = self
+            .store
+            .update_pipeline(pipeline.id, &pipeline.etag, changes, key.as_ref())
+            .await
+            .map_err(|error| error.within("pipeline"))?;
         Ok(Response::new(pipeline_to_proto(updated)))
     }
 
@@ -153,15 +151,12 @@ impl PipelineService for PipelineApi {
         let stage = request
             .stage
             .ok_or_else(|| Error::invalid("stage", "is required"))?;
-        let (id, sent_etag) = (stage.id, stage.etag.clone());
-        let updated = async {
-            let changes = stage_changes_from_proto(&stage, request.update_mask)?;
-            self.store
-                .update_stage(id, &sent_etag, changes, key.as_ref())
-                .await
-        }
-        .await
-        .map_err(|error| error.within("stage"))?;
+        let changes = stage_changes_from_proto(&stage, request.update_mask)?;
+        let updated = self
+            .store
+            .update_stage(stage.id, &stage.etag, changes, key.as_ref())
+            .await
+            .map_err(|error| error.within("stage"))?;
         Ok(Response::new(stage_to_proto(updated)))
     }
 
@@ -221,6 +216,7 @@ fn pipeline_draft_from_proto(pipeline: proto::Pipeline) -> Result<PipelineDraft,
     PipelineDraft::new(label, pipeline.display_order, stages)
 }
 
+/// Turns an update request into changes; errors name `update_mask` or the `pipeline.` field at fault.
 fn pipeline_changes_from_proto(
     pipeline: &proto::Pipeline,
     mask: Option<prost_types::FieldMask>,
@@ -238,7 +234,7 @@ fn pipeline_changes_from_proto(
     let mut changes = PipelineChanges::default();
     for path in paths {
         match path.as_str() {
-            "label" => changes.label = Some(Label::parse("label", &pipeline.label)?),
+            "label" => changes.label = Some(Label::parse("pipeline.label", &pipeline.label)?),
             "display_order" => changes.display_order = Some(pipeline.display_order),
             "stages" => {
                 return Err(Error::invalid(
@@ -258,6 +254,7 @@ fn pipeline_changes_from_proto(
     Ok(changes)
 }
 
+/// Turns an update request into changes; errors name `update_mask` or the `stage.` field at fault.
 fn stage_changes_from_proto(
     stage: &proto::Stage,
     mask: Option<prost_types::FieldMask>,
@@ -278,9 +275,12 @@ fn stage_changes_from_proto(
     let mut changes = StageChanges::default();
     for path in paths {
         match path.as_str() {
-            "label" => changes.label = Some(Label::parse("label", &stage.label)?),
+            "label" => changes.label = Some(Label::parse("stage.label", &stage.label)?),
             "display_order" => changes.display_order = Some(stage.display_order),
-            "state" => changes.state = Some(parse_state(stage.state)?),
+            "state" => {
+                changes.state =
+                    Some(parse_state(stage.state).map_err(|error| error.within("stage"))?)
+            }
             other => {
                 return Err(bad_mask_path(
                     other,

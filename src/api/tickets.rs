@@ -87,7 +87,9 @@ impl TicketService for TicketApi {
         request: Request<proto::GetTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
         let id = request.into_inner().id;
-        Ok(Response::new(ticket_to_proto(self.store.get_ticket(id).await?)))
+        Ok(Response::new(ticket_to_proto(
+            self.store.get_ticket(id).await?,
+        )))
     }
 
     async fn list_tickets(
@@ -130,14 +132,12 @@ impl TicketService for TicketApi {
             return Err(Error::invalid("ticket.id", "is required").into());
         }
         let (id, sent_etag) = (ticket.id, ticket.etag.clone());
-        let updated = async {
-            let changes = changes_from_proto(ticket, request.update_mask)?;
-            self.store
-                .update_ticket(id, &sent_etag, changes, key.as_ref())
-                .await
-        }
-        .await
-        .map_err(|error| error.within("ticket"))?;
+        let changes = changes_from_proto(ticket, request.update_mask)?;
+        let updated = self
+            .store
+            .update_ticket(id, &sent_etag, changes, key.as_ref())
+            .await
+            .map_err(|error| error.within("ticket"))?;
         Ok(Response::new(ticket_to_proto(updated)))
     }
 
@@ -260,6 +260,7 @@ fn fields_set(ticket: &proto::Ticket) -> Vec<&'static str> {
     paths
 }
 
+/// Turns an update request into changes; errors name `update_mask` or the `ticket.` field at fault.
 fn changes_from_proto(
     mut ticket: proto::Ticket,
     mask: Option<prost_types::FieldMask>,
@@ -267,61 +268,78 @@ fn changes_from_proto(
     let empty_mask = mask.as_ref().is_none_or(|mask| mask.paths.is_empty());
     let mut paths = update_paths(mask, || fields_set(&ticket));
     if empty_mask {
-        paths.extend(ticket.properties.keys().map(|name| format!("properties.{name}")));
+        paths.extend(
+            ticket
+                .properties
+                .keys()
+                .map(|name| format!("properties.{name}")),
+        );
     }
     let mut changes = TicketChanges::default();
     for path in paths {
-        match path.as_str() {
-            "subject" => changes.subject = Some(parse_subject(&ticket.subject)?),
-            "content" => changes.content = Some(parse_content(std::mem::take(&mut ticket.content))?),
-            "pipeline_id" => changes.pipeline_id = Some(ticket.pipeline_id),
-            "stage_id" => {
-                changes.stage_id = Some(optional_id(ticket.stage_id).ok_or_else(|| {
-                    Error::invalid("stage_id", "a ticket is always in a stage; name one")
-                })?)
-            }
-            "priority" => changes.priority = Some(parse_priority(ticket.priority)?),
-            "requester_id" => {
-                changes.requester_id = Some(parse_reference(
-                    "requester_id",
-                    std::mem::take(&mut ticket.requester_id),
-                )?)
-            }
-            "assignee_id" => {
-                changes.assignee_id = Some(parse_reference(
-                    "assignee_id",
-                    std::mem::take(&mut ticket.assignee_id),
-                )?)
-            }
-            "organization_id" => {
-                changes.organization_id = Some(parse_reference(
-                    "organization_id",
-                    std::mem::take(&mut ticket.organization_id),
-                )?)
-            }
-            "ticket_type" => {
-                changes.ticket_type = Some(parse_reference(
-                    "ticket_type",
-                    std::mem::take(&mut ticket.ticket_type),
-                )?)
-            }
-            "tags" => changes.tags = Some(parse_tags(std::mem::take(&mut ticket.tags))?),
-            "properties" => {
-                changes.properties = Some(parse_properties(ticket.properties.clone())?)
-            }
-            other => match other.strip_prefix("properties.") {
-                Some(name) => {
-                    let value = ticket.properties.get(name).cloned();
-                    if let Some(value) = &value {
-                        ticket::check_property(name, value)?;
-                    }
-                    changes.property_updates.insert(name.to_owned(), value);
-                }
-                None => return Err(bad_mask_path(other, OUTPUT_ONLY_PATHS, UPDATABLE_PATHS)),
-            },
+        let known =
+            apply_path(&mut changes, &mut ticket, &path).map_err(|error| error.within("ticket"))?;
+        if !known {
+            return Err(bad_mask_path(&path, OUTPUT_ONLY_PATHS, UPDATABLE_PATHS));
         }
     }
     Ok(changes)
+}
+
+/// Applies one mask path; `false` when the path is not an updatable field.
+fn apply_path(
+    changes: &mut TicketChanges,
+    ticket: &mut proto::Ticket,
+    path: &str,
+) -> Result<bool, Error> {
+    match path {
+        "subject" => changes.subject = Some(parse_subject(&ticket.subject)?),
+        "content" => changes.content = Some(parse_content(std::mem::take(&mut ticket.content))?),
+        "pipeline_id" => changes.pipeline_id = Some(ticket.pipeline_id),
+        "stage_id" => {
+            changes.stage_id = Some(optional_id(ticket.stage_id).ok_or_else(|| {
+                Error::invalid("stage_id", "a ticket is always in a stage; name one")
+            })?)
+        }
+        "priority" => changes.priority = Some(parse_priority(ticket.priority)?),
+        "requester_id" => {
+            changes.requester_id = Some(parse_reference(
+                "requester_id",
+                std::mem::take(&mut ticket.requester_id),
+            )?)
+        }
+        "assignee_id" => {
+            changes.assignee_id = Some(parse_reference(
+                "assignee_id",
+                std::mem::take(&mut ticket.assignee_id),
+            )?)
+        }
+        "organization_id" => {
+            changes.organization_id = Some(parse_reference(
+                "organization_id",
+                std::mem::take(&mut ticket.organization_id),
+            )?)
+        }
+        "ticket_type" => {
+            changes.ticket_type = Some(parse_reference(
+                "ticket_type",
+                std::mem::take(&mut ticket.ticket_type),
+            )?)
+        }
+        "tags" => changes.tags = Some(parse_tags(std::mem::take(&mut ticket.tags))?),
+        "properties" => changes.properties = Some(parse_properties(ticket.properties.clone())?),
+        other => match other.strip_prefix("properties.") {
+            Some(name) => {
+                let value = ticket.properties.get(name).cloned();
+                if let Some(value) = &value {
+                    ticket::check_property(name, value)?;
+                }
+                changes.property_updates.insert(name.to_owned(), value);
+            }
+            None => return Ok(false),
+        },
+    }
+    Ok(true)
 }
 
 /// The wire form of a ticket.

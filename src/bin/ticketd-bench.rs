@@ -157,15 +157,17 @@ async fn run_worker(
                 })
                 .await
                 .map(drop),
-            Scenario::Get => client
-                .get_ticket(GetTicketRequest { id })
-                .await
-                .map(drop),
+            Scenario::Get => client.get_ticket(GetTicketRequest { id }).await.map(drop),
             _ => read_modify_write(&mut client, id, &mut local.aborted_retries).await,
         };
         match outcome {
             Ok(()) => local.latencies.push(started.elapsed()),
-            Err(status) => *local.failures.entry(format!("{:?}", status.code())).or_default() += 1,
+            Err(status) => {
+                *local
+                    .failures
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1
+            }
         }
     }
     let mut total = tally.lock().await;
@@ -183,7 +185,10 @@ async fn read_modify_write(
     aborted_retries: &mut u64,
 ) -> Result<(), tonic::Status> {
     loop {
-        let mut ticket = client.get_ticket(GetTicketRequest { id }).await?.into_inner();
+        let mut ticket = client
+            .get_ticket(GetTicketRequest { id })
+            .await?
+            .into_inner();
         let counter: u64 = ticket
             .properties
             .get("counter")

@@ -19,7 +19,9 @@ pub enum Error {
         message: String,
     },
     /// The etag sent is not the current one: someone changed the resource since the client read it.
-    #[error("{resource} {id} was changed since it was read: etag {sent:?} is not the current {current:?}")]
+    #[error(
+        "{resource} {id} was changed since it was read: etag {sent:?} is not the current {current:?}"
+    )]
     EtagMismatch {
         resource: &'static str,
         id: String,

@@ -8,7 +8,10 @@ use super::{Error, Result};
 /// one resource never matches another that happens to be at the same version.
 pub fn etag(kind: &str, id: i64, version: i64) -> String {
     let digest = Sha256::digest(format!("{kind}/{id}/{version}"));
-    digest[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Succeeds when `sent` is empty (no check asked for) or equals the current etag; ABORTED otherwise.

@@ -44,7 +44,11 @@ impl<T> Page<T> {
     pub fn from_overfetch(mut rows: Vec<T>, size: u64, cursor_of: impl Fn(&T) -> Cursor) -> Self {
         let has_more = rows.len() as u64 > size;
         rows.truncate(size as usize);
-        let next = if has_more { rows.last().map(cursor_of) } else { None };
+        let next = if has_more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
         Page { items: rows, next }
     }
 }

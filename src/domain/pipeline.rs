@@ -87,12 +87,16 @@ impl Pipeline {
     /// Where a ticket lands: the requested stage, which must be one of this pipeline's, or else the first.
     pub fn place(&self, requested_stage: Option<i64>) -> Result<&Stage> {
         match requested_stage {
-            Some(stage_id) => self.stages.iter().find(|stage| stage.id == stage_id).ok_or_else(|| {
-                Error::invalid(
-                    "stage_id",
-                    format!("stage {stage_id} is not a stage of pipeline {}", self.id),
-                )
-            }),
+            Some(stage_id) => self
+                .stages
+                .iter()
+                .find(|stage| stage.id == stage_id)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "stage_id",
+                        format!("stage {stage_id} is not a stage of pipeline {}", self.id),
+                    )
+                }),
             None => self.stages.first().ok_or_else(|| {
                 Error::invalid("pipeline_id", format!("pipeline {} has no stages", self.id))
             }),
@@ -158,7 +162,10 @@ impl PipelineDraft {
     /// Checks the rules that span stages; `stages` is reported as the field `stages`.
     pub fn new(label: Label, display_order: i32, stages: Vec<StageDraft>) -> Result<Self> {
         if stages.is_empty() {
-            return Err(Error::invalid("stages", "a pipeline needs at least one stage"));
+            return Err(Error::invalid(
+                "stages",
+                "a pipeline needs at least one stage",
+            ));
         }
         if stages.len() > MAX_STAGES {
             return Err(Error::invalid(
@@ -171,7 +178,10 @@ impl PipelineDraft {
             if !seen.insert(stage.label.as_str()) {
                 return Err(Error::invalid(
                     format!("stages[{index}].label"),
-                    format!("label {:?} is used by an earlier stage", stage.label.as_str()),
+                    format!(
+                        "label {:?} is used by an earlier stage",
+                        stage.label.as_str()
+                    ),
                 ));
             }
         }

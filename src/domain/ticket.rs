@@ -157,7 +157,10 @@ pub fn parse_tags(raw: Vec<String>) -> Result<Vec<String>> {
 pub fn check_property(name: &str, value: &str) -> Result<()> {
     let field = format!("properties.{name}");
     if name.is_empty() {
-        return Err(Error::invalid("properties", "a property name must not be empty"));
+        return Err(Error::invalid(
+            "properties",
+            "a property name must not be empty",
+        ));
     }
     if name.chars().count() > PROPERTY_NAME_MAX_CHARS {
         return Err(Error::invalid(

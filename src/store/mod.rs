@@ -94,7 +94,9 @@ impl Store {
         }
         let lock_holder = self.db.begin().await?;
         lock_holder
-            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+            .execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
             .await?;
         let outcome = Migrator::up(&self.db, None).await;
         lock_holder.commit().await?;
@@ -157,7 +159,10 @@ fn is_unique_violation(error: &DbErr) -> bool {
 
 /// True when `error` is the database refusing a change that breaks a foreign key.
 fn is_foreign_key_violation(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+    matches!(
+        error.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }
 
 /// Turns a stored JSON column back into a value, treating a mismatch as corruption.

@@ -129,14 +129,18 @@ impl Store {
             let row = lock_pipeline(txn, id).await?;
             etag::check(PIPELINE, id, row.version, sent_etag)?;
             let mut update = pipeline::Entity::update_many()
-                .col_expr(pipeline::Column::Version, Expr::col(pipeline::Column::Version).add(1))
+                .col_expr(
+                    pipeline::Column::Version,
+                    Expr::col(pipeline::Column::Version).add(1),
+                )
                 .col_expr(pipeline::Column::UpdateTime, Expr::value(now()))
                 .filter(pipeline::Column::Id.eq(id));
             if let Some(label) = changes.label {
                 update = update.col_expr(pipeline::Column::Label, Expr::value(label.into_inner()));
             }
             if let Some(display_order) = changes.display_order {
-                update = update.col_expr(pipeline::Column::DisplayOrder, Expr::value(display_order));
+                update =
+                    update.col_expr(pipeline::Column::DisplayOrder, Expr::value(display_order));
             }
             update.exec(&**txn).await?;
             reload_pipeline(txn, id).await
@@ -208,7 +212,9 @@ impl Store {
             if stage_count >= MAX_STAGES as u64 {
                 return Err(Error::precondition(
                     "TOO_MANY_STAGES",
-                    format!("pipeline {pipeline_id} already has the maximum of {MAX_STAGES} stages"),
+                    format!(
+                        "pipeline {pipeline_id} already has the maximum of {MAX_STAGES} stages"
+                    ),
                 ));
             }
             let stage = insert_stage(txn, pipeline.id, draft).await?;
@@ -230,7 +236,10 @@ impl Store {
             let row = lock_stage(txn, id).await?;
             etag::check(STAGE, id, row.version, sent_etag)?;
             let mut update = stage::Entity::update_many()
-                .col_expr(stage::Column::Version, Expr::col(stage::Column::Version).add(1))
+                .col_expr(
+                    stage::Column::Version,
+                    Expr::col(stage::Column::Version).add(1),
+                )
                 .col_expr(stage::Column::UpdateTime, Expr::value(now()))
                 .filter(stage::Column::Id.eq(id));
             if let Some(label) = &changes.label {
@@ -361,7 +370,10 @@ async fn lock_stage(txn: &WriteTxn, id: i64) -> Result<stage::Model, Error> {
 /// A stage change is a change of the pipeline resource (it lists its stages), so its etag moves too.
 async fn touch_pipeline(txn: &WriteTxn, id: i64) -> Result<(), Error> {
     pipeline::Entity::update_many()
-        .col_expr(pipeline::Column::Version, Expr::col(pipeline::Column::Version).add(1))
+        .col_expr(
+            pipeline::Column::Version,
+            Expr::col(pipeline::Column::Version).add(1),
+        )
         .col_expr(pipeline::Column::UpdateTime, Expr::value(now()))
         .filter(pipeline::Column::Id.eq(id))
         .exec(&**txn)
@@ -405,14 +417,18 @@ fn duplicate_stage_label(label: &str) -> Error {
 fn pipeline_in_use(id: i64, tickets: u64) -> Error {
     Error::precondition(
         "PIPELINE_IN_USE",
-        format!("pipeline {id} is used by {tickets} ticket(s), archived ones included; move them first"),
+        format!(
+            "pipeline {id} is used by {tickets} ticket(s), archived ones included; move them first"
+        ),
     )
 }
 
 fn stage_in_use(id: i64, tickets: u64) -> Error {
     Error::precondition(
         "STAGE_IN_USE",
-        format!("stage {id} is used by {tickets} ticket(s), archived ones included; move them first"),
+        format!(
+            "stage {id} is used by {tickets} ticket(s), archived ones included; move them first"
+        ),
     )
 }
 
@@ -437,7 +453,10 @@ fn pipeline_to_domain(row: pipeline::Model, stages: Vec<Stage>) -> Pipeline {
 
 fn stage_to_domain(row: stage::Model) -> Result<Stage, Error> {
     let state = TicketState::from_stored(&row.state).ok_or_else(|| {
-        Error::internal(format!("stage {} has unknown state {:?}", row.id, row.state))
+        Error::internal(format!(
+            "stage {} has unknown state {:?}",
+            row.id, row.state
+        ))
     })?;
     Ok(Stage {
         id: row.id,

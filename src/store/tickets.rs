@@ -312,7 +312,10 @@ pub(super) async fn restate_stage_tickets(
     let mut update = ticket::Entity::update_many()
         .col_expr(ticket::Column::CloseTime, Expr::value(close_time))
         .col_expr(ticket::Column::UpdateTime, Expr::value(now))
-        .col_expr(ticket::Column::Version, Expr::col(ticket::Column::Version).add(1))
+        .col_expr(
+            ticket::Column::Version,
+            Expr::col(ticket::Column::Version).add(1),
+        )
         .filter(ticket::Column::StageId.eq(stage.id));
     // Tickets already closed keep their first close time.
     update = match state {

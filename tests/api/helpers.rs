@@ -2,23 +2,17 @@
 //! connected generated clients, request builders and assertions on `tonic::Status`.
 #![allow(dead_code)]
 
-use std::{
-    collections::BTreeMap,
-    fmt::Debug,
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, fmt::Debug, net::SocketAddr, sync::Arc, time::Duration};
 
 use prost_types::{FieldMask, Timestamp};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use tempfile::TempDir;
 use ticketd::{
     Application,
     config::ServeConfig,
     proto::{
-        CreatePipelineRequest, CreateTicketRequest, GetPipelineRequest, GetTicketRequest, ListTicketsRequest,
-        Pipeline, Stage, Ticket, TicketState, UpdateTicketRequest,
+        CreatePipelineRequest, CreateTicketRequest, GetPipelineRequest, GetTicketRequest,
+        ListTicketsRequest, Pipeline, Stage, Ticket, TicketState, UpdateTicketRequest,
         pipeline_service_client::PipelineServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
@@ -76,14 +70,21 @@ impl TestDatabase {
             .prefix("ticketd-test-")
             .tempdir()
             .expect("cannot create a temporary directory for the SQLite database");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ticketd.db").display());
-        Self { url, kind: DatabaseKind::Sqlite(dir) }
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("ticketd.db").display()
+        );
+        Self {
+            url,
+            kind: DatabaseKind::Sqlite(dir),
+        }
     }
 
     async fn postgres() -> Self {
-        let admin_url = std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let admin_url =
+            std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
         let name = format!("ticketd_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|err| {
+        let admin = connect_admin(&admin_url).await.unwrap_or_else(|err| {
             panic!(
                 "PostgreSQL is unreachable at {admin_url} (set {POSTGRES_URL_ENV} to an admin URL of a running \
                  server): {err}"
@@ -92,25 +93,39 @@ impl TestDatabase {
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await
-            .unwrap_or_else(|err| panic!("cannot create test database {name} through {admin_url}: {err}"));
+            .unwrap_or_else(|err| {
+                panic!("cannot create test database {name} through {admin_url}: {err}")
+            });
         let _ = admin.close().await;
         let url = with_database_name(&admin_url, &name);
-        Self { url, kind: DatabaseKind::Postgres { admin_url, name } }
+        Self {
+            url,
+            kind: DatabaseKind::Postgres { admin_url, name },
+        }
     }
 }
 
 impl Drop for TestDatabase {
     /// Best effort: drops the PostgreSQL database (forcing out connections of servers still shutting down).
     fn drop(&mut self) {
-        let DatabaseKind::Postgres { admin_url, name } = &self.kind else { return };
+        let DatabaseKind::Postgres { admin_url, name } = &self.kind else {
+            return;
+        };
         let (admin_url, name) = (admin_url.clone(), name.clone());
         // Drop is synchronous and may run inside the test's runtime: use a thread with a runtime of its own.
         let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             runtime.block_on(async move {
-                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                if let Ok(admin) = connect_admin(&admin_url).await {
                     let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
                         .await;
                     let _ = admin.close().await;
                 }
@@ -118,6 +133,17 @@ impl Drop for TestDatabase {
         });
         let _ = dropper.join();
     }
+}
+
+/// One admin connection, failing within seconds when PostgreSQL is down.
+async fn connect_admin(admin_url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(admin_url);
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options).await
 }
 
 /// `postgres://user@host:5432/postgres?x=y` with the database replaced by `name`.
@@ -162,7 +188,9 @@ impl TestApp {
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let app = Application::build(ServeConfig::new(listen, database.url.clone()))
             .await
-            .unwrap_or_else(|err| panic!("Application::build failed for {}: {err:?}", database.url));
+            .unwrap_or_else(|err| {
+                panic!("Application::build failed for {}: {err:?}", database.url)
+            });
         let addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -175,7 +203,13 @@ impl TestApp {
         let channel = connect(addr)
             .await
             .unwrap_or_else(|err| panic!("cannot connect to the test server at {addr}: {err:?}"));
-        Self { addr, database, channel, shutdown: Some(tx), server: Some(server) }
+        Self {
+            addr,
+            database,
+            channel,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
     }
 
     /// A second server over the same database (this one keeps running).
@@ -198,9 +232,15 @@ impl TestApp {
         let server = self.server.take().expect("server handle");
         let result = tokio::time::timeout(SHUTDOWN_TIMEOUT, server)
             .await
-            .unwrap_or_else(|_| panic!("server did not stop within {SHUTDOWN_TIMEOUT:?} after the shutdown signal"))
+            .unwrap_or_else(|_| {
+                panic!("server did not stop within {SHUTDOWN_TIMEOUT:?} after the shutdown signal")
+            })
             .expect("server task panicked");
-        assert_eq!(result, Ok(()), "run_until_stopped must return Ok after a graceful shutdown");
+        assert_eq!(
+            result,
+            Ok(()),
+            "run_until_stopped must return Ok after a graceful shutdown"
+        );
     }
 
     pub fn channel(&self) -> Channel {
@@ -218,7 +258,10 @@ impl TestApp {
     // Happy-path shortcuts: each panics with the status when the call fails.
 
     pub async fn create_ticket(&self, ticket: Ticket) -> Ticket {
-        ok(self.tickets().create_ticket(create_ticket_req(ticket)).await)
+        ok(self
+            .tickets()
+            .create_ticket(create_ticket_req(ticket))
+            .await)
     }
 
     pub async fn get_ticket(&self, id: i64) -> Ticket {
@@ -226,18 +269,27 @@ impl TestApp {
     }
 
     pub async fn update_ticket(&self, ticket: Ticket, paths: &[&str]) -> Ticket {
-        ok(self.tickets().update_ticket(update_ticket_req(ticket, paths)).await)
+        ok(self
+            .tickets()
+            .update_ticket(update_ticket_req(ticket, paths))
+            .await)
     }
 
     pub async fn create_pipeline(&self, pipeline: Pipeline) -> Pipeline {
         ok(self
             .pipelines()
-            .create_pipeline(CreatePipelineRequest { pipeline: Some(pipeline), request_id: String::new() })
+            .create_pipeline(CreatePipelineRequest {
+                pipeline: Some(pipeline),
+                request_id: String::new(),
+            })
             .await)
     }
 
     pub async fn get_pipeline(&self, id: i64) -> Pipeline {
-        ok(self.pipelines().get_pipeline(GetPipelineRequest { id }).await)
+        ok(self
+            .pipelines()
+            .get_pipeline(GetPipelineRequest { id })
+            .await)
     }
 
     /// Creates `count` tickets one after the other, subjects "ticket 0", "ticket 1", ...
@@ -291,22 +343,40 @@ pub async fn connect(addr: SocketAddr) -> Result<Channel, tonic::transport::Erro
 
 /// A ticket with only a subject: everything else defaulted by the server.
 pub fn ticket(subject: &str) -> Ticket {
-    Ticket { subject: subject.to_owned(), ..Default::default() }
+    Ticket {
+        subject: subject.to_owned(),
+        ..Default::default()
+    }
 }
 
 /// A pipeline to create.
 pub fn pipeline(label: &str, stages: Vec<Stage>) -> Pipeline {
-    Pipeline { label: label.to_owned(), stages, ..Default::default() }
+    Pipeline {
+        label: label.to_owned(),
+        stages,
+        ..Default::default()
+    }
 }
 
 /// A stage to create (inside a pipeline, or with `pipeline_id` set for CreateStage).
 pub fn stage(label: &str, state: TicketState, display_order: i32) -> Stage {
-    Stage { label: label.to_owned(), state: state.into(), display_order, ..Default::default() }
+    Stage {
+        label: label.to_owned(),
+        state: state.into(),
+        display_order,
+        ..Default::default()
+    }
 }
 
 /// A two-stage pipeline: "Open" (OPEN, order 1) then "Done" (CLOSED, order 2).
 pub fn simple_pipeline(label: &str) -> Pipeline {
-    pipeline(label, vec![stage("Open", TicketState::Open, 1), stage("Done", TicketState::Closed, 2)])
+    pipeline(
+        label,
+        vec![
+            stage("Open", TicketState::Open, 1),
+            stage("Done", TicketState::Closed, 2),
+        ],
+    )
 }
 
 /// `None` for no paths (an empty mask), else a mask with those paths.
@@ -314,16 +384,25 @@ pub fn mask(paths: &[&str]) -> Option<FieldMask> {
     if paths.is_empty() {
         None
     } else {
-        Some(FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+        Some(FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        })
     }
 }
 
 pub fn create_ticket_req(ticket: Ticket) -> CreateTicketRequest {
-    CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }
+    CreateTicketRequest {
+        ticket: Some(ticket),
+        request_id: String::new(),
+    }
 }
 
 pub fn update_ticket_req(ticket: Ticket, paths: &[&str]) -> UpdateTicketRequest {
-    UpdateTicketRequest { ticket: Some(ticket), update_mask: mask(paths), request_id: String::new() }
+    UpdateTicketRequest {
+        ticket: Some(ticket),
+        update_mask: mask(paths),
+        request_id: String::new(),
+    }
 }
 
 /// A fresh AIP-155 request id.
@@ -332,7 +411,10 @@ pub fn request_id() -> String {
 }
 
 pub fn properties(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 pub fn strings(items: &[&str]) -> Vec<String> {
@@ -374,7 +456,12 @@ pub fn assert_code<T: Debug>(result: Result<Response<T>, Status>, code: Code) ->
     match result {
         Ok(response) => panic!("expected {code:?}, got OK: {:?}", response.into_inner()),
         Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status code; message: {:?}", status.message());
+            assert_eq!(
+                status.code(),
+                code,
+                "unexpected status code; message: {:?}",
+                status.message()
+            );
             status
         }
     }
@@ -384,10 +471,17 @@ pub fn assert_code<T: Debug>(result: Result<Response<T>, Status>, code: Code) ->
 #[track_caller]
 pub fn assert_field_violation(status: &Status, field: &str) {
     let bad_request = status.get_details_bad_request().unwrap_or_else(|| {
-        panic!("status {:?} {:?} carries no google.rpc.BadRequest details", status.code(), status.message())
+        panic!(
+            "status {:?} {:?} carries no google.rpc.BadRequest details",
+            status.code(),
+            status.message()
+        )
     });
     assert!(
-        bad_request.field_violations.iter().any(|v| v.field == field),
+        bad_request
+            .field_violations
+            .iter()
+            .any(|v| v.field == field),
         "expected a field violation for {field:?}, got {:?} (message: {:?})",
         bad_request.field_violations,
         status.message()

@@ -3,7 +3,9 @@
 use futures::StreamExt;
 use ticketd::proto::{GetTicketRequest, ListTicketsRequest, Priority, Ticket};
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::helpers::*;
 
@@ -29,11 +31,21 @@ async fn reports_every_service_as_serving(app: TestApp) {
     let mut health = HealthClient::new(app.channel());
 
     for service in SERVICES {
-        let response = ok(health.check(HealthCheckRequest { service: service.into() }).await);
-        assert_eq!(response.status(), ServingStatus::Serving, "service {service:?}");
+        let response = ok(health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await);
+        assert_eq!(
+            response.status(),
+            ServingStatus::Serving,
+            "service {service:?}"
+        );
     }
 
-    let unknown = HealthCheckRequest { service: "ticketd.v1.NoSuchService".into() };
+    let unknown = HealthCheckRequest {
+        service: "ticketd.v1.NoSuchService".into(),
+    };
     assert_code(health.check(unknown).await, Code::NotFound);
 }
 
@@ -42,34 +54,64 @@ async fn serves_reflection_v1_and_v1alpha(app: TestApp) {
 
     let request = v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
     };
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client.server_reflection_info(futures::stream::iter([request])).await);
-    let response = responses.next().await.expect("a v1 reflection response").expect("v1 reflection succeeds");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = response.message_response
+    let mut responses = ok(client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await);
+    let response = responses
+        .next()
+        .await
+        .expect("a v1 reflection response")
+        .expect("v1 reflection succeeds");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
     else {
-        panic!("expected a list of services, got {:?}", response.message_response);
+        panic!(
+            "expected a list of services, got {:?}",
+            response.message_response
+        );
     };
     let v1_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
 
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
     };
     let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client.server_reflection_info(futures::stream::iter([request])).await);
-    let response = responses.next().await.expect("a v1alpha reflection response").expect("v1alpha reflection succeeds");
+    let mut responses = ok(client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await);
+    let response = responses
+        .next()
+        .await
+        .expect("a v1alpha reflection response")
+        .expect("v1alpha reflection succeeds");
     let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         response.message_response
     else {
-        panic!("expected a list of services, got {:?}", response.message_response);
+        panic!(
+            "expected a list of services, got {:?}",
+            response.message_response
+        );
     };
     let v1alpha_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
 
     for services in [&v1_services, &v1alpha_services] {
-        for expected in ["ticketd.v1.TicketService", "ticketd.v1.PipelineService", "grpc.health.v1.Health"] {
-            assert!(services.iter().any(|s| s == expected), "{expected} missing from reflection: {services:?}");
+        for expected in [
+            "ticketd.v1.TicketService",
+            "ticketd.v1.PipelineService",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                services.iter().any(|s| s == expected),
+                "{expected} missing from reflection: {services:?}"
+            );
         }
     }
 }
@@ -81,17 +123,31 @@ async fn shuts_down_gracefully_and_refuses_new_connections(app: TestApp) {
 
     app.shutdown().await; // asserts that run_until_stopped returned Ok
 
-    assert!(connect(addr).await.is_err(), "no new connection is accepted after shutdown");
     assert!(
-        tickets.get_ticket(GetTicketRequest { id: created.id }).await.is_err(),
+        connect(addr).await.is_err(),
+        "no new connection is accepted after shutdown"
+    );
+    assert!(
+        tickets
+            .get_ticket(GetTicketRequest { id: created.id })
+            .await
+            .is_err(),
         "the old connection no longer serves calls"
     );
 }
 
 async fn health_turns_not_serving_on_shutdown(app: TestApp) {
     let mut health = HealthClient::new(app.channel());
-    let mut updates = ok(health.watch(HealthCheckRequest { service: String::new() }).await);
-    let first = updates.next().await.expect("an initial health status").expect("watch succeeds");
+    let mut updates = ok(health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await);
+    let first = updates
+        .next()
+        .await
+        .expect("an initial health status")
+        .expect("watch succeeds");
     assert_eq!(first.status(), ServingStatus::Serving);
 
     let stopping = tokio::spawn(app.shutdown());
@@ -105,7 +161,10 @@ async fn health_turns_not_serving_on_shutdown(app: TestApp) {
     // Hang up our watch so the server has no in-flight call left to drain.
     drop(updates);
 
-    assert!(seen.contains(&ServingStatus::NotServing), "health must report NOT_SERVING on shutdown, saw {seen:?}");
+    assert!(
+        seen.contains(&ServingStatus::NotServing),
+        "health must report NOT_SERVING on shutdown, saw {seen:?}"
+    );
     stopping.await.expect("shutdown completes with Ok");
 }
 
@@ -123,7 +182,11 @@ async fn data_survives_a_restart(app: TestApp) {
     let app = app.restart().await;
 
     assert_eq!(app.get_ticket(created.id).await, created);
-    assert_eq!(app.get_pipeline(0).await.label, "Support Pipeline", "migrations and seed run again harmlessly");
+    assert_eq!(
+        app.get_pipeline(0).await.label,
+        "Support Pipeline",
+        "migrations and seed run again harmlessly"
+    );
     let next = app.create_ticket(ticket("after the restart")).await;
     assert!(next.id > created.id, "ids keep growing after a restart");
     app.shutdown().await;
@@ -132,16 +195,26 @@ async fn data_survives_a_restart(app: TestApp) {
 async fn two_servers_share_one_database(app: TestApp) {
     let other = app.another_server().await;
 
-    let created = app.create_ticket(ticket("written through the first server")).await;
+    let created = app
+        .create_ticket(ticket("written through the first server"))
+        .await;
     assert_eq!(other.get_ticket(created.id).await, created);
 
     let updated = other
-        .update_ticket(Ticket { id: created.id, subject: "changed through the second".into(), ..Default::default() }, &[
-            "subject",
-        ])
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                subject: "changed through the second".into(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
         .await;
     assert_eq!(app.get_ticket(created.id).await, updated);
-    assert_eq!(ids(&app.list_all_tickets(ListTicketsRequest::default()).await), vec![created.id]);
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![created.id]
+    );
 
     other.shutdown().await;
     app.shutdown().await;

@@ -103,7 +103,10 @@ async fn create_defaults_to_the_default_pipeline_and_its_first_stage(app: TestAp
     let created = app.create_ticket(ticket("no pipeline, no stage")).await;
 
     assert_eq!(created.pipeline_id, 0);
-    assert_eq!(created.stage_id, 1, "stage 1 \"New\" is the first stage of pipeline 0");
+    assert_eq!(
+        created.stage_id, 1,
+        "stage 1 \"New\" is the first stage of pipeline 0"
+    );
     assert_eq!(created.close_time, None);
 }
 
@@ -118,12 +121,24 @@ async fn create_defaults_to_the_lowest_display_order_stage_of_a_pipeline(app: Te
             ],
         ))
         .await;
-    let first = escalations.stages.iter().find(|s| s.label == "First").expect("stage \"First\" was created");
+    let first = escalations
+        .stages
+        .iter()
+        .find(|s| s.label == "First")
+        .expect("stage \"First\" was created");
 
-    let created = app.create_ticket(Ticket { pipeline_id: escalations.id, ..ticket("escalated") }).await;
+    let created = app
+        .create_ticket(Ticket {
+            pipeline_id: escalations.id,
+            ..ticket("escalated")
+        })
+        .await;
 
     assert_eq!(created.pipeline_id, escalations.id);
-    assert_eq!(created.stage_id, first.id, "the stage with the lowest display_order");
+    assert_eq!(
+        created.stage_id, first.id,
+        "the stage with the lowest display_order"
+    );
 }
 
 async fn create_trims_the_subject(app: TestApp) {
@@ -134,37 +149,64 @@ async fn create_trims_the_subject(app: TestApp) {
 }
 
 async fn create_requires_a_ticket(app: TestApp) {
-    let result = app.tickets().create_ticket(CreateTicketRequest { ticket: None, request_id: String::new() }).await;
+    let result = app
+        .tickets()
+        .create_ticket(CreateTicketRequest {
+            ticket: None,
+            request_id: String::new(),
+        })
+        .await;
 
     assert_invalid(result, "ticket");
 }
 
 async fn create_requires_a_subject(app: TestApp) {
     for subject in ["", " ", "   \t\n  "] {
-        let result = app.tickets().create_ticket(create_ticket_req(ticket(subject))).await;
+        let result = app
+            .tickets()
+            .create_ticket(create_ticket_req(ticket(subject)))
+            .await;
         assert_invalid(result, "ticket.subject");
     }
 
     let listed = app.list_all_tickets(ListTicketsRequest::default()).await;
-    assert!(listed.is_empty(), "rejected requests create nothing, found {listed:?}");
+    assert!(
+        listed.is_empty(),
+        "rejected requests create nothing, found {listed:?}"
+    );
 }
 
 async fn create_limits_the_subject_to_500_characters(app: TestApp) {
     let longest = "x".repeat(500);
     assert_eq!(app.create_ticket(ticket(&longest)).await.subject, longest);
 
-    let result = app.tickets().create_ticket(create_ticket_req(ticket(&"x".repeat(501)))).await;
+    let result = app
+        .tickets()
+        .create_ticket(create_ticket_req(ticket(&"x".repeat(501))))
+        .await;
     assert_invalid(result, "ticket.subject");
 }
 
 async fn create_rejects_an_unknown_pipeline(app: TestApp) {
-    let result = app.tickets().create_ticket(create_ticket_req(Ticket { pipeline_id: 999, ..ticket("lost") })).await;
+    let result = app
+        .tickets()
+        .create_ticket(create_ticket_req(Ticket {
+            pipeline_id: 999,
+            ..ticket("lost")
+        }))
+        .await;
 
     assert_invalid(result, "ticket.pipeline_id");
 }
 
 async fn create_rejects_an_unknown_stage(app: TestApp) {
-    let result = app.tickets().create_ticket(create_ticket_req(Ticket { stage_id: 999_999, ..ticket("lost") })).await;
+    let result = app
+        .tickets()
+        .create_ticket(create_ticket_req(Ticket {
+            stage_id: 999_999,
+            ..ticket("lost")
+        }))
+        .await;
 
     assert_invalid(result, "ticket.stage_id");
 }
@@ -173,21 +215,48 @@ async fn create_rejects_a_stage_of_another_pipeline(app: TestApp) {
     let other = app.create_pipeline(simple_pipeline("Other")).await;
     let foreign_stage = other.stages[0].id;
 
-    let explicit = Ticket { pipeline_id: 0, stage_id: foreign_stage, ..ticket("wrong stage") };
-    assert_invalid(app.tickets().create_ticket(create_ticket_req(explicit)).await, "ticket.stage_id");
+    let explicit = Ticket {
+        pipeline_id: 0,
+        stage_id: foreign_stage,
+        ..ticket("wrong stage")
+    };
+    assert_invalid(
+        app.tickets()
+            .create_ticket(create_ticket_req(explicit))
+            .await,
+        "ticket.stage_id",
+    );
 
-    let implicit_pipeline = Ticket { stage_id: foreign_stage, ..ticket("wrong stage, default pipeline") };
-    assert_invalid(app.tickets().create_ticket(create_ticket_req(implicit_pipeline)).await, "ticket.stage_id");
+    let implicit_pipeline = Ticket {
+        stage_id: foreign_stage,
+        ..ticket("wrong stage, default pipeline")
+    };
+    assert_invalid(
+        app.tickets()
+            .create_ticket(create_ticket_req(implicit_pipeline))
+            .await,
+        "ticket.stage_id",
+    );
 }
 
 async fn create_rejects_an_unknown_priority(app: TestApp) {
-    let result = app.tickets().create_ticket(create_ticket_req(Ticket { priority: 99, ..ticket("urgent!!") })).await;
+    let result = app
+        .tickets()
+        .create_ticket(create_ticket_req(Ticket {
+            priority: 99,
+            ..ticket("urgent!!")
+        }))
+        .await;
 
     assert_invalid(result, "ticket.priority");
 }
 
 async fn create_stores_tags_deduplicated_and_sorted_and_properties_as_given(app: TestApp) {
-    let props = properties(&[("source", "email"), ("hs_custom_score", "42"), ("note", "Ünïcode, spaces ")]);
+    let props = properties(&[
+        ("source", "email"),
+        ("hs_custom_score", "42"),
+        ("note", "Ünïcode, spaces "),
+    ]);
     let created = app
         .create_ticket(Ticket {
             tags: strings(&["vip", "billing", "vip", "api", "billing"]),
@@ -204,9 +273,18 @@ async fn create_stores_tags_deduplicated_and_sorted_and_properties_as_given(app:
 }
 
 async fn get_of_an_unknown_ticket_is_not_found(app: TestApp) {
-    let status = assert_code(app.tickets().get_ticket(GetTicketRequest { id: 424_242 }).await, Code::NotFound);
+    let status = assert_code(
+        app.tickets()
+            .get_ticket(GetTicketRequest { id: 424_242 })
+            .await,
+        Code::NotFound,
+    );
 
-    assert!(status.message().contains("424242"), "message {:?} names the id", status.message());
+    assert!(
+        status.message().contains("424242"),
+        "message {:?} names the id",
+        status.message()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -217,24 +295,52 @@ async fn moving_to_a_closed_stage_sets_close_time_and_moving_back_clears_it(app:
     let created = app.create_ticket(ticket("will be closed")).await;
     assert_eq!(created.close_time, None);
 
-    let closed = app.update_ticket(Ticket { id: created.id, stage_id: 4, ..Default::default() }, &["stage_id"]).await;
+    let closed = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                stage_id: 4,
+                ..Default::default()
+            },
+            &["stage_id"],
+        )
+        .await;
     assert_eq!(closed.stage_id, 4);
     assert!(closed.close_time.is_some(), "stage 4 \"Closed\" is CLOSED");
-    assert_eq!(app.get_ticket(created.id).await.close_time, closed.close_time);
+    assert_eq!(
+        app.get_ticket(created.id).await.close_time,
+        closed.close_time
+    );
 
-    let reopened =
-        app.update_ticket(Ticket { id: created.id, stage_id: 2, ..Default::default() }, &["stage_id"]).await;
+    let reopened = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                stage_id: 2,
+                ..Default::default()
+            },
+            &["stage_id"],
+        )
+        .await;
     assert_eq!(reopened.stage_id, 2);
     assert_eq!(reopened.close_time, None, "stage 2 is OPEN again");
     assert_eq!(app.get_ticket(created.id).await.close_time, None);
 }
 
 async fn creating_in_a_closed_stage_sets_close_time(app: TestApp) {
-    let created = app.create_ticket(Ticket { stage_id: 4, ..ticket("closed on arrival") }).await;
+    let created = app
+        .create_ticket(Ticket {
+            stage_id: 4,
+            ..ticket("closed on arrival")
+        })
+        .await;
 
     assert_eq!(created.stage_id, 4);
     assert!(created.close_time.is_some());
-    assert_eq!(app.get_ticket(created.id).await.close_time, created.close_time);
+    assert_eq!(
+        app.get_ticket(created.id).await.close_time,
+        created.close_time
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -243,11 +349,30 @@ async fn creating_in_a_closed_stage_sets_close_time(app: TestApp) {
 
 async fn every_write_changes_update_time_and_etag_but_not_create_time(app: TestApp) {
     let created = app.create_ticket(ticket("busy ticket")).await;
-    let updated =
-        app.update_ticket(Ticket { id: created.id, priority: Priority::Low.into(), ..Default::default() }, &["priority"])
-            .await;
-    let archived = ok(app.tickets().archive_ticket(ArchiveTicketRequest { id: created.id, ..Default::default() }).await);
-    let restored = ok(app.tickets().restore_ticket(RestoreTicketRequest { id: created.id, ..Default::default() }).await);
+    let updated = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                priority: Priority::Low.into(),
+                ..Default::default()
+            },
+            &["priority"],
+        )
+        .await;
+    let archived = ok(app
+        .tickets()
+        .archive_ticket(ArchiveTicketRequest {
+            id: created.id,
+            ..Default::default()
+        })
+        .await);
+    let restored = ok(app
+        .tickets()
+        .restore_ticket(RestoreTicketRequest {
+            id: created.id,
+            ..Default::default()
+        })
+        .await);
 
     let versions = [&created, &updated, &archived, &restored];
     for pair in versions.windows(2) {
@@ -259,41 +384,80 @@ async fn every_write_changes_update_time_and_etag_but_not_create_time(app: TestA
             after.update_time
         );
         assert_ne!(after.etag, before.etag);
-        assert_eq!(after.create_time, created.create_time, "create_time never changes");
+        assert_eq!(
+            after.create_time, created.create_time,
+            "create_time never changes"
+        );
     }
     let distinct_etags: HashSet<&str> = versions.iter().map(|t| t.etag.as_str()).collect();
-    assert_eq!(distinct_etags.len(), versions.len(), "every version has its own etag");
+    assert_eq!(
+        distinct_etags.len(),
+        versions.len(),
+        "every version has its own etag"
+    );
 }
 
 async fn update_with_a_stale_etag_is_aborted_and_changes_nothing(app: TestApp) {
     let original = app.create_ticket(ticket("original subject")).await;
     let current = app
-        .update_ticket(Ticket { id: original.id, subject: "changed by a colleague".into(), ..Default::default() }, &[
-            "subject",
-        ])
+        .update_ticket(
+            Ticket {
+                id: original.id,
+                subject: "changed by a colleague".into(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
         .await;
 
-    let stale = Ticket { id: original.id, subject: "my change".into(), etag: original.etag.clone(), ..Default::default() };
-    assert_code(app.tickets().update_ticket(update_ticket_req(stale, &["subject"])).await, Code::Aborted);
+    let stale = Ticket {
+        id: original.id,
+        subject: "my change".into(),
+        etag: original.etag.clone(),
+        ..Default::default()
+    };
+    assert_code(
+        app.tickets()
+            .update_ticket(update_ticket_req(stale, &["subject"]))
+            .await,
+        Code::Aborted,
+    );
 
-    assert_eq!(app.get_ticket(original.id).await, current, "the aborted update changed nothing");
+    assert_eq!(
+        app.get_ticket(original.id).await,
+        current,
+        "the aborted update changed nothing"
+    );
 }
 
 async fn archive_with_a_stale_etag_is_aborted_and_changes_nothing(app: TestApp) {
     let original = app.create_ticket(ticket("to archive")).await;
     let current = app
-        .update_ticket(Ticket { id: original.id, priority: Priority::Urgent.into(), ..Default::default() }, &[
-            "priority",
-        ])
+        .update_ticket(
+            Ticket {
+                id: original.id,
+                priority: Priority::Urgent.into(),
+                ..Default::default()
+            },
+            &["priority"],
+        )
         .await;
 
-    let stale = ArchiveTicketRequest { id: original.id, etag: original.etag.clone(), ..Default::default() };
+    let stale = ArchiveTicketRequest {
+        id: original.id,
+        etag: original.etag.clone(),
+        ..Default::default()
+    };
     assert_code(app.tickets().archive_ticket(stale).await, Code::Aborted);
     let after = app.get_ticket(original.id).await;
     assert!(!after.archived, "still not archived");
     assert_eq!(after, current);
 
-    let fresh = ArchiveTicketRequest { id: original.id, etag: current.etag.clone(), ..Default::default() };
+    let fresh = ArchiveTicketRequest {
+        id: original.id,
+        etag: current.etag.clone(),
+        ..Default::default()
+    };
     let archived = ok(app.tickets().archive_ticket(fresh).await);
     assert!(archived.archived, "a matching etag archives");
 }
@@ -302,15 +466,29 @@ async fn update_with_a_matching_or_empty_etag_succeeds(app: TestApp) {
     let created = app.create_ticket(ticket("first")).await;
 
     let with_etag = app
-        .update_ticket(Ticket { id: created.id, subject: "second".into(), etag: created.etag.clone(), ..Default::default() }, &[
-            "subject",
-        ])
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                subject: "second".into(),
+                etag: created.etag.clone(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
         .await;
     assert_eq!(with_etag.subject, "second");
 
     // `created.etag` is stale by now, but an empty etag means "no check".
-    let without_etag =
-        app.update_ticket(Ticket { id: created.id, subject: "third".into(), ..Default::default() }, &["subject"]).await;
+    let without_etag = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                subject: "third".into(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
+        .await;
     assert_eq!(without_etag.subject, "third");
     assert_eq!(app.get_ticket(created.id).await.subject, "third");
 }
@@ -342,7 +520,10 @@ async fn update_changes_only_the_masked_fields(app: TestApp) {
 
     assert_eq!(updated.priority(), Priority::High);
     assert_eq!(updated.subject, "keep this subject");
-    assert_eq!(updated.content, "the body", "unmasked fields keep their values even when empty in the request");
+    assert_eq!(
+        updated.content, "the body",
+        "unmasked fields keep their values even when empty in the request"
+    );
     assert_eq!(app.get_ticket(created.id).await, updated);
 }
 
@@ -384,7 +565,11 @@ async fn empty_update_mask_applies_every_field_set_in_the_request(app: TestApp) 
 
     // A mask with no paths means the same.
     let request = UpdateTicketRequest {
-        ticket: Some(Ticket { id: created.id, content: "new body".into(), ..Default::default() }),
+        ticket: Some(Ticket {
+            id: created.id,
+            content: "new body".into(),
+            ..Default::default()
+        }),
         update_mask: Some(prost_types::FieldMask { paths: vec![] }),
         request_id: String::new(),
     };
@@ -399,28 +584,55 @@ async fn update_mask_rejects_unknown_paths(app: TestApp) {
     let created = app.create_ticket(ticket("masked")).await;
 
     for paths in [&["nope"][..], &["subject", "nope"]] {
-        let request = update_ticket_req(Ticket { id: created.id, subject: "changed".into(), ..Default::default() }, paths);
+        let request = update_ticket_req(
+            Ticket {
+                id: created.id,
+                subject: "changed".into(),
+                ..Default::default()
+            },
+            paths,
+        );
         assert_invalid(app.tickets().update_ticket(request).await, "update_mask");
     }
 
-    assert_eq!(app.get_ticket(created.id).await, created, "rejected updates change nothing");
+    assert_eq!(
+        app.get_ticket(created.id).await,
+        created,
+        "rejected updates change nothing"
+    );
 }
 
 async fn update_mask_rejects_output_only_paths(app: TestApp) {
     let created = app.create_ticket(ticket("masked")).await;
 
     for path in ["create_time", "update_time", "id", "etag", "archived"] {
-        let request = update_ticket_req(Ticket { id: created.id, ..Default::default() }, &[path]);
-        let status = assert_code(app.tickets().update_ticket(request).await, Code::InvalidArgument);
+        let request = update_ticket_req(
+            Ticket {
+                id: created.id,
+                ..Default::default()
+            },
+            &[path],
+        );
+        let status = assert_code(
+            app.tickets().update_ticket(request).await,
+            Code::InvalidArgument,
+        );
         assert_field_violation(&status, "update_mask");
     }
 
-    assert_eq!(app.get_ticket(created.id).await, created, "rejected updates change nothing");
+    assert_eq!(
+        app.get_ticket(created.id).await,
+        created,
+        "rejected updates change nothing"
+    );
 }
 
 async fn masked_property_path_sets_or_removes_one_property(app: TestApp) {
     let created = app
-        .create_ticket(Ticket { properties: properties(&[("source", "email"), ("tier", "gold")]), ..ticket("props") })
+        .create_ticket(Ticket {
+            properties: properties(&[("source", "email"), ("tier", "gold")]),
+            ..ticket("props")
+        })
         .await;
 
     let changed = app
@@ -433,32 +645,80 @@ async fn masked_property_path_sets_or_removes_one_property(app: TestApp) {
             &["properties.tier"],
         )
         .await;
-    assert_eq!(changed.properties, properties(&[("source", "email"), ("tier", "platinum")]));
+    assert_eq!(
+        changed.properties,
+        properties(&[("source", "email"), ("tier", "platinum")])
+    );
 
     let added = app
-        .update_ticket(Ticket { id: created.id, properties: properties(&[("region", "eu")]), ..Default::default() }, &[
-            "properties.region",
-        ])
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                properties: properties(&[("region", "eu")]),
+                ..Default::default()
+            },
+            &["properties.region"],
+        )
         .await;
-    assert_eq!(added.properties, properties(&[("region", "eu"), ("source", "email"), ("tier", "platinum")]));
+    assert_eq!(
+        added.properties,
+        properties(&[("region", "eu"), ("source", "email"), ("tier", "platinum")])
+    );
 
     // Masked but absent from the request's map: removed.
-    let removed =
-        app.update_ticket(Ticket { id: created.id, ..Default::default() }, &["properties.tier"]).await;
-    assert_eq!(removed.properties, properties(&[("region", "eu"), ("source", "email")]));
-    assert_eq!(app.get_ticket(created.id).await.properties, removed.properties);
+    let removed = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                ..Default::default()
+            },
+            &["properties.tier"],
+        )
+        .await;
+    assert_eq!(
+        removed.properties,
+        properties(&[("region", "eu"), ("source", "email")])
+    );
+    assert_eq!(
+        app.get_ticket(created.id).await.properties,
+        removed.properties
+    );
 }
 
 async fn masked_empty_values_clear_tags_and_assignee(app: TestApp) {
     let created = app
-        .create_ticket(Ticket { tags: strings(&["a", "b"]), assignee_id: "agent-7".into(), ..ticket("to clear") })
+        .create_ticket(Ticket {
+            tags: strings(&["a", "b"]),
+            assignee_id: "agent-7".into(),
+            ..ticket("to clear")
+        })
         .await;
 
-    let untagged = app.update_ticket(Ticket { id: created.id, ..Default::default() }, &["tags"]).await;
-    assert!(untagged.tags.is_empty(), "tags cleared, got {:?}", untagged.tags);
+    let untagged = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                ..Default::default()
+            },
+            &["tags"],
+        )
+        .await;
+    assert!(
+        untagged.tags.is_empty(),
+        "tags cleared, got {:?}",
+        untagged.tags
+    );
     assert_eq!(untagged.assignee_id, "agent-7", "not masked, kept");
 
-    let unassigned = app.update_ticket(Ticket { id: created.id, ..Default::default() }, &["assignee_id"]).await;
+    let unassigned = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                ..Default::default()
+            },
+            &["assignee_id"],
+        )
+        .await;
     assert_eq!(unassigned.assignee_id, "");
 
     let fetched = app.get_ticket(created.id).await;
@@ -468,17 +728,39 @@ async fn masked_empty_values_clear_tags_and_assignee(app: TestApp) {
 }
 
 async fn update_of_an_unknown_ticket_is_not_found(app: TestApp) {
-    let request = update_ticket_req(Ticket { id: 424_242, subject: "ghost".into(), ..Default::default() }, &["subject"]);
+    let request = update_ticket_req(
+        Ticket {
+            id: 424_242,
+            subject: "ghost".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    );
 
     let status = assert_code(app.tickets().update_ticket(request).await, Code::NotFound);
-    assert!(status.message().contains("424242"), "message {:?} names the id", status.message());
+    assert!(
+        status.message().contains("424242"),
+        "message {:?} names the id",
+        status.message()
+    );
 }
 
 async fn update_requires_a_ticket_with_an_id(app: TestApp) {
-    let missing = UpdateTicketRequest { ticket: None, update_mask: mask(&["subject"]), request_id: String::new() };
+    let missing = UpdateTicketRequest {
+        ticket: None,
+        update_mask: mask(&["subject"]),
+        request_id: String::new(),
+    };
     assert_invalid(app.tickets().update_ticket(missing).await, "ticket");
 
-    let without_id = update_ticket_req(Ticket { id: 0, subject: "which one?".into(), ..Default::default() }, &["subject"]);
+    let without_id = update_ticket_req(
+        Ticket {
+            id: 0,
+            subject: "which one?".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    );
     assert_invalid(app.tickets().update_ticket(without_id).await, "ticket.id");
 }
 
@@ -487,40 +769,116 @@ async fn update_validates_the_new_values(app: TestApp) {
     let id = created.id;
 
     let cases = [
-        (Ticket { id, subject: "   ".into(), ..Default::default() }, "subject", "ticket.subject"),
-        (Ticket { id, subject: "x".repeat(501), ..Default::default() }, "subject", "ticket.subject"),
-        (Ticket { id, priority: 99, ..Default::default() }, "priority", "ticket.priority"),
-        (Ticket { id, stage_id: 999_999, ..Default::default() }, "stage_id", "ticket.stage_id"),
-        (Ticket { id, pipeline_id: 999, ..Default::default() }, "pipeline_id", "ticket.pipeline_id"),
+        (
+            Ticket {
+                id,
+                subject: "   ".into(),
+                ..Default::default()
+            },
+            "subject",
+            "ticket.subject",
+        ),
+        (
+            Ticket {
+                id,
+                subject: "x".repeat(501),
+                ..Default::default()
+            },
+            "subject",
+            "ticket.subject",
+        ),
+        (
+            Ticket {
+                id,
+                priority: 99,
+                ..Default::default()
+            },
+            "priority",
+            "ticket.priority",
+        ),
+        (
+            Ticket {
+                id,
+                stage_id: 999_999,
+                ..Default::default()
+            },
+            "stage_id",
+            "ticket.stage_id",
+        ),
+        (
+            Ticket {
+                id,
+                pipeline_id: 999,
+                ..Default::default()
+            },
+            "pipeline_id",
+            "ticket.pipeline_id",
+        ),
     ];
     for (change, path, field) in cases {
-        assert_invalid(app.tickets().update_ticket(update_ticket_req(change, &[path])).await, field);
+        assert_invalid(
+            app.tickets()
+                .update_ticket(update_ticket_req(change, &[path]))
+                .await,
+            field,
+        );
     }
 
-    assert_eq!(app.get_ticket(id).await, created, "rejected updates change nothing");
+    assert_eq!(
+        app.get_ticket(id).await,
+        created,
+        "rejected updates change nothing"
+    );
 }
 
 async fn changing_the_pipeline_moves_the_ticket_to_its_first_stage(app: TestApp) {
     let escalations = app
         .create_pipeline(pipeline(
             "Escalations",
-            vec![stage("Triage", TicketState::Open, 20), stage("Intake", TicketState::Open, 10)],
+            vec![
+                stage("Triage", TicketState::Open, 20),
+                stage("Intake", TicketState::Open, 10),
+            ],
         ))
         .await;
-    let intake = escalations.stages.iter().find(|s| s.label == "Intake").expect("Intake stage");
-    let created = app.create_ticket(Ticket { stage_id: 3, ..ticket("moving") }).await;
+    let intake = escalations
+        .stages
+        .iter()
+        .find(|s| s.label == "Intake")
+        .expect("Intake stage");
+    let created = app
+        .create_ticket(Ticket {
+            stage_id: 3,
+            ..ticket("moving")
+        })
+        .await;
 
-    let moved =
-        app.update_ticket(Ticket { id: created.id, pipeline_id: escalations.id, ..Default::default() }, &["pipeline_id"])
-            .await;
+    let moved = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                pipeline_id: escalations.id,
+                ..Default::default()
+            },
+            &["pipeline_id"],
+        )
+        .await;
     assert_eq!(moved.pipeline_id, escalations.id);
-    assert_eq!(moved.stage_id, intake.id, "the new pipeline's first stage by display order");
+    assert_eq!(
+        moved.stage_id, intake.id,
+        "the new pipeline's first stage by display order"
+    );
 
     let back = app
-        .update_ticket(Ticket { id: created.id, pipeline_id: 0, stage_id: 4, ..Default::default() }, &[
-            "pipeline_id",
-            "stage_id",
-        ])
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                pipeline_id: 0,
+                stage_id: 4,
+                ..Default::default()
+            },
+            &["pipeline_id", "stage_id"],
+        )
         .await;
     assert_eq!((back.pipeline_id, back.stage_id), (0, 4));
     assert!(back.close_time.is_some(), "stage 4 is CLOSED");
@@ -531,10 +889,18 @@ async fn changing_the_pipeline_with_a_stage_of_another_pipeline_is_invalid(app: 
     let created = app.create_ticket(ticket("stays put")).await;
 
     let request = update_ticket_req(
-        Ticket { id: created.id, pipeline_id: other.id, stage_id: 2, ..Default::default() },
+        Ticket {
+            id: created.id,
+            pipeline_id: other.id,
+            stage_id: 2,
+            ..Default::default()
+        },
         &["pipeline_id", "stage_id"],
     );
-    assert_invalid(app.tickets().update_ticket(request).await, "ticket.stage_id");
+    assert_invalid(
+        app.tickets().update_ticket(request).await,
+        "ticket.stage_id",
+    );
 
     let fetched = app.get_ticket(created.id).await;
     assert_eq!((fetched.pipeline_id, fetched.stage_id), (0, 1));
@@ -545,57 +911,96 @@ async fn changing_the_pipeline_with_a_stage_of_another_pipeline_is_invalid(app: 
 // ---------------------------------------------------------------------------------------------------------------
 
 async fn create_retried_with_the_same_request_id_creates_once(app: TestApp) {
-    let request = CreateTicketRequest { ticket: Some(ticket("only once")), request_id: request_id() };
+    let request = CreateTicketRequest {
+        ticket: Some(ticket("only once")),
+        request_id: request_id(),
+    };
 
     let first = ok(app.tickets().create_ticket(request.clone()).await);
     let retried = ok(app.tickets().create_ticket(request).await);
 
     assert_eq!(retried.id, first.id);
     assert_eq!(retried, first, "a retry returns the first result");
-    assert_eq!(ids(&app.list_all_tickets(ListTicketsRequest::default()).await), vec![first.id]);
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![first.id]
+    );
 }
 
 async fn request_id_reused_with_another_body_is_invalid(app: TestApp) {
     let id = request_id();
     let first = ok(app
         .tickets()
-        .create_ticket(CreateTicketRequest { ticket: Some(ticket("first body")), request_id: id.clone() })
+        .create_ticket(CreateTicketRequest {
+            ticket: Some(ticket("first body")),
+            request_id: id.clone(),
+        })
         .await);
 
-    let other_body = CreateTicketRequest { ticket: Some(ticket("another body")), request_id: id };
+    let other_body = CreateTicketRequest {
+        ticket: Some(ticket("another body")),
+        request_id: id,
+    };
     assert_invalid(app.tickets().create_ticket(other_body).await, "request_id");
 
-    assert_eq!(ids(&app.list_all_tickets(ListTicketsRequest::default()).await), vec![first.id]);
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![first.id]
+    );
 }
 
 async fn update_retried_with_the_same_request_id_returns_the_first_result(app: TestApp) {
     let created = app.create_ticket(ticket("retried update")).await;
     let raise = UpdateTicketRequest {
-        ticket: Some(Ticket { id: created.id, priority: Priority::High.into(), ..Default::default() }),
+        ticket: Some(Ticket {
+            id: created.id,
+            priority: Priority::High.into(),
+            ..Default::default()
+        }),
         update_mask: mask(&["priority"]),
         request_id: request_id(),
     };
 
     let first = ok(app.tickets().update_ticket(raise.clone()).await);
-    let lowered =
-        app.update_ticket(Ticket { id: created.id, priority: Priority::Low.into(), ..Default::default() }, &["priority"])
-            .await;
+    let lowered = app
+        .update_ticket(
+            Ticket {
+                id: created.id,
+                priority: Priority::Low.into(),
+                ..Default::default()
+            },
+            &["priority"],
+        )
+        .await;
     let retried = ok(app.tickets().update_ticket(raise).await);
 
-    assert_eq!(retried.etag, first.etag, "the retry returns the first response");
+    assert_eq!(
+        retried.etag, first.etag,
+        "the retry returns the first response"
+    );
     assert_eq!(retried, first);
-    assert_eq!(app.get_ticket(created.id).await, lowered, "the retry was not applied again");
+    assert_eq!(
+        app.get_ticket(created.id).await,
+        lowered,
+        "the retry was not applied again"
+    );
 }
 
 async fn request_id_survives_a_restart(app: TestApp) {
-    let request = CreateTicketRequest { ticket: Some(ticket("before the restart")), request_id: request_id() };
+    let request = CreateTicketRequest {
+        ticket: Some(ticket("before the restart")),
+        request_id: request_id(),
+    };
     let first = ok(app.tickets().create_ticket(request.clone()).await);
 
     let app = app.restart().await;
     let retried = ok(app.tickets().create_ticket(request).await);
 
     assert_eq!(retried.id, first.id);
-    assert_eq!(ids(&app.list_all_tickets(ListTicketsRequest::default()).await), vec![first.id]);
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![first.id]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -606,44 +1011,112 @@ async fn archived_ticket_leaves_the_list_and_restore_brings_it_back(app: TestApp
     let kept = app.create_ticket(ticket("stays")).await;
     let trashed = app.create_ticket(ticket("goes to the trash")).await;
 
-    let archived = ok(app.tickets().archive_ticket(ArchiveTicketRequest { id: trashed.id, ..Default::default() }).await);
+    let archived = ok(app
+        .tickets()
+        .archive_ticket(ArchiveTicketRequest {
+            id: trashed.id,
+            ..Default::default()
+        })
+        .await);
     assert!(archived.archived);
     assert!(archived.archive_time.is_some());
-    assert_eq!(ids(&app.list_all_tickets(ListTicketsRequest::default()).await), vec![kept.id]);
-    assert_eq!(app.get_ticket(trashed.id).await, archived, "Get still returns archived tickets");
-    let with_archived = ListTicketsRequest { show_archived: true, ..Default::default() };
-    assert_eq!(sorted(ids(&app.list_all_tickets(with_archived).await)), vec![kept.id, trashed.id]);
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![kept.id]
+    );
+    assert_eq!(
+        app.get_ticket(trashed.id).await,
+        archived,
+        "Get still returns archived tickets"
+    );
+    let with_archived = ListTicketsRequest {
+        show_archived: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        sorted(ids(&app.list_all_tickets(with_archived).await)),
+        vec![kept.id, trashed.id]
+    );
 
-    let restored = ok(app.tickets().restore_ticket(RestoreTicketRequest { id: trashed.id, ..Default::default() }).await);
+    let restored = ok(app
+        .tickets()
+        .restore_ticket(RestoreTicketRequest {
+            id: trashed.id,
+            ..Default::default()
+        })
+        .await);
     assert!(!restored.archived);
     assert_eq!(restored.archive_time, None);
-    assert_eq!(sorted(ids(&app.list_all_tickets(ListTicketsRequest::default()).await)), vec![kept.id, trashed.id]);
+    assert_eq!(
+        sorted(ids(&app
+            .list_all_tickets(ListTicketsRequest::default())
+            .await)),
+        vec![kept.id, trashed.id]
+    );
     assert_eq!(app.get_ticket(trashed.id).await, restored);
 }
 
 async fn archive_and_restore_refuse_a_ticket_in_the_wrong_state(app: TestApp) {
     let created = app.create_ticket(ticket("state machine")).await;
-    let archive = ArchiveTicketRequest { id: created.id, ..Default::default() };
-    let restore = RestoreTicketRequest { id: created.id, ..Default::default() };
+    let archive = ArchiveTicketRequest {
+        id: created.id,
+        ..Default::default()
+    };
+    let restore = RestoreTicketRequest {
+        id: created.id,
+        ..Default::default()
+    };
 
-    assert_code(app.tickets().restore_ticket(restore.clone()).await, Code::FailedPrecondition);
+    assert_code(
+        app.tickets().restore_ticket(restore.clone()).await,
+        Code::FailedPrecondition,
+    );
     let archived = ok(app.tickets().archive_ticket(archive.clone()).await);
-    assert_code(app.tickets().archive_ticket(archive).await, Code::FailedPrecondition);
-    assert_eq!(app.get_ticket(created.id).await, archived, "the refused archive changed nothing");
+    assert_code(
+        app.tickets().archive_ticket(archive).await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        app.get_ticket(created.id).await,
+        archived,
+        "the refused archive changed nothing"
+    );
     ok(app.tickets().restore_ticket(restore).await);
 
-    let unknown = ArchiveTicketRequest { id: 424_242, ..Default::default() };
+    let unknown = ArchiveTicketRequest {
+        id: 424_242,
+        ..Default::default()
+    };
     assert_code(app.tickets().archive_ticket(unknown).await, Code::NotFound);
-    let unknown = RestoreTicketRequest { id: 424_242, ..Default::default() };
+    let unknown = RestoreTicketRequest {
+        id: 424_242,
+        ..Default::default()
+    };
     assert_code(app.tickets().restore_ticket(unknown).await, Code::NotFound);
 }
 
 async fn archived_ticket_cannot_be_updated(app: TestApp) {
     let created = app.create_ticket(ticket("frozen")).await;
-    let archived = ok(app.tickets().archive_ticket(ArchiveTicketRequest { id: created.id, ..Default::default() }).await);
+    let archived = ok(app
+        .tickets()
+        .archive_ticket(ArchiveTicketRequest {
+            id: created.id,
+            ..Default::default()
+        })
+        .await);
 
-    let request = update_ticket_req(Ticket { id: created.id, subject: "thawed".into(), ..Default::default() }, &["subject"]);
-    assert_code(app.tickets().update_ticket(request).await, Code::FailedPrecondition);
+    let request = update_ticket_req(
+        Ticket {
+            id: created.id,
+            subject: "thawed".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    );
+    assert_code(
+        app.tickets().update_ticket(request).await,
+        Code::FailedPrecondition,
+    );
 
     assert_eq!(app.get_ticket(created.id).await, archived);
 }
@@ -655,18 +1128,27 @@ async fn archived_ticket_cannot_be_updated(app: TestApp) {
 async fn list_pages_by_50_by_default(app: TestApp) {
     let created = app.create_tickets(60).await;
 
-    let first = ok(app.tickets().list_tickets(ListTicketsRequest::default()).await);
+    let first = ok(app
+        .tickets()
+        .list_tickets(ListTicketsRequest::default())
+        .await);
     assert_eq!(first.tickets.len(), 50);
     assert!(!first.next_page_token.is_empty(), "more to come");
 
     let second = ok(app
         .tickets()
-        .list_tickets(ListTicketsRequest { page_token: first.next_page_token.clone(), ..Default::default() })
+        .list_tickets(ListTicketsRequest {
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
         .await);
     assert_eq!(second.tickets.len(), 10);
     assert!(second.next_page_token.is_empty(), "last page");
 
-    let listed: Vec<i64> = ids(&first.tickets).into_iter().chain(ids(&second.tickets)).collect();
+    let listed: Vec<i64> = ids(&first.tickets)
+        .into_iter()
+        .chain(ids(&second.tickets))
+        .collect();
     assert_eq!(sorted(listed), ids(&created));
 }
 
@@ -678,20 +1160,36 @@ async fn list_lowers_page_sizes_above_500(app: TestApp) {
         .await;
     assert_eq!(created.len(), 501);
 
-    let first = ok(app.tickets().list_tickets(ListTicketsRequest { page_size: 1000, ..Default::default() }).await);
+    let first = ok(app
+        .tickets()
+        .list_tickets(ListTicketsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await);
     assert_eq!(first.tickets.len(), 500, "page_size 1000 is lowered to 500");
     assert!(!first.next_page_token.is_empty());
 
     let rest = ok(app
         .tickets()
-        .list_tickets(ListTicketsRequest { page_size: 1000, page_token: first.next_page_token, ..Default::default() })
+        .list_tickets(ListTicketsRequest {
+            page_size: 1000,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
         .await);
     assert_eq!(rest.tickets.len(), 1);
     assert!(rest.next_page_token.is_empty());
 }
 
 async fn list_rejects_a_negative_page_size(app: TestApp) {
-    let result = app.tickets().list_tickets(ListTicketsRequest { page_size: -1, ..Default::default() }).await;
+    let result = app
+        .tickets()
+        .list_tickets(ListTicketsRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await;
 
     assert_invalid(result, "page_size");
 }
@@ -699,7 +1197,12 @@ async fn list_rejects_a_negative_page_size(app: TestApp) {
 async fn list_orders_by_id_descending(app: TestApp) {
     let created = app.create_tickets(5).await;
 
-    let listed = app.list_all_tickets(ListTicketsRequest { order_by: "id desc".into(), ..Default::default() }).await;
+    let listed = app
+        .list_all_tickets(ListTicketsRequest {
+            order_by: "id desc".into(),
+            ..Default::default()
+        })
+        .await;
 
     let mut expected = ids(&created);
     expected.reverse();
@@ -710,12 +1213,20 @@ async fn list_orders_by_create_time(app: TestApp) {
     let created = app.create_tickets(5).await;
 
     let ascending = app
-        .list_all_tickets(ListTicketsRequest { order_by: "create_time".into(), page_size: 2, ..Default::default() })
+        .list_all_tickets(ListTicketsRequest {
+            order_by: "create_time".into(),
+            page_size: 2,
+            ..Default::default()
+        })
         .await;
     assert_eq!(ids(&ascending), ids(&created));
 
     let descending = app
-        .list_all_tickets(ListTicketsRequest { order_by: "create_time desc".into(), page_size: 2, ..Default::default() })
+        .list_all_tickets(ListTicketsRequest {
+            order_by: "create_time desc".into(),
+            page_size: 2,
+            ..Default::default()
+        })
         .await;
     let mut expected = ids(&created);
     expected.reverse();
@@ -724,19 +1235,48 @@ async fn list_orders_by_create_time(app: TestApp) {
 
 async fn list_orders_by_update_time_descending(app: TestApp) {
     let t = app.create_tickets(5).await;
-    app.update_ticket(Ticket { id: t[2].id, subject: "touched first".into(), ..Default::default() }, &["subject"]).await;
-    app.update_ticket(Ticket { id: t[0].id, subject: "touched last".into(), ..Default::default() }, &["subject"]).await;
+    app.update_ticket(
+        Ticket {
+            id: t[2].id,
+            subject: "touched first".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    )
+    .await;
+    app.update_ticket(
+        Ticket {
+            id: t[0].id,
+            subject: "touched last".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    )
+    .await;
 
     let listed = app
-        .list_all_tickets(ListTicketsRequest { order_by: "update_time desc".into(), page_size: 2, ..Default::default() })
+        .list_all_tickets(ListTicketsRequest {
+            order_by: "update_time desc".into(),
+            page_size: 2,
+            ..Default::default()
+        })
         .await;
 
-    assert_eq!(ids(&listed), vec![t[0].id, t[2].id, t[4].id, t[3].id, t[1].id]);
+    assert_eq!(
+        ids(&listed),
+        vec![t[0].id, t[2].id, t[4].id, t[3].id, t[1].id]
+    );
 }
 
 async fn list_rejects_an_unknown_order_by(app: TestApp) {
     for order_by in ["subject", "id sideways", "id desc, subject"] {
-        let result = app.tickets().list_tickets(ListTicketsRequest { order_by: order_by.into(), ..Default::default() }).await;
+        let result = app
+            .tickets()
+            .list_tickets(ListTicketsRequest {
+                order_by: order_by.into(),
+                ..Default::default()
+            })
+            .await;
         assert_invalid(result, "order_by");
     }
 }
@@ -746,7 +1286,10 @@ async fn list_rejects_a_garbage_page_token(app: TestApp) {
 
     let result = app
         .tickets()
-        .list_tickets(ListTicketsRequest { page_token: "not-a-real-token".into(), ..Default::default() })
+        .list_tickets(ListTicketsRequest {
+            page_token: "not-a-real-token".into(),
+            ..Default::default()
+        })
         .await;
 
     assert_invalid(result, "page_token");
@@ -754,18 +1297,39 @@ async fn list_rejects_a_garbage_page_token(app: TestApp) {
 
 async fn list_rejects_a_page_token_of_another_query(app: TestApp) {
     app.create_tickets(3).await;
-    let by_id = ListTicketsRequest { page_size: 1, order_by: "id".into(), ..Default::default() };
+    let by_id = ListTicketsRequest {
+        page_size: 1,
+        order_by: "id".into(),
+        ..Default::default()
+    };
     let token = ok(app.tickets().list_tickets(by_id.clone()).await).next_page_token;
     assert!(!token.is_empty());
 
-    let other_order = ListTicketsRequest { order_by: "id desc".into(), page_token: token.clone(), ..by_id.clone() };
+    let other_order = ListTicketsRequest {
+        order_by: "id desc".into(),
+        page_token: token.clone(),
+        ..by_id.clone()
+    };
     assert_invalid(app.tickets().list_tickets(other_order).await, "page_token");
 
-    let other_filter = ListTicketsRequest { show_archived: true, page_token: token.clone(), ..by_id.clone() };
+    let other_filter = ListTicketsRequest {
+        show_archived: true,
+        page_token: token.clone(),
+        ..by_id.clone()
+    };
     assert_invalid(app.tickets().list_tickets(other_filter).await, "page_token");
 
-    let same_query = ListTicketsRequest { page_token: token, ..by_id };
-    assert_eq!(ok(app.tickets().list_tickets(same_query).await).tickets.len(), 1, "the token still works for its query");
+    let same_query = ListTicketsRequest {
+        page_token: token,
+        ..by_id
+    };
+    assert_eq!(
+        ok(app.tickets().list_tickets(same_query).await)
+            .tickets
+            .len(),
+        1,
+        "the token still works for its query"
+    );
 }
 
 async fn paging_while_tickets_are_inserted_never_repeats_or_skips(app: TestApp) {
@@ -773,13 +1337,21 @@ async fn paging_while_tickets_are_inserted_never_repeats_or_skips(app: TestApp) 
 
     for order_by in ["", "id desc", "create_time", "update_time desc"] {
         let mut seen = Vec::new();
-        let mut request = ListTicketsRequest { page_size: 7, order_by: order_by.into(), ..Default::default() };
+        let mut request = ListTicketsRequest {
+            page_size: 7,
+            order_by: order_by.into(),
+            ..Default::default()
+        };
         for page_number in 0.. {
-            assert!(page_number < 100, "order_by {order_by:?}: paging does not end");
+            assert!(
+                page_number < 100,
+                "order_by {order_by:?}: paging does not end"
+            );
             let page = ok(app.tickets().list_tickets(request.clone()).await);
             assert!(page.tickets.len() <= 7);
             seen.extend(ids(&page.tickets));
-            app.create_ticket(ticket(&format!("inserted while paging by {order_by:?}"))).await;
+            app.create_ticket(ticket(&format!("inserted while paging by {order_by:?}")))
+                .await;
             if page.next_page_token.is_empty() {
                 break;
             }
@@ -787,9 +1359,20 @@ async fn paging_while_tickets_are_inserted_never_repeats_or_skips(app: TestApp) 
         }
 
         let distinct: HashSet<i64> = seen.iter().copied().collect();
-        assert_eq!(distinct.len(), seen.len(), "order_by {order_by:?}: an id came twice in {seen:?}");
-        let missing: Vec<i64> = existing.iter().copied().filter(|id| !distinct.contains(id)).collect();
-        assert!(missing.is_empty(), "order_by {order_by:?}: tickets {missing:?} were skipped");
+        assert_eq!(
+            distinct.len(),
+            seen.len(),
+            "order_by {order_by:?}: an id came twice in {seen:?}"
+        );
+        let missing: Vec<i64> = existing
+            .iter()
+            .copied()
+            .filter(|id| !distinct.contains(id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "order_by {order_by:?}: tickets {missing:?} were skipped"
+        );
     }
 }
 
@@ -800,7 +1383,12 @@ async fn paging_while_tickets_are_inserted_never_repeats_or_skips(app: TestApp) 
 async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
     const TASKS: usize = 16;
     const INCREMENTS: usize = 50;
-    let counter = app.create_ticket(Ticket { properties: properties(&[("counter", "0")]), ..ticket("counter") }).await;
+    let counter = app
+        .create_ticket(Ticket {
+            properties: properties(&[("counter", "0")]),
+            ..ticket("counter")
+        })
+        .await;
 
     let workers: Vec<_> = (0..TASKS)
         .map(|worker| {
@@ -811,20 +1399,33 @@ async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
                     loop {
                         let current = match tickets.get_ticket(GetTicketRequest { id }).await {
                             Ok(response) => response.into_inner(),
-                            Err(status) => panic!("worker {worker}: GetTicket returned {:?}: {}", status.code(), status.message()),
+                            Err(status) => panic!(
+                                "worker {worker}: GetTicket returned {:?}: {}",
+                                status.code(),
+                                status.message()
+                            ),
                         };
-                        let value: u64 = current.properties["counter"].parse().expect("counter is an integer");
+                        let value: u64 = current.properties["counter"]
+                            .parse()
+                            .expect("counter is an integer");
                         let next = Ticket {
                             id,
                             etag: current.etag,
                             properties: properties(&[("counter", &(value + 1).to_string())]),
                             ..Default::default()
                         };
-                        match tickets.update_ticket(update_ticket_req(next, &["properties.counter"])).await {
+                        match tickets
+                            .update_ticket(update_ticket_req(next, &["properties.counter"]))
+                            .await
+                        {
                             Ok(_) => break,
                             Err(status) if status.code() == Code::Aborted => continue,
                             Err(status) => {
-                                panic!("worker {worker}: UpdateTicket returned {:?}: {}", status.code(), status.message())
+                                panic!(
+                                    "worker {worker}: UpdateTicket returned {:?}: {}",
+                                    status.code(),
+                                    status.message()
+                                )
                             }
                         }
                     }
@@ -839,7 +1440,11 @@ async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
     }
 
     let last = app.get_ticket(counter.id).await;
-    assert_eq!(last.properties["counter"], (TASKS * INCREMENTS).to_string(), "no update was lost");
+    assert_eq!(
+        last.properties["counter"],
+        (TASKS * INCREMENTS).to_string(),
+        "no update was lost"
+    );
 }
 
 fn sorted(mut ids: Vec<i64>) -> Vec<i64> {
