@@ -286,6 +286,11 @@ fn changes_from_proto(
     Ok(changes)
 }
 
+/// Moves a reference field out of the request, validated.
+fn take_reference(field: &str, value: &mut String) -> Result<String, Error> {
+    parse_reference(field, std::mem::take(value))
+}
+
 /// Applies one mask path; `false` when the path is not an updatable field.
 fn apply_path(
     changes: &mut TicketChanges,
@@ -303,28 +308,19 @@ fn apply_path(
         }
         "priority" => changes.priority = Some(parse_priority(ticket.priority)?),
         "requester_id" => {
-            changes.requester_id = Some(parse_reference(
-                "requester_id",
-                std::mem::take(&mut ticket.requester_id),
-            )?)
+            changes.requester_id = Some(take_reference("requester_id", &mut ticket.requester_id)?)
         }
         "assignee_id" => {
-            changes.assignee_id = Some(parse_reference(
-                "assignee_id",
-                std::mem::take(&mut ticket.assignee_id),
-            )?)
+            changes.assignee_id = Some(take_reference("assignee_id", &mut ticket.assignee_id)?)
         }
         "organization_id" => {
-            changes.organization_id = Some(parse_reference(
+            changes.organization_id = Some(take_reference(
                 "organization_id",
-                std::mem::take(&mut ticket.organization_id),
+                &mut ticket.organization_id,
             )?)
         }
         "ticket_type" => {
-            changes.ticket_type = Some(parse_reference(
-                "ticket_type",
-                std::mem::take(&mut ticket.ticket_type),
-            )?)
+            changes.ticket_type = Some(take_reference("ticket_type", &mut ticket.ticket_type)?)
         }
         "tags" => changes.tags = Some(parse_tags(std::mem::take(&mut ticket.tags))?),
         "properties" => changes.properties = Some(parse_properties(ticket.properties.clone())?),
