@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/ticketd/v1/common.proto",
         "proto/ticketd/v1/tickets.proto",
         "proto/ticketd/v1/pipelines.proto",
+        "proto/ticketd/v1/properties.proto",
+        "proto/ticketd/v1/associations.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))

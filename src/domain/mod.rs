@@ -3,7 +3,12 @@
 pub mod error;
 pub mod etag;
 pub mod page;
+pub mod association;
+pub mod comment;
+pub mod event;
 pub mod pipeline;
+pub mod property;
+pub mod search;
 pub mod ticket;
 
 pub use error::{Error, Result};

@@ -394,6 +394,7 @@ pub fn create_ticket_req(ticket: Ticket) -> CreateTicketRequest {
     CreateTicketRequest {
         ticket: Some(ticket),
         request_id: String::new(),
+        associations: Vec::new(),
     }
 }
 
@@ -499,4 +500,182 @@ pub fn assert_invalid<T: Debug>(result: Result<Response<T>, Status>, field: &str
     let status = assert_code(result, Code::InvalidArgument);
     assert_field_violation(&status, field);
     status
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Custom properties, search, associations, comments and history
+// ---------------------------------------------------------------------------------------------------------------
+
+use ticketd::proto::{
+    Association, AssociationSpec, CreatePropertyRequest, Filter, FilterGroup, FilterOperator,
+    ListAssociationsRequest, ListTicketHistoryRequest, ObjectRef, PropertyDefinition, PropertyType,
+    SearchTicketsRequest, TicketEvent, association_service_client::AssociationServiceClient,
+    property_service_client::PropertyServiceClient,
+};
+
+impl TestApp {
+    pub fn properties(&self) -> PropertyServiceClient<Channel> {
+        PropertyServiceClient::new(self.channel.clone())
+    }
+
+    pub fn associations(&self) -> AssociationServiceClient<Channel> {
+        AssociationServiceClient::new(self.channel.clone())
+    }
+
+    /// Defines an optional custom property `name` of type `r#type`, labelled with its name.
+    pub async fn define_property(&self, name: &str, r#type: PropertyType) -> PropertyDefinition {
+        self.create_property(property_def(name, r#type)).await
+    }
+
+    pub async fn create_property(&self, property: PropertyDefinition) -> PropertyDefinition {
+        ok(self
+            .properties()
+            .create_property(CreatePropertyRequest {
+                property: Some(property),
+                request_id: String::new(),
+            })
+            .await)
+    }
+
+    /// Every match of a search, following `next_page_token` to the end.
+    pub async fn search_all(&self, mut request: SearchTicketsRequest) -> Vec<Ticket> {
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().search_tickets(request.clone()).await);
+            all.extend(page.tickets);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("SearchTickets never returned an empty next_page_token");
+    }
+
+    /// Ids of every ticket matching one group of filters (id order).
+    pub async fn search_ids(&self, filters: Vec<Filter>) -> Vec<i64> {
+        ids(&self
+            .search_all(SearchTicketsRequest {
+                filter_groups: vec![FilterGroup { filters }],
+                ..Default::default()
+            })
+            .await)
+    }
+
+    /// Every association of a ticket (optionally to one object type), following the pages.
+    pub async fn list_all_associations(&self, ticket_id: i64, to_object_type: &str) -> Vec<Association> {
+        let mut request = ListAssociationsRequest {
+            ticket_id,
+            to_object_type: to_object_type.to_owned(),
+            ..Default::default()
+        };
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.associations().list_associations(request.clone()).await);
+            all.extend(page.associations);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListAssociations never returned an empty next_page_token");
+    }
+
+    /// A ticket's whole history, following the pages.
+    pub async fn history(&self, ticket_id: i64) -> Vec<TicketEvent> {
+        let mut request = ListTicketHistoryRequest {
+            ticket_id,
+            ..Default::default()
+        };
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().list_ticket_history(request.clone()).await);
+            all.extend(page.events);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListTicketHistory never returned an empty next_page_token");
+    }
+}
+
+/// An optional property definition to create, labelled with its name.
+pub fn property_def(name: &str, r#type: PropertyType) -> PropertyDefinition {
+    PropertyDefinition {
+        name: name.to_owned(),
+        label: name.to_owned(),
+        r#type: r#type.into(),
+        ..Default::default()
+    }
+}
+
+/// `message` with the caller's id in the `x-actor-id` metadata.
+pub fn with_actor<T>(message: T, actor: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-actor-id", actor.parse().expect("ASCII actor id"));
+    request
+}
+
+/// A search filter with a single `value`.
+pub fn filter(property: &str, operator: FilterOperator, value: &str) -> Filter {
+    Filter {
+        property: property.to_owned(),
+        operator: operator.into(),
+        value: value.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A search filter with `values` (IN, NOT_IN).
+pub fn filter_in(property: &str, operator: FilterOperator, values: &[&str]) -> Filter {
+    Filter {
+        property: property.to_owned(),
+        operator: operator.into(),
+        values: strings(values),
+        ..Default::default()
+    }
+}
+
+/// A BETWEEN filter, both ends inclusive.
+pub fn filter_between(property: &str, low: &str, high: &str) -> Filter {
+    Filter {
+        property: property.to_owned(),
+        operator: FilterOperator::Between.into(),
+        value: low.to_owned(),
+        high_value: high.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub fn object(object_type: &str, object_id: &str) -> ObjectRef {
+    ObjectRef {
+        object_type: object_type.to_owned(),
+        object_id: object_id.to_owned(),
+    }
+}
+
+/// A link to make; `association_type_id` 0 is the default system type.
+pub fn link(object_type: &str, object_id: &str, association_type_id: i64) -> AssociationSpec {
+    AssociationSpec {
+        to: Some(object(object_type, object_id)),
+        association_type_id,
+    }
+}
+
+/// RFC 3339 (UTC, nanoseconds) form of a set timestamp.
+#[track_caller]
+pub fn rfc3339(timestamp: &Option<Timestamp>) -> String {
+    let t = timestamp.expect("timestamp is not set");
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
+        .expect("timestamp in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The sorted, de-duplicated ids.
+pub fn sorted_ids(mut ids: Vec<i64>) -> Vec<i64> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }

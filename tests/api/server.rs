@@ -169,6 +169,8 @@ async fn health_turns_not_serving_on_shutdown(app: TestApp) {
 }
 
 async fn data_survives_a_restart(app: TestApp) {
+    app.define_property("source", ticketd::proto::PropertyType::String)
+        .await;
     let created = app
         .create_ticket(Ticket {
             content: "It crashes on start-up".into(),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use futures::{StreamExt, stream};
 use ticketd::proto::{
     ArchiveTicketRequest, CreateTicketRequest, GetTicketRequest, ListTicketsRequest, Priority,
-    RestoreTicketRequest, Ticket, TicketState, UpdateTicketRequest,
+    PropertyType, RestoreTicketRequest, Ticket, TicketState, UpdateTicketRequest,
 };
 use tonic::Code;
 
@@ -154,6 +154,7 @@ async fn create_requires_a_ticket(app: TestApp) {
         .create_ticket(CreateTicketRequest {
             ticket: None,
             request_id: String::new(),
+            associations: Vec::new(),
         })
         .await;
 
@@ -252,6 +253,9 @@ async fn create_rejects_an_unknown_priority(app: TestApp) {
 }
 
 async fn create_stores_tags_deduplicated_and_sorted_and_properties_as_given(app: TestApp) {
+    for name in ["source", "hs_custom_score", "note"] {
+        app.define_property(name, PropertyType::String).await;
+    }
     let props = properties(&[
         ("source", "email"),
         ("hs_custom_score", "42"),
@@ -528,6 +532,7 @@ async fn update_changes_only_the_masked_fields(app: TestApp) {
 }
 
 async fn empty_update_mask_applies_every_field_set_in_the_request(app: TestApp) {
+    app.define_property("source", PropertyType::String).await;
     let created = app
         .create_ticket(Ticket {
             content: "the body".into(),
@@ -628,6 +633,9 @@ async fn update_mask_rejects_output_only_paths(app: TestApp) {
 }
 
 async fn masked_property_path_sets_or_removes_one_property(app: TestApp) {
+    for name in ["source", "tier", "region"] {
+        app.define_property(name, PropertyType::String).await;
+    }
     let created = app
         .create_ticket(Ticket {
             properties: properties(&[("source", "email"), ("tier", "gold")]),
@@ -914,6 +922,7 @@ async fn create_retried_with_the_same_request_id_creates_once(app: TestApp) {
     let request = CreateTicketRequest {
         ticket: Some(ticket("only once")),
         request_id: request_id(),
+        associations: Vec::new(),
     };
 
     let first = ok(app.tickets().create_ticket(request.clone()).await);
@@ -934,12 +943,14 @@ async fn request_id_reused_with_another_body_is_invalid(app: TestApp) {
         .create_ticket(CreateTicketRequest {
             ticket: Some(ticket("first body")),
             request_id: id.clone(),
+            associations: Vec::new(),
         })
         .await);
 
     let other_body = CreateTicketRequest {
         ticket: Some(ticket("another body")),
         request_id: id,
+        associations: Vec::new(),
     };
     assert_invalid(app.tickets().create_ticket(other_body).await, "request_id");
 
@@ -990,6 +1001,7 @@ async fn request_id_survives_a_restart(app: TestApp) {
     let request = CreateTicketRequest {
         ticket: Some(ticket("before the restart")),
         request_id: request_id(),
+        associations: Vec::new(),
     };
     let first = ok(app.tickets().create_ticket(request.clone()).await);
 
@@ -1383,6 +1395,7 @@ async fn paging_while_tickets_are_inserted_never_repeats_or_skips(app: TestApp) 
 async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
     const TASKS: usize = 16;
     const INCREMENTS: usize = 50;
+    app.define_property("counter", PropertyType::String).await;
     let counter = app
         .create_ticket(Ticket {
             properties: properties(&[("counter", "0")]),

@@ -1,0 +1,347 @@
+//! Custom property definitions and the typed values tickets carry for them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result};
+
+/// Longest property name.
+pub const NAME_MAX_CHARS: usize = 100;
+/// Longest label, description or group name.
+pub const TEXT_MAX_CHARS: usize = 1_000;
+/// Most options an enumeration may have.
+pub const MAX_OPTIONS: usize = 1_000;
+
+/// What values a property holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PropertyType {
+    String,
+    Number,
+    Bool,
+    Date,
+    DateTime,
+    Enumeration,
+}
+
+impl PropertyType {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "STRING",
+            Self::Number => "NUMBER",
+            Self::Bool => "BOOL",
+            Self::Date => "DATE",
+            Self::DateTime => "DATETIME",
+            Self::Enumeration => "ENUMERATION",
+        }
+    }
+
+    /// Reads the stored spelling back.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        Some(match value {
+            "STRING" => Self::String,
+            "NUMBER" => Self::Number,
+            "BOOL" => Self::Bool,
+            "DATE" => Self::Date,
+            "DATETIME" => Self::DateTime,
+            "ENUMERATION" => Self::Enumeration,
+            _ => return None,
+        })
+    }
+}
+
+/// One choice of an enumeration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyOption {
+    pub label: String,
+    pub value: String,
+    pub display_order: i32,
+    pub hidden: bool,
+}
+
+/// A custom property as defined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyDefinition {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub group_name: String,
+    pub property_type: PropertyType,
+    pub options: Vec<PropertyOption>,
+    pub required: bool,
+    pub default_value: Option<String>,
+    pub agent_only: bool,
+    pub customer_visible: bool,
+    pub customer_editable: bool,
+    pub version: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub archive_time: Option<DateTime<Utc>>,
+}
+
+/// A value in canonical text form together with the typed copy searches compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedValue {
+    pub text: String,
+    pub number: Option<f64>,
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl PropertyDefinition {
+    /// Resource name used in errors and etags.
+    pub const RESOURCE: &'static str = "property";
+
+    /// The current etag.
+    pub fn etag(&self) -> String {
+        super::etag::etag(Self::RESOURCE, &self.name, self.version)
+    }
+
+    /// Whether the definition is in the trash.
+    pub fn archived(&self) -> bool {
+        self.archive_time.is_some()
+    }
+
+    /// Parses `raw` under this definition into its canonical form, or says why it does not fit.
+    pub fn parse_value(&self, raw: &str) -> std::result::Result<TypedValue, String> {
+        parse_typed(self.property_type, &self.options, raw)
+    }
+
+    /// Checks the rules that tie fields together; errors name the field relative to the definition.
+    pub fn validate(&mut self) -> Result<()> {
+        check_name(&self.name)?;
+        self.label = required_text("label", &self.label)?;
+        self.description = optional_text("description", &self.description)?;
+        self.group_name = optional_text("group_name", &self.group_name)?;
+        match self.property_type {
+            PropertyType::Enumeration if self.options.is_empty() => {
+                return Err(Error::invalid(
+                    "options",
+                    "an ENUMERATION needs at least one option",
+                ));
+            }
+            PropertyType::Enumeration => {}
+            other if !self.options.is_empty() => {
+                return Err(Error::invalid(
+                    "options",
+                    format!("only ENUMERATION properties have options, not {}", other.as_str()),
+                ));
+            }
+            _ => {}
+        }
+        if self.options.len() > MAX_OPTIONS {
+            return Err(Error::invalid(
+                "options",
+                format!("at most {MAX_OPTIONS} options, got {}", self.options.len()),
+            ));
+        }
+        let mut values = HashSet::new();
+        for (index, option) in self.options.iter_mut().enumerate() {
+            let field = |name: &str| format!("options[{index}].{name}");
+            option.value = option.value.trim().to_owned();
+            if option.value.is_empty() {
+                return Err(Error::invalid(field("value"), "is required"));
+            }
+            if !values.insert(option.value.clone()) {
+                return Err(Error::invalid(
+                    field("value"),
+                    format!("{:?} is used by an earlier option", option.value),
+                ));
+            }
+            option.label = optional_text(&field("label"), &option.label)?;
+            if option.label.is_empty() {
+                option.label = option.value.clone();
+            }
+        }
+        if let Some(default) = &self.default_value {
+            let parsed = self
+                .parse_value(default)
+                .map_err(|reason| Error::invalid("default_value", reason))?;
+            self.default_value = Some(parsed.text);
+        }
+        if self.agent_only && self.customer_editable {
+            return Err(Error::invalid(
+                "customer_editable",
+                "an agent_only property cannot be customer_editable",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Property names are lower_snake_case so they read the same in every client and query.
+pub fn check_name(name: &str) -> Result<()> {
+    let valid = name.len() <= NAME_MAX_CHARS
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            format!(
+                "{name:?} is not lower_snake_case (a-z, 0-9 and _, starting with a letter, at most {NAME_MAX_CHARS} characters)"
+            ),
+        ))
+    }
+}
+
+fn required_text(field: &str, raw: &str) -> Result<String> {
+    let text = optional_text(field, raw)?;
+    if text.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Ok(text)
+}
+
+fn optional_text(field: &str, raw: &str) -> Result<String> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > TEXT_MAX_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {TEXT_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Parses `raw` as a value of `property_type` (with `options` for enumerations) into canonical form.
+pub fn parse_typed(
+    property_type: PropertyType,
+    options: &[PropertyOption],
+    raw: &str,
+) -> std::result::Result<TypedValue, String> {
+    let trimmed = raw.trim();
+    let text_only = |text: String| TypedValue {
+        text,
+        number: None,
+        time: None,
+    };
+    match property_type {
+        PropertyType::String => {
+            if raw.chars().count() > super::ticket::PROPERTY_VALUE_MAX_CHARS {
+                return Err(format!(
+                    "is longer than {} characters",
+                    super::ticket::PROPERTY_VALUE_MAX_CHARS
+                ));
+            }
+            Ok(text_only(raw.to_owned()))
+        }
+        PropertyType::Number => {
+            let number = trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|number| number.is_finite())
+                .ok_or_else(|| format!("{raw:?} is not a NUMBER"))?;
+            // Rust prints the shortest text that reads back as the same double: "1.5", "1000", "0".
+            let number = if number == 0.0 { 0.0 } else { number };
+            Ok(TypedValue {
+                text: number.to_string(),
+                number: Some(number),
+                time: None,
+            })
+        }
+        PropertyType::Bool => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(text_only("true".to_owned())),
+            "false" | "no" | "0" => Ok(text_only("false".to_owned())),
+            _ => Err(format!("{raw:?} is not a BOOL (true or false)")),
+        },
+        PropertyType::Date => {
+            let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
+                .map_err(|_| format!("{raw:?} is not a DATE (YYYY-MM-DD)"))?;
+            Ok(TypedValue {
+                text: date.format("%Y-%m-%d").to_string(),
+                number: None,
+                time: date.and_hms_opt(0, 0, 0).map(|midnight| midnight.and_utc()),
+            })
+        }
+        PropertyType::DateTime => {
+            let time = DateTime::parse_from_rfc3339(trimmed)
+                .map_err(|_| format!("{raw:?} is not a DATETIME (RFC 3339)"))?
+                .with_timezone(&Utc);
+            Ok(TypedValue {
+                text: time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                number: None,
+                time: Some(time),
+            })
+        }
+        PropertyType::Enumeration => options
+            .iter()
+            .find(|option| option.value == trimmed)
+            .map(|option| text_only(option.value.clone()))
+            .ok_or_else(|| {
+                let allowed: Vec<&str> = options.iter().map(|option| option.value.as_str()).collect();
+                format!("{raw:?} is not one of the options {}", allowed.join(", "))
+            }),
+    }
+}
+
+/// Checks and normalises a ticket's properties against `definitions` (keyed by name); an empty value means
+/// "no value" and is dropped. Errors name `properties.<name>`.
+pub fn normalize_properties(
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    properties: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, TypedValue>> {
+    let mut normalized = BTreeMap::new();
+    for (name, raw) in properties {
+        if raw.is_empty() {
+            continue;
+        }
+        let definition = writable_definition(definitions, &name)?;
+        let value = definition
+            .parse_value(&raw)
+            .map_err(|reason| Error::invalid(format!("properties.{name}"), reason))?;
+        normalized.insert(name, value);
+    }
+    Ok(normalized)
+}
+
+/// The definition a write names, refusing unknown and archived ones.
+pub fn writable_definition<'a>(
+    definitions: &'a BTreeMap<String, PropertyDefinition>,
+    name: &str,
+) -> Result<&'a PropertyDefinition> {
+    let field = format!("properties.{name}");
+    match definitions.get(name) {
+        None => Err(Error::invalid(
+            field,
+            format!("there is no property named {name:?}; define it with CreateProperty first"),
+        )),
+        Some(definition) if definition.archived() => Err(Error::invalid(
+            field,
+            format!("property {name:?} is archived"),
+        )),
+        Some(definition) => Ok(definition),
+    }
+}
+
+/// Fills required properties a new ticket lacks from their defaults; lists every one still missing.
+pub fn apply_required_defaults(
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    properties: &mut BTreeMap<String, TypedValue>,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for definition in definitions.values() {
+        if !definition.required || definition.archived() || properties.contains_key(&definition.name)
+        {
+            continue;
+        }
+        match definition.default_value.as_deref().map(|raw| definition.parse_value(raw)) {
+            Some(Ok(value)) => {
+                properties.insert(definition.name.clone(), value);
+            }
+            _ => missing.push(definition.name.as_str()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "properties",
+            format!("missing required properties: {}", missing.join(", ")),
+        ))
+    }
+}
