@@ -9,12 +9,16 @@ use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
 
 use crate::{
-    api::{pipelines::PipelineApi, tickets::TicketApi},
+    api::{
+        associations::AssociationApi, pipelines::PipelineApi, properties::PropertyApi,
+        tickets::TicketApi,
+    },
     config::ServeConfig,
     error::{ServeError, StartupError},
     proto::{
-        self, pipeline_service_server::PipelineServiceServer,
-        ticket_service_server::TicketServiceServer,
+        self, association_service_server::AssociationServiceServer,
+        pipeline_service_server::PipelineServiceServer,
+        property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
     },
     store::Store,
 };
@@ -88,6 +92,12 @@ impl Application {
         health_reporter
             .set_serving::<PipelineServiceServer<PipelineApi>>()
             .await;
+        health_reporter
+            .set_serving::<PropertyServiceServer<PropertyApi>>()
+            .await;
+        health_reporter
+            .set_serving::<AssociationServiceServer<AssociationApi>>()
+            .await;
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -108,6 +118,8 @@ impl Application {
                 "",
                 <TicketServiceServer<TicketApi> as tonic::server::NamedService>::NAME,
                 <PipelineServiceServer<PipelineApi> as tonic::server::NamedService>::NAME,
+                <PropertyServiceServer<PropertyApi> as tonic::server::NamedService>::NAME,
+                <AssociationServiceServer<AssociationApi> as tonic::server::NamedService>::NAME,
             ] {
                 health_reporter
                     .set_service_status(service, ServingStatus::NotServing)
@@ -129,6 +141,12 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(TicketServiceServer::new(TicketApi::new(self.store.clone())))
             .add_service(PipelineServiceServer::new(PipelineApi::new(
+                self.store.clone(),
+            )))
+            .add_service(PropertyServiceServer::new(PropertyApi::new(
+                self.store.clone(),
+            )))
+            .add_service(AssociationServiceServer::new(AssociationApi::new(
                 self.store.clone(),
             )))
             .serve_with_incoming_shutdown(incoming, signal);

@@ -77,6 +77,18 @@ impl From<Error> for Status {
                 );
                 Code::AlreadyExists
             }
+            Error::InBatch {
+                list,
+                index,
+                source,
+            } => {
+                let item = Status::from(*source);
+                return Status::with_details(
+                    item.code(),
+                    format!("{list}[{index}]: {}", item.message()),
+                    item.details().to_vec().into(),
+                );
+            }
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 return Status::unavailable("the database is unavailable; retry with backoff");

@@ -1,18 +1,25 @@
 //! gRPC services: one module per service converting proto ⇄ domain, calling the store, and converting back.
 //! Shared request plumbing (timestamps, field masks, page tokens, request ids) lives here.
 
+pub mod associations;
 pub mod error;
 pub mod pipelines;
+pub mod properties;
 pub mod tickets;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use prost::Message;
 use prost_types::{FieldMask, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Error, RequestKey, page::Cursor};
+use tonic::metadata::MetadataMap;
+
+use crate::domain::{Error, Origin, RequestKey};
+
+/// Metadata key naming the caller until authentication lands; recorded as history actor and comment author.
+pub const ACTOR_METADATA_KEY: &str = "x-actor-id";
 
 /// Longest accepted `request_id`; a UUID needs 36.
 const REQUEST_ID_MAX_CHARS: usize = 255;
@@ -65,6 +72,43 @@ pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<Re
     }))
 }
 
+/// Who is asking (from `x-actor-id`) and the request's idempotency key.
+pub(crate) fn origin<R: IdempotentRequest>(
+    metadata: &MetadataMap,
+    request: &R,
+) -> Result<Origin, Error> {
+    let actor_id = match metadata.get(ACTOR_METADATA_KEY) {
+        None => String::new(),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|actor| actor.len() <= REQUEST_ID_MAX_CHARS)
+            .ok_or_else(|| {
+                Error::invalid(
+                    ACTOR_METADATA_KEY,
+                    format!("must be printable ASCII of at most {REQUEST_ID_MAX_CHARS} characters"),
+                )
+            })?
+            .to_owned(),
+    };
+    Ok(Origin {
+        actor_id,
+        request: request_key(request)?,
+    })
+}
+
+/// Refuses an empty batch or one over the limit; `field` names the list.
+pub(crate) fn check_batch_size(field: &str, len: usize) -> Result<(), Error> {
+    let max = crate::store::MAX_BATCH;
+    if len == 0 || len > max {
+        return Err(Error::invalid(
+            field,
+            format!("a batch takes 1 to {max} items, got {len}"),
+        ));
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -104,11 +148,11 @@ pub(crate) fn bad_mask_path(path: &str, output_only: &[&str], updatable: &[&str]
 
 /// What a page token carries: which query it belongs to and where the previous page ended.
 #[derive(Serialize, Deserialize)]
-struct PageToken {
+struct PageToken<C> {
     /// Fingerprint of the query, so a token is refused by any other query.
     q: String,
-    k: i64,
-    i: i64,
+    /// The cursor: the sort key and id of the last row returned.
+    c: C,
 }
 
 /// Identifies one listing query (everything but page size and token) inside its page tokens.
@@ -117,35 +161,34 @@ pub(crate) fn query_fingerprint(description: &str) -> String {
 }
 
 /// Encodes where the next page starts.
-pub(crate) fn encode_page_token(query: &str, cursor: Option<Cursor>) -> String {
+pub(crate) fn encode_page_token<C: Serialize>(query: &str, cursor: Option<C>) -> String {
     let Some(cursor) = cursor else {
         return String::new();
     };
     let token = PageToken {
         q: query.to_owned(),
-        k: cursor.key,
-        i: cursor.id,
+        c: cursor,
     };
-    // Serialising three plain fields cannot fail.
+    // Cursors are plain data (integers, strings): serialising them cannot fail.
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
 /// Decodes a page token, refusing garbage and tokens issued for another query.
-pub(crate) fn decode_page_token(query: &str, token: &str) -> Result<Option<Cursor>, Error> {
+pub(crate) fn decode_page_token<C: DeserializeOwned>(
+    query: &str,
+    token: &str,
+) -> Result<Option<C>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
     let invalid = || Error::invalid("page_token", "is not a token this server issued");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let token: PageToken<C> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if token.q != query {
         return Err(Error::invalid(
             "page_token",
             "was issued for a different query; keep order_by and filters the same while paging",
         ));
     }
-    Ok(Some(Cursor {
-        key: token.k,
-        id: token.i,
-    }))
+    Ok(Some(token.c))
 }

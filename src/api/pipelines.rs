@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, query_fingerprint,
-    request_key, timestamp, update_paths,
+    origin, timestamp, update_paths,
 };
 use crate::{
     domain::{
@@ -52,14 +52,14 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::CreatePipelineRequest>,
     ) -> Result<Response<proto::Pipeline>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         let pipeline = request
             .pipeline
             .ok_or_else(|| Error::invalid("pipeline", "is required"))?;
         let created = async {
             let draft = pipeline_draft_from_proto(pipeline)?;
-            self.store.create_pipeline(draft, key.as_ref()).await
+            self.store.create_pipeline(draft, &origin).await
         }
         .await
         .map_err(|error| error.within("pipeline"))?;
@@ -95,15 +95,15 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::UpdatePipelineRequest>,
     ) -> Result<Response<proto::Pipeline>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         let pipeline = request
             .pipeline
             .ok_or_else(|| Error::invalid("pipeline", "is required"))?;
         let changes = pipeline_changes_from_proto(&pipeline, request.update_mask)?;
         let updated = self
             .store
-            .update_pipeline(pipeline.id, &pipeline.etag, changes, key.as_ref())
+            .update_pipeline(pipeline.id, &pipeline.etag, changes, &origin)
             .await
             .map_err(|error| error.within("pipeline"))?;
         Ok(Response::new(pipeline_to_proto(updated)))
@@ -113,10 +113,10 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::DeletePipelineRequest>,
     ) -> Result<Response<proto::DeletePipelineResponse>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         self.store
-            .delete_pipeline(request.id, &request.etag, key.as_ref())
+            .delete_pipeline(request.id, &request.etag, &origin)
             .await?;
         Ok(Response::new(proto::DeletePipelineResponse {}))
     }
@@ -125,8 +125,8 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::CreateStageRequest>,
     ) -> Result<Response<proto::Stage>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         let stage = request
             .stage
             .ok_or_else(|| Error::invalid("stage", "is required"))?;
@@ -134,7 +134,7 @@ impl PipelineService for PipelineApi {
             let pipeline_id = stage.pipeline_id;
             let draft = stage_draft_from_proto(stage)?;
             self.store
-                .create_stage(pipeline_id, draft, key.as_ref())
+                .create_stage(pipeline_id, draft, &origin)
                 .await
         }
         .await
@@ -146,15 +146,15 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::UpdateStageRequest>,
     ) -> Result<Response<proto::Stage>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         let stage = request
             .stage
             .ok_or_else(|| Error::invalid("stage", "is required"))?;
         let changes = stage_changes_from_proto(&stage, request.update_mask)?;
         let updated = self
             .store
-            .update_stage(stage.id, &stage.etag, changes, key.as_ref())
+            .update_stage(stage.id, &stage.etag, changes, &origin)
             .await
             .map_err(|error| error.within("stage"))?;
         Ok(Response::new(stage_to_proto(updated)))
@@ -164,10 +164,10 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::DeleteStageRequest>,
     ) -> Result<Response<proto::DeleteStageResponse>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         self.store
-            .delete_stage(request.id, &request.etag, key.as_ref())
+            .delete_stage(request.id, &request.etag, &origin)
             .await?;
         Ok(Response::new(proto::DeleteStageResponse {}))
     }

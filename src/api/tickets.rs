@@ -2,21 +2,27 @@
 
 use tonic::{Request, Response, Status};
 
+use prost::Message;
+
 use super::{
-    bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, query_fingerprint,
-    request_key, timestamp, update_paths,
+    associations::{association_to_proto, spec_from_proto},
+    bad_mask_path, check_batch_size, decode_page_token, encode_page_token, idempotent_requests,
+    origin, query_fingerprint, timestamp, update_paths,
 };
 use crate::{
     domain::{
         Error,
-        page::page_size,
+        comment::{Comment, Visibility, parse_body},
+        event::{EventDetail, EventKind, TicketEvent},
+        page::{Cursor, page_size},
+        search::{Operator, RawFilter, query_words},
         ticket::{
             self, Priority, Ticket, TicketChanges, TicketDraft, parse_content, parse_properties,
             parse_reference, parse_subject, parse_tags,
         },
     },
     proto::{self, ticket_service_server::TicketService},
-    store::{Store, TicketListQuery, TicketOrder, TicketOrderField},
+    store::{NewTicket, Store, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate},
 };
 
 idempotent_requests! {
@@ -24,6 +30,10 @@ idempotent_requests! {
     proto::UpdateTicketRequest => "ticketd.v1.TicketService/UpdateTicket",
     proto::ArchiveTicketRequest => "ticketd.v1.TicketService/ArchiveTicket",
     proto::RestoreTicketRequest => "ticketd.v1.TicketService/RestoreTicket",
+    proto::BatchCreateTicketsRequest => "ticketd.v1.TicketService/BatchCreateTickets",
+    proto::BatchUpdateTicketsRequest => "ticketd.v1.TicketService/BatchUpdateTickets",
+    proto::BatchArchiveTicketsRequest => "ticketd.v1.TicketService/BatchArchiveTickets",
+    proto::AddCommentRequest => "ticketd.v1.TicketService/AddComment",
 }
 
 const UPDATABLE_PATHS: &[&str] = &[
@@ -68,17 +78,9 @@ impl TicketService for TicketApi {
         &self,
         request: Request<proto::CreateTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        let request = request.into_inner();
-        let key = request_key(&request)?;
-        let ticket = request
-            .ticket
-            .ok_or_else(|| Error::invalid("ticket", "is required"))?;
-        let created = async {
-            let draft = draft_from_proto(ticket)?;
-            self.store.create_ticket(draft, key.as_ref()).await
-        }
-        .await
-        .map_err(|error| error.within("ticket"))?;
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let new = new_ticket_from_proto(request.into_inner())?;
+        let created = self.store.create_ticket(new, &origin).await?;
         Ok(Response::new(ticket_to_proto(created)))
     }
 
@@ -111,6 +113,8 @@ impl TicketService for TicketApi {
                 show_archived: request.show_archived,
                 page_size,
                 after,
+                filter_groups: Vec::new(),
+                words: Vec::new(),
             })
             .await?;
         Ok(Response::new(proto::ListTicketsResponse {
@@ -123,19 +127,11 @@ impl TicketService for TicketApi {
         &self,
         request: Request<proto::UpdateTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        let request = request.into_inner();
-        let key = request_key(&request)?;
-        let ticket = request
-            .ticket
-            .ok_or_else(|| Error::invalid("ticket", "is required"))?;
-        if ticket.id == 0 {
-            return Err(Error::invalid("ticket.id", "is required").into());
-        }
-        let (id, sent_etag) = (ticket.id, ticket.etag.clone());
-        let changes = changes_from_proto(ticket, request.update_mask)?;
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let update = update_from_proto(request.into_inner())?;
         let updated = self
             .store
-            .update_ticket(id, &sent_etag, changes, key.as_ref())
+            .update_ticket(update.id, &update.etag, update.changes, &origin)
             .await
             .map_err(|error| error.within("ticket"))?;
         Ok(Response::new(ticket_to_proto(updated)))
@@ -145,23 +141,353 @@ impl TicketService for TicketApi {
         &self,
         request: Request<proto::ArchiveTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let key = request_key(&request)?;
         let archived = self
             .store
-            .archive_ticket(request.id, &request.etag, key.as_ref())
+            .archive_ticket(request.id, &request.etag, &origin)
             .await?;
         Ok(Response::new(ticket_to_proto(archived)))
+    }
+
+    async fn search_tickets(
+        &self,
+        request: Request<proto::SearchTicketsRequest>,
+    ) -> Result<Response<proto::SearchTicketsResponse>, Status> {
+        Ok(Response::new(self.search(request.into_inner()).await?))
+    }
+
+    async fn batch_create_tickets(
+        &self,
+        request: Request<proto::BatchCreateTicketsRequest>,
+    ) -> Result<Response<proto::BatchCreateTicketsResponse>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let request = request.into_inner();
+        check_batch_size("requests", request.requests.len())?;
+        let tickets = request
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                new_ticket_from_proto(item).map_err(|error| error.in_batch("requests", index))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let created = self.store.batch_create_tickets(tickets, &origin).await?;
+        Ok(Response::new(proto::BatchCreateTicketsResponse {
+            tickets: created.into_iter().map(ticket_to_proto).collect(),
+        }))
+    }
+
+    async fn batch_get_tickets(
+        &self,
+        request: Request<proto::BatchGetTicketsRequest>,
+    ) -> Result<Response<proto::BatchGetTicketsResponse>, Status> {
+        let ids = request.into_inner().ids;
+        check_batch_size("ids", ids.len())?;
+        let tickets = self.store.batch_get_tickets(&ids).await?;
+        Ok(Response::new(proto::BatchGetTicketsResponse {
+            tickets: tickets.into_iter().map(ticket_to_proto).collect(),
+        }))
+    }
+
+    async fn batch_update_tickets(
+        &self,
+        request: Request<proto::BatchUpdateTicketsRequest>,
+    ) -> Result<Response<proto::BatchUpdateTicketsResponse>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let request = request.into_inner();
+        check_batch_size("requests", request.requests.len())?;
+        let updates = request
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                update_from_proto(item).map_err(|error| error.in_batch("requests", index))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let updated = self.store.batch_update_tickets(updates, &origin).await?;
+        Ok(Response::new(proto::BatchUpdateTicketsResponse {
+            tickets: updated.into_iter().map(ticket_to_proto).collect(),
+        }))
+    }
+
+    async fn batch_archive_tickets(
+        &self,
+        request: Request<proto::BatchArchiveTicketsRequest>,
+    ) -> Result<Response<proto::BatchArchiveTicketsResponse>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let request = request.into_inner();
+        check_batch_size("requests", request.requests.len())?;
+        let items = request
+            .requests
+            .into_iter()
+            .map(|item| (item.id, item.etag))
+            .collect();
+        let archived = self.store.batch_archive_tickets(items, &origin).await?;
+        Ok(Response::new(proto::BatchArchiveTicketsResponse {
+            tickets: archived.into_iter().map(ticket_to_proto).collect(),
+        }))
+    }
+
+    async fn add_comment(
+        &self,
+        request: Request<proto::AddCommentRequest>,
+    ) -> Result<Response<proto::Comment>, Status> {
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let request = request.into_inner();
+        let body = parse_body(request.body)?;
+        let visibility = parse_visibility(request.visibility)?;
+        let comment = self
+            .store
+            .add_comment(request.ticket_id, body, visibility, &origin)
+            .await?;
+        Ok(Response::new(comment_to_proto(comment)))
+    }
+
+    async fn list_comments(
+        &self,
+        request: Request<proto::ListCommentsRequest>,
+    ) -> Result<Response<proto::ListCommentsResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = page_size(request.page_size)?;
+        let query = query_fingerprint(&format!("comments ticket={}", request.ticket_id));
+        let after: Option<Cursor> = decode_page_token(&query, &request.page_token)?;
+        let page = self
+            .store
+            .list_comments(request.ticket_id, page_size, after)
+            .await?;
+        Ok(Response::new(proto::ListCommentsResponse {
+            comments: page.items.into_iter().map(comment_to_proto).collect(),
+            next_page_token: encode_page_token(&query, page.next),
+        }))
+    }
+
+    async fn list_ticket_history(
+        &self,
+        request: Request<proto::ListTicketHistoryRequest>,
+    ) -> Result<Response<proto::ListTicketHistoryResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = page_size(request.page_size)?;
+        let query = query_fingerprint(&format!("history ticket={}", request.ticket_id));
+        let after: Option<Cursor> = decode_page_token(&query, &request.page_token)?;
+        let page = self
+            .store
+            .list_history(request.ticket_id, page_size, after)
+            .await?;
+        Ok(Response::new(proto::ListTicketHistoryResponse {
+            events: page.items.into_iter().map(event_to_proto).collect(),
+            next_page_token: encode_page_token(&query, page.next),
+        }))
     }
 
     async fn restore_ticket(
         &self,
         request: Request<proto::RestoreTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        let request = request.into_inner();
-        let key = request_key(&request)?;
-        let restored = self.store.restore_ticket(request.id, key.as_ref()).await?;
+        let origin = origin(request.metadata(), request.get_ref())?;
+        let restored = self
+            .store
+            .restore_ticket(request.get_ref().id, &origin)
+            .await?;
         Ok(Response::new(ticket_to_proto(restored)))
+    }
+}
+
+impl TicketApi {
+    async fn search(
+        &self,
+        request: proto::SearchTicketsRequest,
+    ) -> Result<proto::SearchTicketsResponse, Error> {
+        let page_size = page_size(request.page_size)?;
+        let order = parse_sorts(&request.sorts)?;
+        // Everything but the page fields identifies the search, so its tokens fit no other one.
+        let query = query_fingerprint(&format!(
+            "search {:?}",
+            proto::SearchTicketsRequest {
+                page_size: 0,
+                page_token: String::new(),
+                ..request.clone()
+            }
+            .encode_to_vec()
+        ));
+        let after = decode_page_token(&query, &request.page_token)?;
+        let filters = request
+            .filter_groups
+            .into_iter()
+            .map(|group| group.filters.into_iter().map(raw_filter).collect())
+            .collect();
+        let page = self
+            .store
+            .search_tickets(
+                filters,
+                TicketListQuery {
+                    order,
+                    show_archived: request.show_archived,
+                    page_size,
+                    after,
+                    filter_groups: Vec::new(),
+                    words: query_words(&request.query),
+                },
+            )
+            .await?;
+        Ok(proto::SearchTicketsResponse {
+            tickets: page.items.into_iter().map(ticket_to_proto).collect(),
+            next_page_token: encode_page_token(&query, page.next),
+        })
+    }
+}
+
+fn raw_filter(filter: proto::Filter) -> RawFilter {
+    use proto::FilterOperator as Wire;
+    let operator = match Wire::try_from(filter.operator) {
+        Ok(Wire::Eq) => Some(Operator::Eq),
+        Ok(Wire::Neq) => Some(Operator::Neq),
+        Ok(Wire::Lt) => Some(Operator::Lt),
+        Ok(Wire::Lte) => Some(Operator::Lte),
+        Ok(Wire::Gt) => Some(Operator::Gt),
+        Ok(Wire::Gte) => Some(Operator::Gte),
+        Ok(Wire::Between) => Some(Operator::Between),
+        Ok(Wire::In) => Some(Operator::In),
+        Ok(Wire::NotIn) => Some(Operator::NotIn),
+        Ok(Wire::HasProperty) => Some(Operator::HasProperty),
+        Ok(Wire::NotHasProperty) => Some(Operator::NotHasProperty),
+        Ok(Wire::ContainsToken) => Some(Operator::ContainsToken),
+        Ok(Wire::NotContainsToken) => Some(Operator::NotContainsToken),
+        Ok(Wire::Unspecified) | Err(_) => None,
+    };
+    RawFilter {
+        property: filter.property,
+        operator,
+        value: filter.value,
+        values: filter.values,
+        high_value: filter.high_value,
+    }
+}
+
+/// At most one sort, on `id`, `create_time` or `update_time`, ASCENDING (default) or DESCENDING.
+fn parse_sorts(sorts: &[proto::Sort]) -> Result<TicketOrder, Error> {
+    let Some(sort) = sorts.first() else {
+        return Ok(TicketOrder {
+            field: TicketOrderField::Id,
+            descending: false,
+        });
+    };
+    if sorts.len() > 1 {
+        return Err(Error::invalid("sorts", "at most one sort is supported"));
+    }
+    let field = match sort.property.as_str() {
+        "id" => TicketOrderField::Id,
+        "create_time" => TicketOrderField::CreateTime,
+        "update_time" => TicketOrderField::UpdateTime,
+        other => {
+            return Err(Error::invalid(
+                "sorts[0].property",
+                format!("cannot sort by {other:?}; use id, create_time or update_time"),
+            ));
+        }
+    };
+    let descending = match sort.direction.to_ascii_uppercase().as_str() {
+        "" | "ASCENDING" => false,
+        "DESCENDING" => true,
+        other => {
+            return Err(Error::invalid(
+                "sorts[0].direction",
+                format!("{other:?} is not ASCENDING or DESCENDING"),
+            ));
+        }
+    };
+    Ok(TicketOrder { field, descending })
+}
+
+/// A ticket and its links to create; errors name `ticket.<field>` or `associations[i].<field>`.
+fn new_ticket_from_proto(request: proto::CreateTicketRequest) -> Result<NewTicket, Error> {
+    let ticket = request
+        .ticket
+        .ok_or_else(|| Error::invalid("ticket", "is required"))?;
+    let draft = draft_from_proto(ticket).map_err(|error| error.within("ticket"))?;
+    let associations = request
+        .associations
+        .into_iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            spec_from_proto(Some(spec)).map_err(|error| error.within(&format!("associations[{index}]")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(NewTicket {
+        draft,
+        associations,
+    })
+}
+
+/// An update; errors name `ticket.<field>` or `update_mask`.
+fn update_from_proto(request: proto::UpdateTicketRequest) -> Result<TicketUpdate, Error> {
+    let ticket = request
+        .ticket
+        .ok_or_else(|| Error::invalid("ticket", "is required"))?;
+    if ticket.id == 0 {
+        return Err(Error::invalid("ticket.id", "is required"));
+    }
+    let (id, etag) = (ticket.id, ticket.etag.clone());
+    let changes = changes_from_proto(ticket, request.update_mask)?;
+    Ok(TicketUpdate { id, etag, changes })
+}
+
+fn parse_visibility(raw: i32) -> Result<Visibility, Error> {
+    match proto::CommentVisibility::try_from(raw) {
+        Ok(proto::CommentVisibility::Public) => Ok(Visibility::Public),
+        Ok(proto::CommentVisibility::Internal) => Ok(Visibility::Internal),
+        _ => Err(Error::invalid("visibility", "is required: PUBLIC or INTERNAL")),
+    }
+}
+
+fn comment_to_proto(comment: Comment) -> proto::Comment {
+    let visibility = match comment.visibility {
+        Visibility::Public => proto::CommentVisibility::Public,
+        Visibility::Internal => proto::CommentVisibility::Internal,
+    };
+    proto::Comment {
+        id: comment.id,
+        ticket_id: comment.ticket_id,
+        author_id: comment.author_id,
+        body: comment.body,
+        visibility: visibility.into(),
+        create_time: Some(timestamp(comment.create_time)),
+    }
+}
+
+fn event_to_proto(event: TicketEvent) -> proto::TicketEvent {
+    let kind = match event.kind {
+        EventKind::Created => proto::TicketEventKind::Created,
+        EventKind::Updated => proto::TicketEventKind::Updated,
+        EventKind::StageChanged => proto::TicketEventKind::StageChanged,
+        EventKind::Archived => proto::TicketEventKind::Archived,
+        EventKind::Restored => proto::TicketEventKind::Restored,
+        EventKind::CommentAdded => proto::TicketEventKind::CommentAdded,
+        EventKind::AssociationAdded => proto::TicketEventKind::AssociationAdded,
+        EventKind::AssociationRemoved => proto::TicketEventKind::AssociationRemoved,
+    };
+    let (comment, association) = match event.detail {
+        Some(EventDetail::Comment(comment)) => (Some(comment_to_proto(comment)), None),
+        Some(EventDetail::Association(link)) => (None, Some(association_to_proto(link))),
+        None => (None, None),
+    };
+    proto::TicketEvent {
+        event_id: event.event_id,
+        ticket_id: event.ticket_id,
+        kind: kind.into(),
+        changes: event
+            .changes
+            .into_iter()
+            .map(|change| proto::FieldChange {
+                field: change.field,
+                old_value: change.old_value,
+                new_value: change.new_value,
+            })
+            .collect(),
+        actor_id: event.actor_id,
+        create_time: Some(timestamp(event.create_time)),
+        comment,
+        association,
     }
 }
 

@@ -99,7 +99,7 @@ async fn seed_tickets(
         let ticket = client
             .create_ticket(CreateTicketRequest {
                 ticket: Some(new_ticket(&format!("bench seed {index}"))),
-                request_id: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -153,7 +153,7 @@ async fn run_worker(
             Scenario::Create => client
                 .create_ticket(CreateTicketRequest {
                     ticket: Some(new_ticket(&format!("bench {worker}-{sequence}"))),
-                    request_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -202,7 +202,7 @@ async fn read_modify_write(
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["properties.counter".to_owned()],
             }),
-            request_id: String::new(),
+            ..Default::default()
         };
         match client.update_ticket(update).await {
             Ok(_) => return Ok(()),

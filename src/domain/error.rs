@@ -41,6 +41,13 @@ pub enum Error {
     /// The database cannot be reached right now; the client may retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// One item of a batch failed; the status is the item's, the message names it.
+    #[error("{list}[{index}]: {source}")]
+    InBatch {
+        list: &'static str,
+        index: usize,
+        source: Box<Error>,
+    },
     /// A fault of the service itself; the client sees an opaque message, the log the full chain.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -74,6 +81,22 @@ impl Error {
     /// Wraps an unexpected fault (database down, corrupt row, …).
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(error.into())
+    }
+
+    /// Marks the error as item `index` of the batch field `list`: a field violation's path gains the prefix,
+    /// any other error names the item in its message.
+    pub fn in_batch(self, list: &'static str, index: usize) -> Self {
+        match self {
+            Self::InvalidArgument { field, description } => Self::InvalidArgument {
+                field: format!("{list}[{index}].{field}"),
+                description,
+            },
+            other => Self::InBatch {
+                list,
+                index,
+                source: Box::new(other),
+            },
+        }
     }
 
     /// Prefixes the field path, so a rule written for `subject` reports `ticket.subject`.

@@ -30,3 +30,11 @@ pub struct RequestKey {
     /// Hash of the request without its `request_id`.
     pub fingerprint: String,
 }
+
+/// Who asks for a change, and the request id that makes retrying it safe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The caller's id, recorded as the author of history entries and comments; empty when unknown.
+    pub actor_id: String,
+    pub request: Option<RequestKey>,
+}

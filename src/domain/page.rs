@@ -31,17 +31,17 @@ pub struct Cursor {
     pub id: i64,
 }
 
-/// One page of a listing.
+/// One page of a listing; `C` says where the next page starts.
 #[derive(Debug, Clone)]
-pub struct Page<T> {
+pub struct Page<T, C = Cursor> {
     pub items: Vec<T>,
     /// Set when more rows follow.
-    pub next: Option<Cursor>,
+    pub next: Option<C>,
 }
 
-impl<T> Page<T> {
+impl<T, C> Page<T, C> {
     /// Builds a page from up to `size + 1` rows fetched in order: the extra row only says that more follow.
-    pub fn from_overfetch(mut rows: Vec<T>, size: u64, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+    pub fn from_overfetch(mut rows: Vec<T>, size: u64, cursor_of: impl Fn(&T) -> C) -> Self {
         let has_more = rows.len() as u64 > size;
         rows.truncate(size as usize);
         let next = if has_more {

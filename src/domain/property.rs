@@ -345,3 +345,47 @@ pub fn apply_required_defaults(
         ))
     }
 }
+
+/// After a ticket's property map was edited from `before` to `after`: checks and normalises every property
+/// whose value changed, rewriting `after` in canonical form. Returns each changed name with its new value, or
+/// `None` where the value was removed. Removing a required property is refused; so is writing an unknown or
+/// archived one. Errors name `properties.<name>`.
+pub fn normalize_changes(
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    before: &BTreeMap<String, String>,
+    after: &mut BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Option<TypedValue>>> {
+    let changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|name| before.get(*name) != after.get(*name))
+        .cloned()
+        .collect();
+    let mut changes = BTreeMap::new();
+    for name in changed {
+        match after.get(&name).filter(|raw| !raw.is_empty()) {
+            None => {
+                after.remove(&name);
+                if let Some(definition) = definitions.get(&name)
+                    && definition.required
+                    && !definition.archived()
+                {
+                    return Err(Error::invalid(
+                        format!("properties.{name}"),
+                        format!("property {name:?} is required and cannot be removed"),
+                    ));
+                }
+                changes.insert(name, None);
+            }
+            Some(raw) => {
+                let definition = writable_definition(definitions, &name)?;
+                let value = definition
+                    .parse_value(raw)
+                    .map_err(|reason| Error::invalid(format!("properties.{name}"), reason))?;
+                after.insert(name.clone(), value.text.clone());
+                changes.insert(name, Some(value));
+            }
+        }
+    }
+    Ok(changes)
+}

@@ -1,8 +1,12 @@
 //! Persistence with sea-orm. Every request runs in at most one transaction; the API layer never sees SQL.
 
+mod associations;
 mod entities;
+mod history;
 mod idempotency;
 mod pipelines;
+mod properties;
+mod search;
 mod tickets;
 
 use std::{sync::Arc, time::Duration};
@@ -21,7 +25,10 @@ use crate::{
 };
 use idempotency::Claim;
 
-pub use tickets::{TicketListQuery, TicketOrder, TicketOrderField};
+pub use properties::PropertyChanges;
+pub use tickets::{
+    MAX_BATCH, NewTicket, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate,
+};
 
 /// Key of the PostgreSQL advisory lock that lets exactly one replica migrate at a time ("tick" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;

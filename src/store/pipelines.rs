@@ -16,7 +16,7 @@ use super::{
     tickets::restate_stage_tickets,
 };
 use crate::domain::{
-    Error, RequestKey, etag, now,
+    Error, Origin, etag, now,
     page::{Cursor, Page},
     pipeline::{
         DEFAULT_PIPELINE_ID, Label, MAX_STAGES, Pipeline, PipelineChanges, PipelineDraft, Stage,
@@ -32,9 +32,9 @@ impl Store {
     pub async fn create_pipeline(
         &self,
         draft: PipelineDraft,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Pipeline, Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let now = now();
             let row = pipeline::Entity::insert(pipeline::ActiveModel {
                 id: NotSet,
@@ -123,9 +123,9 @@ impl Store {
         id: i64,
         sent_etag: &str,
         changes: PipelineChanges,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Pipeline, Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let row = lock_pipeline(txn, id).await?;
             etag::check(PIPELINE, id, row.version, sent_etag)?;
             let mut update = pipeline::Entity::update_many()
@@ -153,9 +153,9 @@ impl Store {
         &self,
         id: i64,
         sent_etag: &str,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<(), Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let row = lock_pipeline(txn, id).await?;
             etag::check(PIPELINE, id, row.version, sent_etag)?;
             if id == DEFAULT_PIPELINE_ID {
@@ -192,9 +192,9 @@ impl Store {
         &self,
         pipeline_id: i64,
         draft: StageDraft,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Stage, Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let pipeline = pipeline::Entity::find_by_id(pipeline_id)
                 .lock_exclusive()
                 .one(&**txn)
@@ -230,9 +230,9 @@ impl Store {
         id: i64,
         sent_etag: &str,
         changes: StageChanges,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Stage, Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let row = lock_stage(txn, id).await?;
             etag::check(STAGE, id, row.version, sent_etag)?;
             let mut update = stage::Entity::update_many()
@@ -251,7 +251,7 @@ impl Store {
             if let Some(state) = changes.state {
                 update = update.col_expr(stage::Column::State, Expr::value(state.as_str()));
                 if state.as_str() != row.state {
-                    restate_stage_tickets(txn, &row, state).await?;
+                    restate_stage_tickets(txn, &row, state, origin).await?;
                 }
             }
             update.exec(&**txn).await.map_err(|error| {
@@ -276,9 +276,9 @@ impl Store {
         &self,
         id: i64,
         sent_etag: &str,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<(), Error> {
-        self.write(key, async |txn| {
+        self.write(origin.request.as_ref(), async |txn| {
             let row = lock_stage(txn, id).await?;
             etag::check(STAGE, id, row.version, sent_etag)?;
             let in_use = ticket::Entity::find()

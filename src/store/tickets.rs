@@ -1,6 +1,6 @@
-//! Ticket reads and writes.
+//! Ticket reads and writes, single and in batches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -10,18 +10,25 @@ use sea_orm::{
 };
 
 use super::{
-    Store, WriteTxn,
+    Store, WriteTxn, associations,
     entities::{stage, ticket},
-    from_json, pipelines, to_json,
+    from_json, history::record_event, pipelines, properties, search, to_json,
 };
 use crate::domain::{
-    Error, RequestKey, etag, now,
+    Error, Origin, etag,
+    association::AssociationSpec,
+    event::{FieldChange, NewEvent},
+    now,
     page::{Cursor, Page},
     pipeline::{DEFAULT_PIPELINE_ID, Pipeline, TicketState},
+    property::{PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties},
+    search::{Predicate, RawFilter, compile},
     ticket::{Priority, Ticket, TicketChanges, TicketDraft, close_time_after},
 };
 
 const RESOURCE: &str = Ticket::RESOURCE;
+/// Most items in one batch call.
+pub const MAX_BATCH: usize = 100;
 
 /// The column tickets are listed by; ties are broken by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +45,17 @@ pub struct TicketOrder {
     pub descending: bool,
 }
 
-/// One page request of `ListTickets`.
+/// One page request of `ListTickets` or `SearchTickets`.
 #[derive(Debug, Clone)]
 pub struct TicketListQuery {
     pub order: TicketOrder,
     pub show_archived: bool,
     pub page_size: u64,
     pub after: Option<Cursor>,
+    /// Search filters: any group, all predicates of it. Empty: no filter.
+    pub filter_groups: Vec<Vec<Predicate>>,
+    /// Words that must all appear in subject or content.
+    pub words: Vec<String>,
 }
 
 impl TicketOrder {
@@ -59,41 +70,47 @@ impl TicketOrder {
     }
 }
 
+/// One ticket to create, with the links to make with it.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub draft: TicketDraft,
+    pub associations: Vec<AssociationSpec>,
+}
+
+/// One update of a batch.
+#[derive(Debug, Clone)]
+pub struct TicketUpdate {
+    pub id: i64,
+    pub etag: String,
+    pub changes: TicketChanges,
+}
+
 impl Store {
-    /// Creates a ticket in its pipeline's requested or first stage.
-    pub async fn create_ticket(
+    /// Creates a ticket (and its links) in its pipeline's requested or first stage.
+    pub async fn create_ticket(&self, ticket: NewTicket, origin: &Origin) -> Result<Ticket, Error> {
+        self.write(origin.request.as_ref(), async |txn| {
+            let definitions = properties::load_definitions(&**txn).await?;
+            insert_ticket(txn, &definitions, ticket, origin).await
+        })
+        .await
+    }
+
+    /// Creates every ticket or none; an error names the failing item.
+    pub async fn batch_create_tickets(
         &self,
-        draft: TicketDraft,
-        key: Option<&RequestKey>,
-    ) -> Result<Ticket, Error> {
-        self.write(key, async |txn| {
-            let pipeline_id = draft.pipeline_id.unwrap_or(DEFAULT_PIPELINE_ID);
-            let pipeline = existing_pipeline(&**txn, pipeline_id).await?;
-            let stage = pipeline.place(draft.stage_id)?;
-            let now = now();
-            let row = ticket::ActiveModel {
-                id: NotSet,
-                subject: Set(draft.subject),
-                content: Set(draft.content),
-                pipeline_id: Set(pipeline.id),
-                stage_id: Set(stage.id),
-                priority: Set(draft.priority.map(|p| p.as_str().to_owned())),
-                requester_id: Set(draft.requester_id),
-                assignee_id: Set(draft.assignee_id),
-                organization_id: Set(draft.organization_id),
-                ticket_type: Set(draft.ticket_type),
-                tags: Set(to_json(&draft.tags)?),
-                properties: Set(to_json(&draft.properties)?),
-                create_time: Set(now),
-                update_time: Set(now),
-                close_time: Set(close_time_after(None, stage.state, now)),
-                archive_time: Set(None),
-                version: Set(1),
-            };
-            let inserted = ticket::Entity::insert(row)
-                .exec_with_returning(&**txn)
-                .await?;
-            to_domain(inserted)
+        tickets: Vec<NewTicket>,
+        origin: &Origin,
+    ) -> Result<Vec<Ticket>, Error> {
+        self.write(origin.request.as_ref(), async |txn| {
+            let definitions = properties::load_definitions(&**txn).await?;
+            let mut created = Vec::with_capacity(tickets.len());
+            for (index, ticket) in tickets.into_iter().enumerate() {
+                let ticket = insert_ticket(txn, &definitions, ticket, origin)
+                    .await
+                    .map_err(|error| error.in_batch("requests", index))?;
+                created.push(ticket);
+            }
+            Ok(created)
         })
         .await
     }
@@ -104,10 +121,46 @@ impl Store {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::not_found(RESOURCE, id))?;
-        to_domain(row)
+        with_properties(&self.db, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(RESOURCE, id))
     }
 
-    /// One page of tickets in the query's order, strictly after its cursor.
+    /// Reads several tickets in the order asked; any unknown id fails the call.
+    pub async fn batch_get_tickets(&self, ids: &[i64]) -> Result<Vec<Ticket>, Error> {
+        let rows = ticket::Entity::find()
+            .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
+        let by_id: HashMap<i64, Ticket> = with_properties(&self.db, rows)
+            .await?
+            .into_iter()
+            .map(|ticket| (ticket.id, ticket))
+            .collect();
+        ids.iter()
+            .enumerate()
+            .map(|(index, id)| {
+                by_id
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Error::not_found(RESOURCE, id).in_batch("ids", index))
+            })
+            .collect()
+    }
+
+    /// Checks a search's filters against the property definitions, then lists what matches.
+    pub async fn search_tickets(
+        &self,
+        filters: Vec<Vec<RawFilter>>,
+        mut query: TicketListQuery,
+    ) -> Result<Page<Ticket>, Error> {
+        let definitions = properties::load_definitions(&self.db).await?;
+        query.filter_groups = compile(filters, &definitions)?;
+        self.list_tickets(&query).await
+    }
+
+    /// One page of tickets in the query's order, strictly after its cursor, matching its search.
     pub async fn list_tickets(&self, query: &TicketListQuery) -> Result<Page<Ticket>, Error> {
         let column = match query.order.field {
             TicketOrderField::Id => None,
@@ -119,7 +172,8 @@ impl Store {
         } else {
             Order::Asc
         };
-        let mut select = ticket::Entity::find();
+        let mut select = ticket::Entity::find()
+            .filter(search::condition(self.backend(), &query.filter_groups, &query.words));
         if !query.show_archived {
             select = select.filter(ticket::Column::ArchiveTime.is_null());
         }
@@ -153,10 +207,7 @@ impl Store {
             .limit(query.page_size + 1)
             .all(&self.db)
             .await?;
-        let tickets = rows
-            .into_iter()
-            .map(to_domain)
-            .collect::<Result<Vec<_>, _>>()?;
+        let tickets = with_properties(&self.db, rows).await?;
         Ok(Page::from_overfetch(tickets, query.page_size, |ticket| {
             query.order.cursor_of(ticket)
         }))
@@ -168,36 +219,33 @@ impl Store {
         id: i64,
         sent_etag: &str,
         changes: TicketChanges,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Ticket, Error> {
-        self.write(key, async |txn| {
-            let mut ticket = lock_ticket(txn, id).await?;
-            etag::check(RESOURCE, id, ticket.version, sent_etag)?;
-            if ticket.archived() {
-                return Err(Error::precondition(
-                    "TICKET_ARCHIVED",
-                    format!("ticket {id} is archived; restore it before changing it"),
-                ));
+        self.write(origin.request.as_ref(), async |txn| {
+            let definitions = properties::load_definitions(&**txn).await?;
+            update_locked(txn, &definitions, id, sent_etag, changes, origin).await
+        })
+        .await
+    }
+
+    /// Applies every update or none; an error names the failing item.
+    pub async fn batch_update_tickets(
+        &self,
+        updates: Vec<TicketUpdate>,
+        origin: &Origin,
+    ) -> Result<Vec<Ticket>, Error> {
+        check_distinct(updates.iter().map(|update| update.id), "ticket.id")?;
+        self.write(origin.request.as_ref(), async |txn| {
+            let definitions = properties::load_definitions(&**txn).await?;
+            let mut updated = Vec::with_capacity(updates.len());
+            for (index, update) in updates.into_iter().enumerate() {
+                let ticket =
+                    update_locked(txn, &definitions, update.id, &update.etag, update.changes, origin)
+                        .await
+                        .map_err(|error| error.within("ticket").in_batch("requests", index))?;
+                updated.push(ticket);
             }
-            let moves_pipeline = changes
-                .pipeline_id
-                .is_some_and(|pipeline_id| pipeline_id != ticket.pipeline_id);
-            if moves_pipeline || changes.stage_id.is_some() {
-                let pipeline_id = changes.pipeline_id.unwrap_or(ticket.pipeline_id);
-                let pipeline = existing_pipeline(&**txn, pipeline_id).await?;
-                // Moving to another pipeline without naming a stage lands in its first stage.
-                let requested_stage = changes.stage_id.or(if moves_pipeline {
-                    None
-                } else {
-                    Some(ticket.stage_id)
-                });
-                let stage = pipeline.place(requested_stage)?;
-                ticket.pipeline_id = pipeline.id;
-                ticket.stage_id = stage.id;
-                ticket.close_time = close_time_after(ticket.close_time, stage.state, now());
-            }
-            changes.apply_fields(&mut ticket)?;
-            save(txn, ticket).await
+            Ok(updated)
         })
         .await
     }
@@ -207,26 +255,37 @@ impl Store {
         &self,
         id: i64,
         sent_etag: &str,
-        key: Option<&RequestKey>,
+        origin: &Origin,
     ) -> Result<Ticket, Error> {
-        self.write(key, async |txn| {
-            let mut ticket = lock_ticket(txn, id).await?;
-            etag::check(RESOURCE, id, ticket.version, sent_etag)?;
-            if ticket.archived() {
-                return Err(Error::precondition(
-                    "TICKET_ARCHIVED",
-                    format!("ticket {id} is already archived"),
-                ));
+        self.write(origin.request.as_ref(), async |txn| {
+            archive_locked(txn, id, sent_etag, origin).await
+        })
+        .await
+    }
+
+    /// Archives every ticket or none; an error names the failing item.
+    pub async fn batch_archive_tickets(
+        &self,
+        items: Vec<(i64, String)>,
+        origin: &Origin,
+    ) -> Result<Vec<Ticket>, Error> {
+        check_distinct(items.iter().map(|(id, _)| *id), "id")?;
+        self.write(origin.request.as_ref(), async |txn| {
+            let mut archived = Vec::with_capacity(items.len());
+            for (index, (id, sent_etag)) in items.iter().enumerate() {
+                let ticket = archive_locked(txn, *id, sent_etag, origin)
+                    .await
+                    .map_err(|error| error.in_batch("requests", index))?;
+                archived.push(ticket);
             }
-            ticket.archive_time = Some(now());
-            save(txn, ticket).await
+            Ok(archived)
         })
         .await
     }
 
     /// Takes a ticket out of the trash.
-    pub async fn restore_ticket(&self, id: i64, key: Option<&RequestKey>) -> Result<Ticket, Error> {
-        self.write(key, async |txn| {
+    pub async fn restore_ticket(&self, id: i64, origin: &Origin) -> Result<Ticket, Error> {
+        self.write(origin.request.as_ref(), async |txn| {
             let mut ticket = lock_ticket(txn, id).await?;
             if !ticket.archived() {
                 return Err(Error::precondition(
@@ -234,10 +293,182 @@ impl Store {
                     format!("ticket {id} is not archived"),
                 ));
             }
-            ticket.archive_time = None;
-            save(txn, ticket).await
+            let before = ticket.archive_time.take();
+            let saved = save(txn, ticket).await?;
+            record_event(
+                txn,
+                origin,
+                NewEvent::plain(
+                    id,
+                    crate::domain::event::EventKind::Restored,
+                    vec![archive_change(before, None)],
+                    None,
+                ),
+            )
+            .await?;
+            Ok(saved)
         })
         .await
+    }
+}
+
+/// Refuses a batch that names one ticket twice: its items would depend on each other's order.
+fn check_distinct(ids: impl Iterator<Item = i64>, field: &str) -> Result<(), Error> {
+    let mut seen = HashSet::new();
+    for (index, id) in ids.enumerate() {
+        if !seen.insert(id) {
+            return Err(Error::invalid(
+                format!("requests[{index}].{field}"),
+                format!("ticket {id} appears earlier in the batch"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn insert_ticket(
+    txn: &WriteTxn,
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    new: NewTicket,
+    origin: &Origin,
+) -> Result<Ticket, Error> {
+    let NewTicket {
+        draft,
+        associations: links,
+    } = new;
+    let ticket_field = |error: Error| error.within("ticket");
+    let mut values = normalize_properties(definitions, draft.properties).map_err(ticket_field)?;
+    apply_required_defaults(definitions, &mut values).map_err(ticket_field)?;
+    let pipeline_id = draft.pipeline_id.unwrap_or(DEFAULT_PIPELINE_ID);
+    let pipeline = existing_pipeline(&**txn, pipeline_id)
+        .await
+        .map_err(ticket_field)?;
+    let stage = pipeline.place(draft.stage_id).map_err(ticket_field)?;
+    let now = now();
+    let row = ticket::Entity::insert(ticket::ActiveModel {
+        id: NotSet,
+        subject: Set(draft.subject),
+        content: Set(draft.content),
+        pipeline_id: Set(pipeline.id),
+        stage_id: Set(stage.id),
+        priority: Set(draft.priority.map(|p| p.as_str().to_owned())),
+        requester_id: Set(draft.requester_id),
+        assignee_id: Set(draft.assignee_id),
+        organization_id: Set(draft.organization_id),
+        ticket_type: Set(draft.ticket_type),
+        tags: Set(to_json(&draft.tags)?),
+        create_time: Set(now),
+        update_time: Set(now),
+        close_time: Set(close_time_after(None, stage.state, now)),
+        archive_time: Set(None),
+        version: Set(1),
+    })
+    .exec_with_returning(&**txn)
+    .await?;
+    let properties = values
+        .iter()
+        .map(|(name, value)| (name.clone(), value.text.clone()))
+        .collect();
+    let ticket = to_domain(row, properties)?;
+    properties::write_values(
+        txn,
+        ticket.id,
+        values.into_iter().map(|(name, value)| (name, Some(value))).collect(),
+    )
+    .await?;
+    record_event(txn, origin, NewEvent::created(&ticket)).await?;
+    for (index, link) in links.into_iter().enumerate() {
+        associations::link(txn, ticket.id, link, origin)
+            .await
+            .map_err(|error| error.within(&format!("associations[{index}]")))?;
+    }
+    Ok(ticket)
+}
+
+async fn update_locked(
+    txn: &WriteTxn,
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    id: i64,
+    sent_etag: &str,
+    changes: TicketChanges,
+    origin: &Origin,
+) -> Result<Ticket, Error> {
+    let before = lock_ticket(txn, id).await?;
+    etag::check(RESOURCE, id, before.version, sent_etag)?;
+    if before.archived() {
+        return Err(Error::precondition(
+            "TICKET_ARCHIVED",
+            format!("ticket {id} is archived; restore it before changing it"),
+        ));
+    }
+    let mut ticket = before.clone();
+    let moves_pipeline = changes
+        .pipeline_id
+        .is_some_and(|pipeline_id| pipeline_id != ticket.pipeline_id);
+    if moves_pipeline || changes.stage_id.is_some() {
+        let pipeline_id = changes.pipeline_id.unwrap_or(ticket.pipeline_id);
+        let pipeline = existing_pipeline(&**txn, pipeline_id).await?;
+        // Moving to another pipeline without naming a stage lands in its first stage.
+        let requested_stage = changes.stage_id.or(if moves_pipeline {
+            None
+        } else {
+            Some(ticket.stage_id)
+        });
+        let stage = pipeline.place(requested_stage)?;
+        ticket.pipeline_id = pipeline.id;
+        ticket.stage_id = stage.id;
+        ticket.close_time = close_time_after(ticket.close_time, stage.state, now());
+    }
+    changes.apply_fields(&mut ticket)?;
+    let value_changes = normalize_changes(definitions, &before.properties, &mut ticket.properties)?;
+    let saved = save(txn, ticket).await?;
+    properties::write_values(txn, id, value_changes).await?;
+    if let Some(event) = NewEvent::for_update(&before, &saved) {
+        record_event(txn, origin, event).await?;
+    }
+    Ok(saved)
+}
+
+async fn archive_locked(
+    txn: &WriteTxn,
+    id: i64,
+    sent_etag: &str,
+    origin: &Origin,
+) -> Result<Ticket, Error> {
+    let mut ticket = lock_ticket(txn, id).await?;
+    etag::check(RESOURCE, id, ticket.version, sent_etag)?;
+    if ticket.archived() {
+        return Err(Error::precondition(
+            "TICKET_ARCHIVED",
+            format!("ticket {id} is already archived"),
+        ));
+    }
+    let archive_time = now();
+    ticket.archive_time = Some(archive_time);
+    let saved = save(txn, ticket).await?;
+    record_event(
+        txn,
+        origin,
+        NewEvent::plain(
+            id,
+            crate::domain::event::EventKind::Archived,
+            vec![archive_change(None, Some(archive_time))],
+            None,
+        ),
+    )
+    .await?;
+    Ok(saved)
+}
+
+fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -> FieldChange {
+    let text = |time: Option<DateTime<Utc>>| {
+        time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_default()
+    };
+    FieldChange {
+        field: "archive_time".to_owned(),
+        old_value: text(before),
+        new_value: text(after),
     }
 }
 
@@ -249,10 +480,13 @@ async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
         .one(&**txn)
         .await?
         .ok_or_else(|| Error::not_found(RESOURCE, id))?;
-    to_domain(row)
+    with_properties(&**txn, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(RESOURCE, id))
 }
 
-/// Writes back a changed ticket: a new update time and version, guarded by the version it was read at.
+/// Writes back a changed ticket's row: a new update time and version, guarded by the version it was read at.
 async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
     let read_version = ticket.version;
     ticket.update_time = now();
@@ -270,7 +504,6 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
             organization_id: Set(ticket.organization_id.clone()),
             ticket_type: Set(ticket.ticket_type.clone()),
             tags: Set(to_json(&ticket.tags)?),
-            properties: Set(to_json(&ticket.properties)?),
             create_time: NotSet,
             update_time: Set(ticket.update_time),
             close_time: Set(ticket.close_time),
@@ -301,28 +534,53 @@ async fn existing_pipeline(db: &impl ConnectionTrait, id: i64) -> Result<Pipelin
         .ok_or_else(|| Error::invalid("pipeline_id", format!("pipeline {id} does not exist")))
 }
 
-/// Sets or clears `close_time` on every ticket of a stage whose state changed, as if each had just entered it.
+/// Sets or clears `close_time` on every ticket of a stage whose state changed, as if each had just entered
+/// it, with a history entry for each.
 pub(super) async fn restate_stage_tickets(
     txn: &WriteTxn,
     stage: &stage::Model,
     state: TicketState,
+    origin: &Origin,
 ) -> Result<(), Error> {
     let now = now();
     let close_time = close_time_after(None, state, now);
-    let mut update = ticket::Entity::update_many()
+    // Tickets already closed keep their first close time.
+    let affected = ticket::Entity::find()
+        .filter(ticket::Column::StageId.eq(stage.id))
+        .filter(match state {
+            TicketState::Closed => ticket::Column::CloseTime.is_null(),
+            TicketState::Open => ticket::Column::CloseTime.is_not_null(),
+        })
+        .lock_exclusive()
+        .all(&**txn)
+        .await?;
+    if affected.is_empty() {
+        return Ok(());
+    }
+    ticket::Entity::update_many()
         .col_expr(ticket::Column::CloseTime, Expr::value(close_time))
         .col_expr(ticket::Column::UpdateTime, Expr::value(now))
-        .col_expr(
-            ticket::Column::Version,
-            Expr::col(ticket::Column::Version).add(1),
-        )
-        .filter(ticket::Column::StageId.eq(stage.id));
-    // Tickets already closed keep their first close time.
-    update = match state {
-        TicketState::Closed => update.filter(ticket::Column::CloseTime.is_null()),
-        TicketState::Open => update.filter(ticket::Column::CloseTime.is_not_null()),
+        .col_expr(ticket::Column::Version, Expr::col(ticket::Column::Version).add(1))
+        .filter(ticket::Column::Id.is_in(affected.iter().map(|row| row.id)))
+        .exec(&**txn)
+        .await?;
+    let text = |time: Option<DateTime<Utc>>| {
+        time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_default()
     };
-    update.exec(&**txn).await?;
+    for row in affected {
+        let change = FieldChange {
+            field: "close_time".to_owned(),
+            old_value: text(row.close_time),
+            new_value: text(close_time),
+        };
+        record_event(
+            txn,
+            origin,
+            NewEvent::plain(row.id, crate::domain::event::EventKind::Updated, vec![change], None),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -331,7 +589,22 @@ fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
         .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
 }
 
-fn to_domain(row: ticket::Model) -> Result<Ticket, Error> {
+/// Turns rows into tickets with their custom properties (one extra query for all of them).
+async fn with_properties(
+    db: &impl ConnectionTrait,
+    rows: Vec<ticket::Model>,
+) -> Result<Vec<Ticket>, Error> {
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut values = properties::load_values(db, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let properties = values.remove(&row.id).unwrap_or_default();
+            to_domain(row, properties)
+        })
+        .collect()
+}
+
+fn to_domain(row: ticket::Model, properties: BTreeMap<String, String>) -> Result<Ticket, Error> {
     let priority = match row.priority.as_deref() {
         None => None,
         Some(stored) => Some(Priority::from_stored(stored).ok_or_else(|| {
@@ -350,7 +623,7 @@ fn to_domain(row: ticket::Model) -> Result<Ticket, Error> {
         organization_id: row.organization_id,
         ticket_type: row.ticket_type,
         tags: from_json::<Vec<String>>(row.tags)?,
-        properties: from_json::<BTreeMap<String, String>>(row.properties)?,
+        properties,
         create_time: row.create_time,
         update_time: row.update_time,
         close_time: row.close_time,

@@ -562,7 +562,11 @@ impl TestApp {
     }
 
     /// Every association of a ticket (optionally to one object type), following the pages.
-    pub async fn list_all_associations(&self, ticket_id: i64, to_object_type: &str) -> Vec<Association> {
+    pub async fn list_all_associations(
+        &self,
+        ticket_id: i64,
+        to_object_type: &str,
+    ) -> Vec<Association> {
         let mut request = ListAssociationsRequest {
             ticket_id,
             to_object_type: to_object_type.to_owned(),

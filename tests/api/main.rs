@@ -5,6 +5,11 @@
 #[macro_use]
 mod helpers;
 
+mod associations;
+mod batches;
+mod history;
 mod pipelines;
+mod properties;
+mod search;
 mod server;
 mod tickets;

@@ -135,10 +135,22 @@ async fn create_property_returns_the_normalised_definition(app: TestApp) {
 
 async fn create_property_requires_a_lower_snake_name(app: TestApp) {
     let too_long = "a".repeat(101);
-    for name in ["", "Tier", "1st_tier", "_tier", "has space", "has-dash", "tier!", too_long.as_str()] {
+    for name in [
+        "",
+        "Tier",
+        "1st_tier",
+        "_tier",
+        "has space",
+        "has-dash",
+        "tier!",
+        too_long.as_str(),
+    ] {
         let result = app
             .properties()
-            .create_property(create_property_req(property_def(name, PropertyType::String)))
+            .create_property(create_property_req(property_def(
+                name,
+                PropertyType::String,
+            )))
             .await;
         assert_invalid(result, "property.name");
     }
@@ -157,15 +169,24 @@ async fn create_property_rejects_a_duplicate_name(app: TestApp) {
 
     let result = app
         .properties()
-        .create_property(create_property_req(property_def("tier", PropertyType::Number)))
+        .create_property(create_property_req(property_def(
+            "tier",
+            PropertyType::Number,
+        )))
         .await;
 
     assert_code(result, Code::AlreadyExists);
     let kept = ok(app
         .properties()
-        .get_property(GetPropertyRequest { name: "tier".into() })
+        .get_property(GetPropertyRequest {
+            name: "tier".into(),
+        })
         .await);
-    assert_eq!(kept.r#type(), PropertyType::String, "the first definition stays");
+    assert_eq!(
+        kept.r#type(),
+        PropertyType::String,
+        "the first definition stays"
+    );
 }
 
 /// Invalid definitions: (case, definition, field of the violation).
@@ -311,7 +332,10 @@ async fn list_properties_pages_by_name_and_hides_archived_ones(app: TestApp) {
         }
     };
 
-    assert_eq!(list(false).await, strings(&["alpha", "beta", "gamma", "zeta"]));
+    assert_eq!(
+        list(false).await,
+        strings(&["alpha", "beta", "gamma", "zeta"])
+    );
     assert_eq!(
         list(true).await,
         strings(&["alpha", "beta", "gamma", "mid", "zeta"])
@@ -325,10 +349,22 @@ async fn list_properties_pages_by_name_and_hides_archived_ones(app: TestApp) {
 async fn number_values_are_normalised(app: TestApp) {
     app.define_property("amount", PropertyType::Number).await;
 
-    for (given, stored) in [("1.50", "1.5"), ("1e3", "1000"), ("-0", "0"), ("42", "42"), ("-2.250", "-2.25")] {
+    for (given, stored) in [
+        ("1.50", "1.5"),
+        ("1e3", "1000"),
+        ("-0", "0"),
+        ("42", "42"),
+        ("-2.250", "-2.25"),
+    ] {
         let created = ticket_with(&app, "amount", given).await;
-        assert_eq!(created.properties["amount"], stored, "{given:?} is stored as {stored:?}");
-        assert_eq!(app.get_ticket(created.id).await.properties["amount"], stored);
+        assert_eq!(
+            created.properties["amount"], stored,
+            "{given:?} is stored as {stored:?}"
+        );
+        assert_eq!(
+            app.get_ticket(created.id).await.properties["amount"],
+            stored
+        );
     }
     assert_value_refused(&app, "amount", "abc").await;
 
@@ -357,8 +393,16 @@ async fn number_values_are_normalised(app: TestApp) {
         ))
         .await;
     let status = assert_invalid(refused, "ticket.properties.amount");
-    assert!(status.message().contains("twelve"), "message {:?}", status.message());
-    assert_eq!(app.get_ticket(created.id).await, updated, "the refused update changed nothing");
+    assert!(
+        status.message().contains("twelve"),
+        "message {:?}",
+        status.message()
+    );
+    assert_eq!(
+        app.get_ticket(created.id).await,
+        updated,
+        "the refused update changed nothing"
+    );
 }
 
 async fn bool_values_are_normalised(app: TestApp) {
@@ -374,7 +418,10 @@ async fn bool_values_are_normalised(app: TestApp) {
         ("0", "false"),
     ] {
         let created = ticket_with(&app, "vip", given).await;
-        assert_eq!(created.properties["vip"], stored, "{given:?} is stored as {stored:?}");
+        assert_eq!(
+            created.properties["vip"], stored,
+            "{given:?} is stored as {stored:?}"
+        );
     }
     assert_value_refused(&app, "vip", "maybe").await;
 }
@@ -384,14 +431,18 @@ async fn date_values_must_be_real_dates(app: TestApp) {
 
     let leap_day = ticket_with(&app, "due", "2024-02-29").await;
     assert_eq!(leap_day.properties["due"], "2024-02-29");
-    assert_eq!(app.get_ticket(leap_day.id).await.properties["due"], "2024-02-29");
+    assert_eq!(
+        app.get_ticket(leap_day.id).await.properties["due"],
+        "2024-02-29"
+    );
 
     assert_value_refused(&app, "due", "2023-02-29").await;
     assert_value_refused(&app, "due", "tomorrow").await;
 }
 
 async fn datetime_values_are_normalised_to_utc(app: TestApp) {
-    app.define_property("first_reply_at", PropertyType::Datetime).await;
+    app.define_property("first_reply_at", PropertyType::Datetime)
+        .await;
 
     let created = ticket_with(&app, "first_reply_at", "2024-05-01T10:00:00+02:00").await;
     assert_eq!(created.properties["first_reply_at"], "2024-05-01T08:00:00Z");
@@ -417,7 +468,10 @@ async fn enumeration_values_must_be_option_values(app: TestApp) {
     })
     .await;
 
-    assert_eq!(ticket_with(&app, "impact", "high").await.properties["impact"], "high");
+    assert_eq!(
+        ticket_with(&app, "impact", "high").await.properties["impact"],
+        "high"
+    );
     assert_eq!(
         ticket_with(&app, "impact", "legacy").await.properties["impact"],
         "legacy",
@@ -438,7 +492,9 @@ async fn unknown_property_names_are_invalid(app: TestApp) {
         .await;
     assert_invalid(result, "ticket.properties.unknown_prop");
     assert!(
-        app.list_all_tickets(ListTicketsRequest::default()).await.is_empty(),
+        app.list_all_tickets(ListTicketsRequest::default())
+            .await
+            .is_empty(),
         "nothing was created"
     );
 
@@ -484,7 +540,10 @@ async fn empty_value_means_no_value(app: TestApp) {
             &[],
         )
         .await;
-    assert_eq!(set.properties, properties(&[("amount", "3"), ("note", "hello")]));
+    assert_eq!(
+        set.properties,
+        properties(&[("amount", "3"), ("note", "hello")])
+    );
 
     let cleared = app
         .update_ticket(
@@ -497,7 +556,10 @@ async fn empty_value_means_no_value(app: TestApp) {
         )
         .await;
     assert_eq!(cleared.properties, properties(&[("note", "hello")]));
-    assert_eq!(app.get_ticket(created.id).await.properties, cleared.properties);
+    assert_eq!(
+        app.get_ticket(created.id).await.properties,
+        cleared.properties
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -514,7 +576,10 @@ async fn required_property_gets_its_default_on_create(app: TestApp) {
 
     let defaulted = app.create_ticket(ticket("no tier given")).await;
     assert_eq!(defaulted.properties, properties(&[("tier", "gold")]));
-    assert_eq!(app.get_ticket(defaulted.id).await.properties["tier"], "gold");
+    assert_eq!(
+        app.get_ticket(defaulted.id).await.properties["tier"],
+        "gold"
+    );
 
     let explicit = ticket_with(&app, "tier", "silver").await;
     assert_eq!(explicit.properties["tier"], "silver");
@@ -552,9 +617,15 @@ async fn missing_required_properties_are_all_named(app: TestApp) {
             .await,
         "ticket.properties",
     );
-    assert!(status.message().contains("severity_level"), "message {:?}", status.message());
     assert!(
-        app.list_all_tickets(ListTicketsRequest::default()).await.is_empty(),
+        status.message().contains("severity_level"),
+        "message {:?}",
+        status.message()
+    );
+    assert!(
+        app.list_all_tickets(ListTicketsRequest::default())
+            .await
+            .is_empty(),
         "nothing was created"
     );
 
@@ -585,7 +656,10 @@ async fn removing_a_required_value_is_invalid(app: TestApp) {
         },
         &["properties.region"],
     );
-    assert_invalid(app.tickets().update_ticket(absent).await, "ticket.properties.region");
+    assert_invalid(
+        app.tickets().update_ticket(absent).await,
+        "ticket.properties.region",
+    );
 
     // Masked with an empty value.
     let empty = update_ticket_req(
@@ -596,7 +670,10 @@ async fn removing_a_required_value_is_invalid(app: TestApp) {
         },
         &["properties.region"],
     );
-    assert_invalid(app.tickets().update_ticket(empty).await, "ticket.properties.region");
+    assert_invalid(
+        app.tickets().update_ticket(empty).await,
+        "ticket.properties.region",
+    );
 
     assert_eq!(app.get_ticket(created.id).await, created, "nothing changed");
 
@@ -610,7 +687,10 @@ async fn removing_a_required_value_is_invalid(app: TestApp) {
             &["properties.region"],
         )
         .await;
-    assert_eq!(changed.properties["region"], "us", "changing the value is fine");
+    assert_eq!(
+        changed.properties["region"], "us",
+        "changing the value is fine"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -633,7 +713,11 @@ async fn update_property_changes_the_label_and_checks_the_etag(app: TestApp) {
         ))
         .await);
     assert_eq!(relabelled.label, "Customer tier");
-    assert_eq!(relabelled.r#type(), PropertyType::String, "not in the mask, kept");
+    assert_eq!(
+        relabelled.r#type(),
+        PropertyType::String,
+        "not in the mask, kept"
+    );
     assert_ne!(relabelled.etag, created.etag, "the etag changes on update");
     assert_eq!(relabelled.create_time, created.create_time);
 
@@ -650,7 +734,9 @@ async fn update_property_changes_the_label_and_checks_the_etag(app: TestApp) {
 
     let fetched = ok(app
         .properties()
-        .get_property(GetPropertyRequest { name: "tier".into() })
+        .get_property(GetPropertyRequest {
+            name: "tier".into(),
+        })
         .await);
     assert_eq!(fetched, relabelled, "the aborted update changed nothing");
 }
@@ -659,7 +745,10 @@ async fn narrowing_string_to_number_is_refused_while_a_value_does_not_fit(app: T
     app.define_property("code", PropertyType::String).await;
     let word = ticket_with(&app, "code", "abc").await;
     let number = ticket_with(&app, "code", "1.50").await;
-    assert_eq!(number.properties["code"], "1.50", "strings are stored as given");
+    assert_eq!(
+        number.properties["code"], "1.50",
+        "strings are stored as given"
+    );
 
     let to_number = || {
         update_property_req(
@@ -682,7 +771,9 @@ async fn narrowing_string_to_number_is_refused_while_a_value_does_not_fit(app: T
     );
     let unchanged = ok(app
         .properties()
-        .get_property(GetPropertyRequest { name: "code".into() })
+        .get_property(GetPropertyRequest {
+            name: "code".into(),
+        })
         .await);
     assert_eq!(unchanged.r#type(), PropertyType::String);
 
@@ -718,7 +809,10 @@ async fn narrowing_string_to_number_is_refused_while_a_value_does_not_fit(app: T
         .await);
     assert_eq!(widened.r#type(), PropertyType::String);
     assert_eq!(app.get_ticket(number.id).await.properties["code"], "1.5");
-    assert_eq!(ticket_with(&app, "code", "abc").await.properties["code"], "abc");
+    assert_eq!(
+        ticket_with(&app, "code", "abc").await.properties["code"],
+        "abc"
+    );
 }
 
 async fn removing_an_option_in_use_is_refused(app: TestApp) {
@@ -739,7 +833,9 @@ async fn removing_an_option_in_use_is_refused(app: TestApp) {
         )
     };
     let status = assert_code(
-        app.properties().update_property(without(&["low", "high"])).await,
+        app.properties()
+            .update_property(without(&["low", "high"]))
+            .await,
         Code::FailedPrecondition,
     );
     assert!(
@@ -749,7 +845,9 @@ async fn removing_an_option_in_use_is_refused(app: TestApp) {
     );
     let unchanged = ok(app
         .properties()
-        .get_property(GetPropertyRequest { name: "impact".into() })
+        .get_property(GetPropertyRequest {
+            name: "impact".into(),
+        })
         .await);
     assert_eq!(unchanged.options.len(), 3);
 
@@ -758,14 +856,23 @@ async fn removing_an_option_in_use_is_refused(app: TestApp) {
         .update_property(without(&["low", "mid"]))
         .await);
     let values: Vec<&str> = narrowed.options.iter().map(|o| o.value.as_str()).collect();
-    assert_eq!(values, ["low", "mid"], "the unused option \"high\" was removed");
+    assert_eq!(
+        values,
+        ["low", "mid"],
+        "the unused option \"high\" was removed"
+    );
     assert_value_refused(&app, "impact", "high").await;
 }
 
 async fn update_property_rejects_bad_masks(app: TestApp) {
     let created = app.define_property("tier", PropertyType::String).await;
 
-    for paths in [&["nope"][..], &["label", "nope"], &["name"], &["label", "name"]] {
+    for paths in [
+        &["nope"][..],
+        &["label", "nope"],
+        &["name"],
+        &["label", "name"],
+    ] {
         let result = app
             .properties()
             .update_property(update_property_req(
@@ -782,7 +889,9 @@ async fn update_property_rejects_bad_masks(app: TestApp) {
 
     let fetched = ok(app
         .properties()
-        .get_property(GetPropertyRequest { name: "tier".into() })
+        .get_property(GetPropertyRequest {
+            name: "tier".into(),
+        })
         .await);
     assert_eq!(fetched, created, "rejected updates change nothing");
 }
@@ -804,7 +913,9 @@ async fn update_of_an_unknown_property_is_not_found(app: TestApp) {
 }
 
 async fn archived_property_cannot_be_written_but_values_stay(app: TestApp) {
-    let created = app.define_property("legacy_code", PropertyType::String).await;
+    let created = app
+        .define_property("legacy_code", PropertyType::String)
+        .await;
     let holder = ticket_with(&app, "legacy_code", "X-1").await;
 
     let archived = ok(app
@@ -848,7 +959,10 @@ async fn archived_property_cannot_be_written_but_values_stay(app: TestApp) {
     assert_invalid(result, "ticket.properties.legacy_code");
 
     // Existing values stay, also through other updates.
-    assert_eq!(app.get_ticket(holder.id).await.properties["legacy_code"], "X-1");
+    assert_eq!(
+        app.get_ticket(holder.id).await.properties["legacy_code"],
+        "X-1"
+    );
     let touched = app
         .update_ticket(
             Ticket {

@@ -1,6 +1,12 @@
 //! sea-orm entities: one per table, mirroring the migrations.
 
+pub mod association;
+pub mod association_type;
+pub mod comment;
 pub mod idempotency_key;
 pub mod pipeline;
+pub mod property_definition;
 pub mod stage;
 pub mod ticket;
+pub mod ticket_event;
+pub mod ticket_property_value;

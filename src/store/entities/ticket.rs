@@ -20,9 +20,6 @@ pub struct Model {
     /// JSON array of strings, sorted.
     #[sea_orm(column_type = "JsonBinary")]
     pub tags: Json,
-    /// JSON object of string values.
-    #[sea_orm(column_type = "JsonBinary")]
-    pub properties: Json,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
     pub close_time: Option<DateTimeUtc>,

@@ -1,0 +1,21 @@
+//! `comments` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "comments")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub ticket_id: i64,
+    pub author_id: String,
+    pub body: String,
+    /// PUBLIC or INTERNAL.
+    pub visibility: String,
+    pub create_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,25 @@
+//! `ticket_events` table: the history of every ticket, and the outbox of the streams.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "ticket_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub event_id: i64,
+    pub ticket_id: i64,
+    pub kind: String,
+    pub actor_id: String,
+    /// JSON array of field changes.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub changes: Json,
+    /// JSON of the comment or association the event is about.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub detail: Option<Json>,
+    pub create_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,23 @@
+//! `ticket_property_values` table: one row per ticket and custom property.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "ticket_property_values")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub ticket_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    /// Canonical text form.
+    pub value: String,
+    /// Set for NUMBER properties.
+    pub number_value: Option<f64>,
+    /// Set for DATE (midnight UTC) and DATETIME properties.
+    pub time_value: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

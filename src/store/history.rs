@@ -1,0 +1,185 @@
+//! Ticket history (the outbox) and comments.
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::{
+    Store, WriteTxn,
+    entities::{comment, ticket, ticket_event},
+    from_json, to_json,
+};
+use crate::domain::{
+    Error, Origin,
+    comment::{Comment, Visibility},
+    event::{EventDetail, EventKind, NewEvent, TicketEvent},
+    now,
+    page::{Cursor, Page},
+    ticket::Ticket,
+};
+
+impl Store {
+    /// Appends a comment to a ticket that is not archived.
+    pub async fn add_comment(
+        &self,
+        ticket_id: i64,
+        body: String,
+        visibility: Visibility,
+        origin: &Origin,
+    ) -> Result<Comment, Error> {
+        self.write(origin.request.as_ref(), async |txn| {
+            let ticket = ticket::Entity::find_by_id(ticket_id)
+                .one(&**txn)
+                .await?
+                .ok_or_else(|| Error::not_found(Ticket::RESOURCE, ticket_id))?;
+            if ticket.archive_time.is_some() {
+                return Err(Error::precondition(
+                    "TICKET_ARCHIVED",
+                    format!("ticket {ticket_id} is archived; restore it before commenting"),
+                ));
+            }
+            let row = comment::Entity::insert(comment::ActiveModel {
+                id: NotSet,
+                ticket_id: Set(ticket_id),
+                author_id: Set(origin.actor_id.clone()),
+                body: Set(body),
+                visibility: Set(visibility.as_str().to_owned()),
+                create_time: Set(now()),
+            })
+            .exec_with_returning(&**txn)
+            .await?;
+            let comment = comment_to_domain(row)?;
+            record_event(
+                txn,
+                origin,
+                NewEvent::plain(
+                    ticket_id,
+                    EventKind::CommentAdded,
+                    Vec::new(),
+                    Some(EventDetail::Comment(comment.clone())),
+                ),
+            )
+            .await?;
+            Ok(comment)
+        })
+        .await
+    }
+
+    /// A ticket's comments, oldest first.
+    pub async fn list_comments(
+        &self,
+        ticket_id: i64,
+        page_size: u64,
+        after: Option<Cursor>,
+    ) -> Result<Page<Comment>, Error> {
+        self.require_ticket(ticket_id).await?;
+        let mut select = comment::Entity::find().filter(comment::Column::TicketId.eq(ticket_id));
+        if let Some(cursor) = after {
+            select = select.filter(comment::Column::Id.gt(cursor.id));
+        }
+        let rows = select
+            .order_by_asc(comment::Column::Id)
+            .limit(page_size + 1)
+            .all(&self.db)
+            .await?;
+        let comments = rows
+            .into_iter()
+            .map(comment_to_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(comments, page_size, |comment| Cursor {
+            key: comment.id,
+            id: comment.id,
+        }))
+    }
+
+    /// A ticket's history, oldest first.
+    pub async fn list_history(
+        &self,
+        ticket_id: i64,
+        page_size: u64,
+        after: Option<Cursor>,
+    ) -> Result<Page<TicketEvent>, Error> {
+        self.require_ticket(ticket_id).await?;
+        let mut select =
+            ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(ticket_id));
+        if let Some(cursor) = after {
+            select = select.filter(ticket_event::Column::EventId.gt(cursor.id));
+        }
+        let rows = select
+            .order_by_asc(ticket_event::Column::EventId)
+            .limit(page_size + 1)
+            .all(&self.db)
+            .await?;
+        let events = rows
+            .into_iter()
+            .map(event_to_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(events, page_size, |event| Cursor {
+            key: event.event_id,
+            id: event.event_id,
+        }))
+    }
+
+    /// NOT_FOUND unless the ticket exists (archived or not).
+    pub(super) async fn require_ticket(&self, ticket_id: i64) -> Result<(), Error> {
+        let exists = ticket::Entity::find_by_id(ticket_id)
+            .select_only()
+            .column(ticket::Column::Id)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?;
+        exists
+            .map(drop)
+            .ok_or_else(|| Error::not_found(Ticket::RESOURCE, ticket_id))
+    }
+}
+
+/// Appends an event in the caller's transaction, so the change and its record commit or vanish together.
+pub(super) async fn record_event(
+    txn: &WriteTxn,
+    origin: &Origin,
+    event: NewEvent,
+) -> Result<(), Error> {
+    ticket_event::Entity::insert(ticket_event::ActiveModel {
+        event_id: NotSet,
+        ticket_id: Set(event.ticket_id),
+        kind: Set(event.kind.as_str().to_owned()),
+        actor_id: Set(origin.actor_id.clone()),
+        changes: Set(to_json(&event.changes)?),
+        detail: Set(event.detail.as_ref().map(to_json).transpose()?),
+        create_time: Set(now()),
+    })
+    .exec_without_returning(&**txn)
+    .await?;
+    Ok(())
+}
+
+fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
+    let kind = EventKind::from_stored(&row.kind).ok_or_else(|| {
+        Error::internal(format!("event {} has unknown kind {:?}", row.event_id, row.kind))
+    })?;
+    Ok(TicketEvent {
+        event_id: row.event_id,
+        ticket_id: row.ticket_id,
+        kind,
+        changes: from_json(row.changes)?,
+        actor_id: row.actor_id,
+        create_time: row.create_time,
+        detail: row.detail.map(from_json).transpose()?,
+    })
+}
+
+fn comment_to_domain(row: comment::Model) -> Result<Comment, Error> {
+    let visibility = Visibility::from_stored(&row.visibility).ok_or_else(|| {
+        Error::internal(format!("comment {} has unknown visibility {:?}", row.id, row.visibility))
+    })?;
+    Ok(Comment {
+        id: row.id,
+        ticket_id: row.ticket_id,
+        author_id: row.author_id,
+        body: row.body,
+        visibility,
+        create_time: row.create_time,
+    })
+}

@@ -1,0 +1,231 @@
+//! Turns checked search predicates and query words into SQL conditions on `tickets`.
+
+use sea_orm::{
+    ColumnTrait, Condition, DbBackend,
+    sea_query::{Expr, ExprTrait, Query, SimpleExpr},
+};
+
+use super::entities::{ticket, ticket_property_value as property_value};
+use crate::domain::search::{Comparison, CoreField, Predicate, Target, Value};
+
+/// The condition a search adds to the listing query: any group, all of its predicates, and every word.
+pub(super) fn condition(
+    backend: DbBackend,
+    groups: &[Vec<Predicate>],
+    words: &[String],
+) -> Condition {
+    let mut condition = Condition::all();
+    if !groups.is_empty() {
+        let mut any = Condition::any();
+        for group in groups {
+            let mut all = Condition::all();
+            for predicate in group {
+                all = all.add(predicate_condition(backend, predicate));
+            }
+            any = any.add(all);
+        }
+        condition = condition.add(any);
+    }
+    if !words.is_empty() {
+        condition = condition.add(full_text(backend, words));
+    }
+    condition
+}
+
+fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
+    match &predicate.target {
+        Target::Core(field) => {
+            let positive = core_condition(backend, *field, &predicate.comparison);
+            if !predicate.negated {
+                return positive;
+            }
+            // NOT over a NULL is NULL, which would drop tickets without a value; they do match a negation.
+            match nullable_column(*field) {
+                Some(column) => Condition::any().add(positive.not()).add(column.is_null()),
+                None => positive.not(),
+            }
+        }
+        Target::Property(name) => {
+            let mut values = Query::select();
+            values
+                .expr(Expr::value(1))
+                .from(property_value::Entity)
+                .and_where(
+                    Expr::col((property_value::Entity, property_value::Column::TicketId))
+                        .equals((ticket::Entity, ticket::Column::Id)),
+                )
+                .and_where(
+                    Expr::col((property_value::Entity, property_value::Column::Name))
+                        .eq(name.as_str()),
+                );
+            if let Some(matching) = property_condition(&predicate.comparison) {
+                values.cond_where(matching);
+            }
+            let exists = Expr::exists(values.to_owned());
+            Condition::all().add(if predicate.negated { exists.not() } else { exists })
+        }
+    }
+}
+
+fn nullable_column(field: CoreField) -> Option<ticket::Column> {
+    match field {
+        CoreField::Priority => Some(ticket::Column::Priority),
+        CoreField::CloseTime => Some(ticket::Column::CloseTime),
+        _ => None,
+    }
+}
+
+fn core_column(field: CoreField) -> ticket::Column {
+    match field {
+        CoreField::Id => ticket::Column::Id,
+        CoreField::PipelineId => ticket::Column::PipelineId,
+        CoreField::StageId => ticket::Column::StageId,
+        CoreField::Priority => ticket::Column::Priority,
+        CoreField::RequesterId => ticket::Column::RequesterId,
+        CoreField::AssigneeId => ticket::Column::AssigneeId,
+        CoreField::OrganizationId => ticket::Column::OrganizationId,
+        CoreField::TicketType => ticket::Column::TicketType,
+        CoreField::Tags => ticket::Column::Tags,
+        CoreField::CreateTime => ticket::Column::CreateTime,
+        CoreField::UpdateTime => ticket::Column::UpdateTime,
+        CoreField::CloseTime => ticket::Column::CloseTime,
+    }
+}
+
+fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison) -> Condition {
+    let column = core_column(field);
+    if field == CoreField::Tags {
+        return tags_condition(backend, comparison);
+    }
+    let condition = Condition::all();
+    match comparison {
+        Comparison::Eq(value) => condition.add(column.eq(sql_value(value))),
+        Comparison::Lt(value) => condition.add(column.lt(sql_value(value))),
+        Comparison::Lte(value) => condition.add(column.lte(sql_value(value))),
+        Comparison::Gt(value) => condition.add(column.gt(sql_value(value))),
+        Comparison::Gte(value) => condition.add(column.gte(sql_value(value))),
+        Comparison::Between(low, high) => {
+            condition.add(column.between(sql_value(low), sql_value(high)))
+        }
+        Comparison::In(values) => condition.add(column.is_in(values.iter().map(sql_value))),
+        Comparison::HasValue => match field {
+            CoreField::Priority | CoreField::CloseTime => condition.add(column.is_not_null()),
+            CoreField::RequesterId
+            | CoreField::AssigneeId
+            | CoreField::OrganizationId
+            | CoreField::TicketType => condition.add(column.ne("")),
+            // Ids and creation/update times always have a value: an empty AND is true.
+            _ => condition,
+        },
+        Comparison::ContainsToken(word) => {
+            condition.add(contains_word(&format!("\"tickets\".\"{}\"", column_name(field)), word))
+        }
+    }
+}
+
+fn column_name(field: CoreField) -> &'static str {
+    match field {
+        CoreField::RequesterId => "requester_id",
+        CoreField::AssigneeId => "assignee_id",
+        CoreField::OrganizationId => "organization_id",
+        _ => "ticket_type",
+    }
+}
+
+/// Tags live in a JSON array: PostgreSQL's `@>` uses the array as a set; SQLite walks it with `json_each`.
+fn tags_condition(backend: DbBackend, comparison: &Comparison) -> Condition {
+    let has_tag = |tag: &str| -> SimpleExpr {
+        let tag = tag.to_owned();
+        match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                "\"tickets\".\"tags\" @> CAST($1 AS jsonb)",
+                [serde_json::json!([tag]).to_string()],
+            ),
+            _ => Expr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_each(\"tickets\".\"tags\") WHERE json_each.value = $1)",
+                [tag],
+            ),
+        }
+    };
+    match comparison {
+        Comparison::Eq(Value::Text(tag)) => Condition::all().add(has_tag(tag)),
+        Comparison::In(values) => values.iter().fold(Condition::any(), |any, value| match value {
+            Value::Text(tag) => any.add(has_tag(tag)),
+            _ => any,
+        }),
+        Comparison::HasValue => Condition::all().add(match backend {
+            DbBackend::Postgres => Expr::cust("jsonb_array_length(\"tickets\".\"tags\") > 0"),
+            _ => Expr::cust("json_array_length(\"tickets\".\"tags\") > 0"),
+        }),
+        // The domain layer refuses every other operator on tags.
+        _ => Condition::all(),
+    }
+}
+
+fn property_condition(comparison: &Comparison) -> Option<Condition> {
+    let column = |value: &Value| match value {
+        Value::Number(_) | Value::Integer(_) => property_value::Column::NumberValue,
+        Value::Time(_) => property_value::Column::TimeValue,
+        Value::Text(_) => property_value::Column::Value,
+    };
+    let qualified = |value: &Value| Expr::col((property_value::Entity, column(value)));
+    let condition = Condition::all();
+    Some(match comparison {
+        Comparison::Eq(value) => condition.add(qualified(value).eq(sql_value(value))),
+        Comparison::Lt(value) => condition.add(qualified(value).lt(sql_value(value))),
+        Comparison::Lte(value) => condition.add(qualified(value).lte(sql_value(value))),
+        Comparison::Gt(value) => condition.add(qualified(value).gt(sql_value(value))),
+        Comparison::Gte(value) => condition.add(qualified(value).gte(sql_value(value))),
+        Comparison::Between(low, high) => {
+            condition.add(qualified(low).between(sql_value(low), sql_value(high)))
+        }
+        Comparison::In(values) => {
+            let first = values.first()?;
+            condition.add(qualified(first).is_in(values.iter().map(sql_value)))
+        }
+        Comparison::HasValue => return None,
+        Comparison::ContainsToken(word) => {
+            condition.add(contains_word("\"ticket_property_values\".\"value\"", word))
+        }
+    })
+}
+
+fn sql_value(value: &Value) -> sea_orm::Value {
+    match value {
+        Value::Integer(integer) => (*integer).into(),
+        Value::Number(number) => (*number).into(),
+        Value::Time(time) => (*time).into(),
+        Value::Text(text) => text.clone().into(),
+    }
+}
+
+/// `column` contains `word` as a white-space separated word, ignoring case.
+fn contains_word(column: &str, word: &str) -> SimpleExpr {
+    let escaped = word
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Expr::cust_with_values(
+        format!("(' ' || LOWER({column}) || ' ') LIKE $1 ESCAPE '\\'"),
+        [format!("% {escaped} %")],
+    )
+}
+
+/// Every word must appear in subject or content. PostgreSQL matches the GIN-indexed `simple` vector
+/// (the expression must stay identical to the index's); SQLite asks its FTS5 table.
+fn full_text(backend: DbBackend, words: &[String]) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            "to_tsvector('simple', \"tickets\".\"subject\" || ' ' || \"tickets\".\"content\") \
+             @@ plainto_tsquery('simple', $1)",
+            [words.join(" ")],
+        ),
+        _ => {
+            let phrase: Vec<String> = words.iter().map(|word| format!("\"{word}\"")).collect();
+            Expr::cust_with_values(
+                "\"tickets\".\"id\" IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH $1)",
+                [phrase.join(" ")],
+            )
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Batch RPCs of TicketService: create, get, update and archive up to 100 tickets, all or nothing.
+
+use ticketd::proto::{
+    ArchiveTicketRequest, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
+    BatchGetTicketsRequest, BatchUpdateTicketsRequest, ListTicketsRequest, Priority, Ticket,
+    UpdateTicketRequest,
+};
+use tonic::Code;
+
+use crate::helpers::*;
+
+both_databases!(
+    batch_create_creates_every_ticket_in_order,
+    batch_create_takes_1_to_100_requests,
+    batch_create_with_one_invalid_item_creates_nothing,
+    batch_create_retried_with_the_same_request_id_creates_once,
+    batch_get_returns_tickets_in_the_order_of_ids,
+    batch_get_of_an_unknown_id_is_not_found,
+    batch_get_takes_at_most_100_ids,
+    batch_update_applies_every_item,
+    batch_update_with_a_stale_etag_applies_nothing,
+    batch_update_refuses_the_same_ticket_twice,
+    batch_update_names_the_invalid_item,
+    batch_archive_archives_every_ticket,
+    batch_archive_with_one_archived_ticket_archives_none,
+);
+
+fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
+    BatchCreateTicketsRequest {
+        requests: subjects
+            .iter()
+            .map(|s| create_ticket_req(ticket(s)))
+            .collect(),
+        request_id: String::new(),
+    }
+}
+
+fn subjects(tickets: &[Ticket]) -> Vec<&str> {
+    tickets.iter().map(|t| t.subject.as_str()).collect()
+}
+
+async fn count_tickets(app: &TestApp) -> usize {
+    app.list_all_tickets(ListTicketsRequest {
+        show_archived: true,
+        ..Default::default()
+    })
+    .await
+    .len()
+}
+
+fn archive_req(id: i64) -> ArchiveTicketRequest {
+    ArchiveTicketRequest {
+        id,
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BatchCreateTickets
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn batch_create_creates_every_ticket_in_order(app: TestApp) {
+    let mut request = batch_create(&["one", "two", "three"]);
+    request.requests[1].ticket.as_mut().unwrap().priority = Priority::High.into();
+
+    let created = ok(app.tickets().batch_create_tickets(request).await).tickets;
+
+    assert_eq!(subjects(&created), ["one", "two", "three"]);
+    assert_eq!(created[1].priority(), Priority::High);
+    for t in &created {
+        assert!(t.id > 0);
+        assert_eq!((t.pipeline_id, t.stage_id), (0, 1), "defaults apply");
+        assert!(!t.etag.is_empty());
+        assert_eq!(&app.get_ticket(t.id).await, t);
+    }
+    assert_eq!(
+        sorted_ids(ids(&created)).len(),
+        3,
+        "distinct ids: {:?}",
+        ids(&created)
+    );
+    assert_eq!(count_tickets(&app).await, 3);
+}
+
+async fn batch_create_takes_1_to_100_requests(app: TestApp) {
+    assert_invalid(
+        app.tickets().batch_create_tickets(batch_create(&[])).await,
+        "requests",
+    );
+
+    let names: Vec<String> = (0..101).map(|i| format!("bulk {i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_invalid(
+        app.tickets()
+            .batch_create_tickets(batch_create(&refs))
+            .await,
+        "requests",
+    );
+    assert_eq!(count_tickets(&app).await, 0);
+
+    let created = ok(app
+        .tickets()
+        .batch_create_tickets(batch_create(&refs[..100]))
+        .await)
+    .tickets;
+    assert_eq!(created.len(), 100, "100 is allowed");
+    assert_eq!(count_tickets(&app).await, 100);
+}
+
+async fn batch_create_with_one_invalid_item_creates_nothing(app: TestApp) {
+    app.create_ticket(ticket("already there")).await;
+
+    let request = batch_create(&["fine", "also fine", "   ", "fine too"]);
+    assert_invalid(
+        app.tickets().batch_create_tickets(request).await,
+        "requests[2].ticket.subject",
+    );
+
+    assert_eq!(count_tickets(&app).await, 1, "nothing was created");
+
+    let mut bad_priority = batch_create(&["fine", "bad priority"]);
+    bad_priority.requests[1].ticket.as_mut().unwrap().priority = 99;
+    assert_invalid(
+        app.tickets().batch_create_tickets(bad_priority).await,
+        "requests[1].ticket.priority",
+    );
+    assert_eq!(count_tickets(&app).await, 1, "nothing was created");
+}
+
+async fn batch_create_retried_with_the_same_request_id_creates_once(app: TestApp) {
+    let request = BatchCreateTicketsRequest {
+        request_id: request_id(),
+        ..batch_create(&["a", "b"])
+    };
+
+    let first = ok(app.tickets().batch_create_tickets(request.clone()).await).tickets;
+    let retried = ok(app.tickets().batch_create_tickets(request).await).tickets;
+
+    assert_eq!(ids(&retried), ids(&first));
+    assert_eq!(count_tickets(&app).await, 2, "the retry created nothing");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BatchGetTickets
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn batch_get_returns_tickets_in_the_order_of_ids(app: TestApp) {
+    let t = app.create_tickets(3).await;
+    ok(app.tickets().archive_ticket(archive_req(t[1].id)).await);
+
+    let wanted = vec![t[2].id, t[0].id, t[1].id];
+    let got = ok(app
+        .tickets()
+        .batch_get_tickets(BatchGetTicketsRequest {
+            ids: wanted.clone(),
+        })
+        .await)
+    .tickets;
+
+    assert_eq!(ids(&got), wanted);
+    assert_eq!(got[1], t[0]);
+    assert!(got[2].archived, "archived tickets are returned too");
+}
+
+async fn batch_get_of_an_unknown_id_is_not_found(app: TestApp) {
+    let t = app.create_tickets(2).await;
+
+    let status = assert_code(
+        app.tickets()
+            .batch_get_tickets(BatchGetTicketsRequest {
+                ids: vec![t[0].id, 424_242, t[1].id],
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert!(
+        status.message().contains("424242"),
+        "message {:?} names the unknown id",
+        status.message()
+    );
+}
+
+async fn batch_get_takes_at_most_100_ids(app: TestApp) {
+    let t = app.create_ticket(ticket("only one")).await;
+
+    assert_invalid(
+        app.tickets()
+            .batch_get_tickets(BatchGetTicketsRequest {
+                ids: vec![t.id; 101],
+            })
+            .await,
+        "ids",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BatchUpdateTickets
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn batch_update_applies_every_item(app: TestApp) {
+    let t = app.create_tickets(3).await;
+
+    let request = BatchUpdateTicketsRequest {
+        requests: vec![
+            update_ticket_req(
+                Ticket {
+                    id: t[0].id,
+                    subject: "renamed".into(),
+                    ..Default::default()
+                },
+                &["subject"],
+            ),
+            update_ticket_req(
+                Ticket {
+                    id: t[1].id,
+                    priority: Priority::Urgent.into(),
+                    etag: t[1].etag.clone(),
+                    ..Default::default()
+                },
+                &["priority"],
+            ),
+            update_ticket_req(
+                Ticket {
+                    id: t[2].id,
+                    stage_id: 4,
+                    ..Default::default()
+                },
+                &["stage_id"],
+            ),
+        ],
+        request_id: String::new(),
+    };
+    let updated = ok(app.tickets().batch_update_tickets(request).await).tickets;
+
+    assert_eq!(ids(&updated), ids(&t), "in the order of the requests");
+    assert_eq!(updated[0].subject, "renamed");
+    assert_eq!(updated[1].priority(), Priority::Urgent);
+    assert_eq!(updated[1].subject, t[1].subject, "unmasked fields are kept");
+    assert_eq!(updated[2].stage_id, 4);
+    assert!(updated[2].close_time.is_some());
+    for u in &updated {
+        assert_eq!(&app.get_ticket(u.id).await, u);
+    }
+}
+
+async fn batch_update_with_a_stale_etag_applies_nothing(app: TestApp) {
+    let t = app.create_tickets(2).await;
+    let current = app
+        .update_ticket(
+            Ticket {
+                id: t[1].id,
+                subject: "changed meanwhile".into(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
+        .await;
+
+    let request = BatchUpdateTicketsRequest {
+        requests: vec![
+            update_ticket_req(
+                Ticket {
+                    id: t[0].id,
+                    subject: "would be renamed".into(),
+                    ..Default::default()
+                },
+                &["subject"],
+            ),
+            update_ticket_req(
+                Ticket {
+                    id: t[1].id,
+                    subject: "lost update".into(),
+                    etag: t[1].etag.clone(),
+                    ..Default::default()
+                },
+                &["subject"],
+            ),
+        ],
+        request_id: String::new(),
+    };
+    let status = assert_code(
+        app.tickets().batch_update_tickets(request).await,
+        Code::Aborted,
+    );
+    assert!(
+        status.message().contains("requests[1]"),
+        "message {:?} names the stale item",
+        status.message()
+    );
+
+    assert_eq!(
+        app.get_ticket(t[0].id).await,
+        t[0],
+        "item 0 was not applied"
+    );
+    assert_eq!(app.get_ticket(t[1].id).await, current);
+}
+
+async fn batch_update_refuses_the_same_ticket_twice(app: TestApp) {
+    let t = app.create_ticket(ticket("twice")).await;
+
+    let request = BatchUpdateTicketsRequest {
+        requests: vec![
+            update_ticket_req(
+                Ticket {
+                    id: t.id,
+                    subject: "first".into(),
+                    ..Default::default()
+                },
+                &["subject"],
+            ),
+            update_ticket_req(
+                Ticket {
+                    id: t.id,
+                    priority: Priority::Low.into(),
+                    ..Default::default()
+                },
+                &["priority"],
+            ),
+        ],
+        request_id: String::new(),
+    };
+    assert_invalid(
+        app.tickets().batch_update_tickets(request).await,
+        "requests[1].ticket.id",
+    );
+    assert_eq!(app.get_ticket(t.id).await, t);
+}
+
+async fn batch_update_names_the_invalid_item(app: TestApp) {
+    let t = app.create_tickets(4).await;
+    let mut requests: Vec<UpdateTicketRequest> = t
+        .iter()
+        .map(|x| {
+            update_ticket_req(
+                Ticket {
+                    id: x.id,
+                    subject: format!("{} (edited)", x.subject),
+                    ..Default::default()
+                },
+                &["subject"],
+            )
+        })
+        .collect();
+    requests[3] = update_ticket_req(
+        Ticket {
+            id: t[3].id,
+            priority: 99,
+            ..Default::default()
+        },
+        &["priority"],
+    );
+
+    assert_invalid(
+        app.tickets()
+            .batch_update_tickets(BatchUpdateTicketsRequest {
+                requests: requests.clone(),
+                request_id: String::new(),
+            })
+            .await,
+        "requests[3].ticket.priority",
+    );
+
+    requests[3] = update_ticket_req(
+        Ticket {
+            id: t[3].id,
+            subject: "  ".into(),
+            ..Default::default()
+        },
+        &["subject"],
+    );
+    assert_invalid(
+        app.tickets()
+            .batch_update_tickets(BatchUpdateTicketsRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await,
+        "requests[3].ticket.subject",
+    );
+
+    for x in &t {
+        assert_eq!(&app.get_ticket(x.id).await, x, "nothing was applied");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BatchArchiveTickets
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn batch_archive_archives_every_ticket(app: TestApp) {
+    let t = app.create_tickets(3).await;
+
+    let archived = ok(app
+        .tickets()
+        .batch_archive_tickets(BatchArchiveTicketsRequest {
+            requests: vec![
+                archive_req(t[0].id),
+                ArchiveTicketRequest {
+                    id: t[2].id,
+                    etag: t[2].etag.clone(),
+                    ..Default::default()
+                },
+            ],
+            request_id: String::new(),
+        })
+        .await)
+    .tickets;
+
+    assert_eq!(ids(&archived), vec![t[0].id, t[2].id]);
+    assert!(
+        archived
+            .iter()
+            .all(|x| x.archived && x.archive_time.is_some())
+    );
+    assert_eq!(
+        ids(&app.list_all_tickets(ListTicketsRequest::default()).await),
+        vec![t[1].id]
+    );
+}
+
+async fn batch_archive_with_one_archived_ticket_archives_none(app: TestApp) {
+    let t = app.create_tickets(3).await;
+    let already = ok(app.tickets().archive_ticket(archive_req(t[1].id)).await);
+
+    let status = assert_code(
+        app.tickets()
+            .batch_archive_tickets(BatchArchiveTicketsRequest {
+                requests: vec![
+                    archive_req(t[0].id),
+                    archive_req(t[1].id),
+                    archive_req(t[2].id),
+                ],
+                request_id: String::new(),
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        status.message().contains("requests[1]"),
+        "message {:?} names the archived item",
+        status.message()
+    );
+
+    assert_eq!(app.get_ticket(t[0].id).await, t[0], "not archived");
+    assert_eq!(app.get_ticket(t[2].id).await, t[2], "not archived");
+    assert_eq!(app.get_ticket(t[1].id).await, already);
+}
