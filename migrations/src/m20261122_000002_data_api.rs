@@ -136,7 +136,11 @@ impl MigrationTrait for Migration {
                     .col(text(PropertyDefinitions::Description).default(""))
                     .col(text(PropertyDefinitions::GroupName).default(""))
                     .col(text(PropertyDefinitions::Type))
-                    .col(ColumnDef::new(PropertyDefinitions::Options).json_binary().not_null())
+                    .col(
+                        ColumnDef::new(PropertyDefinitions::Options)
+                            .json_binary()
+                            .not_null(),
+                    )
                     .col(boolean(PropertyDefinitions::Required).default(false))
                     .col(text_null(PropertyDefinitions::DefaultValue))
                     .col(boolean(PropertyDefinitions::AgentOnly).default(false))
@@ -145,7 +149,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer(PropertyDefinitions::Version).default(1))
                     .col(timestamp_with_time_zone(PropertyDefinitions::CreateTime))
                     .col(timestamp_with_time_zone(PropertyDefinitions::UpdateTime))
-                    .col(timestamp_with_time_zone_null(PropertyDefinitions::ArchiveTime))
+                    .col(timestamp_with_time_zone_null(
+                        PropertyDefinitions::ArchiveTime,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -159,7 +165,9 @@ impl MigrationTrait for Migration {
                     .col(text(TicketPropertyValues::Name))
                     .col(text(TicketPropertyValues::Value))
                     .col(double_null(TicketPropertyValues::NumberValue))
-                    .col(timestamp_with_time_zone_null(TicketPropertyValues::TimeValue))
+                    .col(timestamp_with_time_zone_null(
+                        TicketPropertyValues::TimeValue,
+                    ))
                     .primary_key(
                         Index::create()
                             .col(TicketPropertyValues::TicketId)
@@ -183,9 +191,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, column) in [
-            ("ticket_property_values_name_value", TicketPropertyValues::Value),
-            ("ticket_property_values_name_number", TicketPropertyValues::NumberValue),
-            ("ticket_property_values_name_time", TicketPropertyValues::TimeValue),
+            (
+                "ticket_property_values_name_value",
+                TicketPropertyValues::Value,
+            ),
+            (
+                "ticket_property_values_name_number",
+                TicketPropertyValues::NumberValue,
+            ),
+            (
+                "ticket_property_values_name_time",
+                TicketPropertyValues::TimeValue,
+            ),
         ] {
             manager
                 .create_index(
@@ -202,13 +219,13 @@ impl MigrationTrait for Migration {
 
         // Until now properties were stored untyped on the ticket: each name found becomes a STRING
         // definition and every value moves to the typed table, so upgrading loses nothing.
-        let each = match backend {
-            DbBackend::Postgres => "jsonb_each_text(t.properties)",
-            _ => "json_each(t.properties)",
+        let (each, no_options) = match backend {
+            DbBackend::Postgres => ("jsonb_each_text(t.properties)", "'[]'::jsonb"),
+            _ => ("json_each(t.properties)", "'[]'"),
         };
         db.execute_unprepared(&format!(
             "INSERT INTO property_definitions (name, label, type, options, create_time, update_time) \
-             SELECT DISTINCT kv.key, kv.key, 'STRING', '[]', {now}, {now} FROM tickets t, {each} kv",
+             SELECT DISTINCT kv.key, kv.key, 'STRING', {no_options}, {now}, {now} FROM tickets t, {each} kv",
             now = current_time(backend),
         ))
         .await?;
@@ -255,9 +272,10 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Comments::TicketId))
                     .col(text(Comments::AuthorId).default(""))
                     .col(text(Comments::Body))
-                    .col(text(Comments::Visibility).check(
-                        Expr::col(Comments::Visibility).is_in(["PUBLIC", "INTERNAL"]),
-                    ))
+                    .col(
+                        text(Comments::Visibility)
+                            .check(Expr::col(Comments::Visibility).is_in(["PUBLIC", "INTERNAL"])),
+                    )
                     .col(timestamp_with_time_zone(Comments::CreateTime))
                     .foreign_key(
                         ForeignKey::create()
@@ -285,9 +303,10 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(AssociationTypes::Table)
                     .col(big_pk_auto(AssociationTypes::Id))
-                    .col(text(AssociationTypes::Category).check(
-                        Expr::col(AssociationTypes::Category).is_in(["SYSTEM", "USER"]),
-                    ))
+                    .col(
+                        text(AssociationTypes::Category)
+                            .check(Expr::col(AssociationTypes::Category).is_in(["SYSTEM", "USER"])),
+                    )
                     .col(text(AssociationTypes::FromObjectType))
                     .col(text(AssociationTypes::ToObjectType))
                     .col(text(AssociationTypes::Label).default(""))
@@ -372,7 +391,11 @@ impl MigrationTrait for Migration {
                     .col(big_integer(TicketEvents::TicketId))
                     .col(text(TicketEvents::Kind))
                     .col(text(TicketEvents::ActorId).default(""))
-                    .col(ColumnDef::new(TicketEvents::Changes).json_binary().not_null())
+                    .col(
+                        ColumnDef::new(TicketEvents::Changes)
+                            .json_binary()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(TicketEvents::Detail).json_binary().null())
                     .col(timestamp_with_time_zone(TicketEvents::CreateTime))
                     .foreign_key(
@@ -419,10 +442,8 @@ fn current_time(backend: DbBackend) -> &'static str {
 async fn create_full_text_index(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let statements: &[&str] = match manager.get_database_backend() {
-        DbBackend::Postgres => &[
-            "CREATE INDEX tickets_full_text ON tickets \
-             USING GIN (to_tsvector('simple', subject || ' ' || content))",
-        ],
+        DbBackend::Postgres => &["CREATE INDEX tickets_full_text ON tickets \
+             USING GIN (to_tsvector('simple', subject || ' ' || content))"],
         _ => &[
             "CREATE VIRTUAL TABLE tickets_fts USING fts5(subject, content, content='tickets', \
              content_rowid='id', tokenize='unicode61')",
@@ -455,7 +476,13 @@ async fn seed_association_types(manager: &SchemaManager<'_>) -> Result<(), DbErr
         AssociationTypes::CreateTime,
     ]);
     for (id, from, to) in SYSTEM_ASSOCIATION_TYPES {
-        insert.values_panic([id.into(), "SYSTEM".into(), from.into(), to.into(), now.into()]);
+        insert.values_panic([
+            id.into(),
+            "SYSTEM".into(),
+            from.into(),
+            to.into(),
+            now.into(),
+        ]);
     }
     manager.exec_stmt(insert.to_owned()).await?;
     let db = manager.get_connection();

@@ -71,10 +71,12 @@ impl AssociationService for AssociationApi {
         let request = request.into_inner();
         check_object_type("from_object_type", &request.from_object_type)?;
         check_object_type("to_object_type", &request.to_object_type)?;
-        if request.from_object_type != TICKET_OBJECT_TYPE {
+        if request.from_object_type != TICKET_OBJECT_TYPE
+            && request.to_object_type != TICKET_OBJECT_TYPE
+        {
             return Err(Error::invalid(
                 "from_object_type",
-                "association types start at tickets: from_object_type must be \"ticket\"",
+                "one end of an association type must be \"ticket\"",
             )
             .into());
         }
@@ -96,8 +98,8 @@ impl AssociationService for AssociationApi {
     ) -> Result<Response<proto::Association>, Status> {
         let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let spec = spec_from_proto(request.association)
-            .map_err(|error| error.within("association"))?;
+        let spec =
+            spec_from_proto(request.association).map_err(|error| error.within("association"))?;
         let created = self
             .store
             .create_association(request.ticket_id, spec, &origin)
@@ -111,8 +113,8 @@ impl AssociationService for AssociationApi {
     ) -> Result<Response<proto::DeleteAssociationResponse>, Status> {
         let origin = origin(request.metadata(), request.get_ref())?;
         let request = request.into_inner();
-        let spec = spec_from_proto(request.association)
-            .map_err(|error| error.within("association"))?;
+        let spec =
+            spec_from_proto(request.association).map_err(|error| error.within("association"))?;
         self.store
             .delete_association(request.ticket_id, spec, &origin)
             .await?;
@@ -125,8 +127,8 @@ impl AssociationService for AssociationApi {
     ) -> Result<Response<proto::ListAssociationsResponse>, Status> {
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
-        let to_type = (!request.to_object_type.is_empty())
-            .then_some(request.to_object_type.as_str());
+        let to_type =
+            (!request.to_object_type.is_empty()).then_some(request.to_object_type.as_str());
         if let Some(to_type) = to_type {
             check_object_type("to_object_type", to_type)?;
         }
@@ -170,7 +172,9 @@ impl AssociationService for AssociationApi {
 }
 
 /// Parses a link to make; errors name `to.object_type`, `to.object_id` or `association_type_id`.
-pub(crate) fn spec_from_proto(spec: Option<proto::AssociationSpec>) -> Result<AssociationSpec, Error> {
+pub(crate) fn spec_from_proto(
+    spec: Option<proto::AssociationSpec>,
+) -> Result<AssociationSpec, Error> {
     let spec = spec.ok_or_else(|| Error::invalid("to", "is required"))?;
     let to = spec.to.ok_or_else(|| Error::invalid("to", "is required"))?;
     let to = ObjectRef::parse(to.object_type, to.object_id).map_err(|error| error.within("to"))?;

@@ -3,8 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, query_fingerprint,
-    origin, timestamp, update_paths,
+    bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, origin,
+    query_fingerprint, timestamp, update_paths,
 };
 use crate::{
     domain::{
@@ -133,9 +133,7 @@ impl PipelineService for PipelineApi {
         let created = async {
             let pipeline_id = stage.pipeline_id;
             let draft = stage_draft_from_proto(stage)?;
-            self.store
-                .create_stage(pipeline_id, draft, &origin)
-                .await
+            self.store.create_stage(pipeline_id, draft, &origin).await
         }
         .await
         .map_err(|error| error.within("stage"))?;

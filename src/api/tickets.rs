@@ -410,7 +410,8 @@ fn new_ticket_from_proto(request: proto::CreateTicketRequest) -> Result<NewTicke
         .into_iter()
         .enumerate()
         .map(|(index, spec)| {
-            spec_from_proto(Some(spec)).map_err(|error| error.within(&format!("associations[{index}]")))
+            spec_from_proto(Some(spec))
+                .map_err(|error| error.within(&format!("associations[{index}]")))
         })
         .collect::<Result<_, _>>()?;
     Ok(NewTicket {
@@ -436,7 +437,10 @@ fn parse_visibility(raw: i32) -> Result<Visibility, Error> {
     match proto::CommentVisibility::try_from(raw) {
         Ok(proto::CommentVisibility::Public) => Ok(Visibility::Public),
         Ok(proto::CommentVisibility::Internal) => Ok(Visibility::Internal),
-        _ => Err(Error::invalid("visibility", "is required: PUBLIC or INTERNAL")),
+        _ => Err(Error::invalid(
+            "visibility",
+            "is required: PUBLIC or INTERNAL",
+        )),
     }
 }
 

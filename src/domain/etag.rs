@@ -10,7 +10,10 @@ use super::{Error, Result};
 /// one resource never matches another that happens to be at the same version.
 pub fn etag(kind: &str, key: impl Display, version: i64) -> String {
     let digest = Sha256::digest(format!("{kind}/{key}/{version}"));
-    digest[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Succeeds when `sent` is empty (no check asked for) or equals the current etag; ABORTED otherwise.

@@ -118,7 +118,12 @@ impl NewEvent {
     }
 
     /// An event with no field changes (archive, restore, comments, associations).
-    pub fn plain(ticket_id: i64, kind: EventKind, changes: Vec<FieldChange>, detail: Option<EventDetail>) -> Self {
+    pub fn plain(
+        ticket_id: i64,
+        kind: EventKind,
+        changes: Vec<FieldChange>,
+        detail: Option<EventDetail>,
+    ) -> Self {
         Self {
             ticket_id,
             kind,
@@ -143,19 +148,45 @@ pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
     let old = |read: fn(&Ticket) -> String| before.map(read).unwrap_or_default();
     compare("subject", old(|t| t.subject.clone()), after.subject.clone());
     compare("content", old(|t| t.content.clone()), after.content.clone());
-    compare("pipeline_id", old(|t| t.pipeline_id.to_string()), after.pipeline_id.to_string());
-    compare("stage_id", old(|t| t.stage_id.to_string()), after.stage_id.to_string());
+    compare(
+        "pipeline_id",
+        old(|t| t.pipeline_id.to_string()),
+        after.pipeline_id.to_string(),
+    );
+    compare(
+        "stage_id",
+        old(|t| t.stage_id.to_string()),
+        after.stage_id.to_string(),
+    );
     compare("priority", old(priority_text), priority_text(after));
-    compare("requester_id", old(|t| t.requester_id.clone()), after.requester_id.clone());
-    compare("assignee_id", old(|t| t.assignee_id.clone()), after.assignee_id.clone());
-    compare("organization_id", old(|t| t.organization_id.clone()), after.organization_id.clone());
-    compare("ticket_type", old(|t| t.ticket_type.clone()), after.ticket_type.clone());
+    compare(
+        "requester_id",
+        old(|t| t.requester_id.clone()),
+        after.requester_id.clone(),
+    );
+    compare(
+        "assignee_id",
+        old(|t| t.assignee_id.clone()),
+        after.assignee_id.clone(),
+    );
+    compare(
+        "organization_id",
+        old(|t| t.organization_id.clone()),
+        after.organization_id.clone(),
+    );
+    compare(
+        "ticket_type",
+        old(|t| t.ticket_type.clone()),
+        after.ticket_type.clone(),
+    );
     compare("tags", old(|t| t.tags.join(",")), after.tags.join(","));
     compare("close_time", old(close_time_text), close_time_text(after));
     let empty = Default::default();
     let old_properties = before.map_or(&empty, |t| &t.properties);
-    let names: std::collections::BTreeSet<&String> =
-        old_properties.keys().chain(after.properties.keys()).collect();
+    let names: std::collections::BTreeSet<&String> = old_properties
+        .keys()
+        .chain(after.properties.keys())
+        .collect();
     for name in names {
         compare(
             &format!("properties.{name}"),
@@ -167,7 +198,10 @@ pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
 }
 
 fn priority_text(ticket: &Ticket) -> String {
-    ticket.priority.map(|p| p.as_str().to_owned()).unwrap_or_default()
+    ticket
+        .priority
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 fn close_time_text(ticket: &Ticket) -> String {

@@ -1,11 +1,11 @@
 //! Plain Rust types and the rules on them: no tonic, no SQL.
 
-pub mod error;
-pub mod etag;
-pub mod page;
 pub mod association;
 pub mod comment;
+pub mod error;
+pub mod etag;
 pub mod event;
+pub mod page;
 pub mod pipeline;
 pub mod property;
 pub mod search;

@@ -125,7 +125,10 @@ impl PropertyDefinition {
             other if !self.options.is_empty() => {
                 return Err(Error::invalid(
                     "options",
-                    format!("only ENUMERATION properties have options, not {}", other.as_str()),
+                    format!(
+                        "only ENUMERATION properties have options, not {}",
+                        other.as_str()
+                    ),
                 ));
             }
             _ => {}
@@ -273,7 +276,8 @@ pub fn parse_typed(
             .find(|option| option.value == trimmed)
             .map(|option| text_only(option.value.clone()))
             .ok_or_else(|| {
-                let allowed: Vec<&str> = options.iter().map(|option| option.value.as_str()).collect();
+                let allowed: Vec<&str> =
+                    options.iter().map(|option| option.value.as_str()).collect();
                 format!("{raw:?} is not one of the options {}", allowed.join(", "))
             }),
     }
@@ -325,11 +329,17 @@ pub fn apply_required_defaults(
 ) -> Result<()> {
     let mut missing = Vec::new();
     for definition in definitions.values() {
-        if !definition.required || definition.archived() || properties.contains_key(&definition.name)
+        if !definition.required
+            || definition.archived()
+            || properties.contains_key(&definition.name)
         {
             continue;
         }
-        match definition.default_value.as_deref().map(|raw| definition.parse_value(raw)) {
+        match definition
+            .default_value
+            .as_deref()
+            .map(|raw| definition.parse_value(raw))
+        {
             Some(Ok(value)) => {
                 properties.insert(definition.name.clone(), value);
             }

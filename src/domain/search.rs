@@ -183,7 +183,9 @@ pub fn compile(
                 .enumerate()
                 .map(|(filter_index, filter)| {
                     compile_filter(filter, definitions).map_err(|error| {
-                        error.within(&format!("filter_groups[{group_index}].filters[{filter_index}]"))
+                        error.within(&format!(
+                            "filter_groups[{group_index}].filters[{filter_index}]"
+                        ))
                     })
                 })
                 .collect()
@@ -201,7 +203,10 @@ fn compile_filter(
             let definition = definitions.get(&filter.property).ok_or_else(|| {
                 Error::invalid(
                     "property",
-                    format!("{:?} is neither a ticket field nor a custom property", filter.property),
+                    format!(
+                        "{:?} is neither a ticket field nor a custom property",
+                        filter.property
+                    ),
                 )
             })?;
             let kind = match definition.property_type {
@@ -210,13 +215,20 @@ fn compile_filter(
                 PropertyType::String => ValueKind::Text,
                 PropertyType::Bool | PropertyType::Enumeration => ValueKind::Token,
             };
-            (Target::Property(definition.name.clone()), kind, Some(definition))
+            (
+                Target::Property(definition.name.clone()),
+                kind,
+                Some(definition),
+            )
         }
     };
     let operator = filter
         .operator
         .ok_or_else(|| Error::invalid("operator", "is required"))?;
-    let ordered = matches!(kind, ValueKind::Integer | ValueKind::Number | ValueKind::Time);
+    let ordered = matches!(
+        kind,
+        ValueKind::Integer | ValueKind::Number | ValueKind::Time
+    );
     let refuse = || {
         Error::invalid(
             "operator",
@@ -229,7 +241,9 @@ fn compile_filter(
             Comparison::Eq(value("value", &filter.value)?),
             operator == Operator::Neq,
         ),
-        Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte if !ordered => return Err(refuse()),
+        Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte if !ordered => {
+            return Err(refuse());
+        }
         Operator::Lt => (Comparison::Lt(value("value", &filter.value)?), false),
         Operator::Lte => (Comparison::Lte(value("value", &filter.value)?), false),
         Operator::Gt => (Comparison::Gt(value("value", &filter.value)?), false),
@@ -298,8 +312,8 @@ fn parse_value(
     let trimmed = raw.trim();
     match (kind, definition) {
         (_, Some(definition)) => {
-            let typed = parse_typed(definition.property_type, &definition.options, raw)
-                .map_err(invalid)?;
+            let typed =
+                parse_typed(definition.property_type, &definition.options, raw).map_err(invalid)?;
             Ok(match (typed.number, typed.time) {
                 (Some(number), _) => Value::Number(number),
                 (_, Some(time)) => Value::Time(time),
@@ -316,7 +330,9 @@ fn parse_value(
         (ValueKind::Priority, None) => Priority::from_stored(&trimmed.to_ascii_uppercase())
             .map(|priority| Value::Text(priority.as_str().to_owned()))
             .ok_or_else(|| invalid(format!("{raw:?} is not LOW, MEDIUM, HIGH or URGENT"))),
-        (ValueKind::Tag, None) if trimmed.is_empty() => Err(invalid("a tag is required".to_owned())),
+        (ValueKind::Tag, None) if trimmed.is_empty() => {
+            Err(invalid("a tag is required".to_owned()))
+        }
         (_, None) => Ok(Value::Text(trimmed.to_owned())),
     }
 }

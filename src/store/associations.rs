@@ -149,7 +149,9 @@ impl Store {
                     )
                 })?;
             let removed = link_to_domain(&row, &kind);
-            association::Entity::delete_by_id(row.id).exec(&**txn).await?;
+            association::Entity::delete_by_id(row.id)
+                .exec(&**txn)
+                .await?;
             record_link_event(txn, origin, EventKind::AssociationRemoved, removed).await?;
             if let Some(other) = spec.to.ticket_id() {
                 let mirror_ref = ObjectRef {
@@ -212,9 +214,9 @@ impl Store {
         let mut links = Vec::with_capacity(rows.len());
         let mut cursors = Vec::with_capacity(rows.len());
         for row in &rows {
-            let kind = types.get(&row.association_type_id).ok_or_else(|| {
-                Error::internal(format!("association {} has no type", row.id))
-            })?;
+            let kind = types
+                .get(&row.association_type_id)
+                .ok_or_else(|| Error::internal(format!("association {} has no type", row.id)))?;
             links.push(link_to_domain(row, kind));
             cursors.push(row.id);
         }
@@ -321,7 +323,12 @@ async fn record_link_event(
     record_event(
         txn,
         origin,
-        NewEvent::plain(link.ticket_id, kind, Vec::new(), Some(EventDetail::Association(link))),
+        NewEvent::plain(
+            link.ticket_id,
+            kind,
+            Vec::new(),
+            Some(EventDetail::Association(link)),
+        ),
     )
     .await
 }
@@ -404,7 +411,10 @@ fn link_to_domain(row: &association::Model, kind: &AssociationType) -> Associati
 
 fn type_to_domain(row: association_type::Model) -> Result<AssociationType, Error> {
     let category = Category::from_stored(&row.category).ok_or_else(|| {
-        Error::internal(format!("association type {} has unknown category {:?}", row.id, row.category))
+        Error::internal(format!(
+            "association type {} has unknown category {:?}",
+            row.id, row.category
+        ))
     })?;
     Ok(AssociationType {
         id: row.id,

@@ -87,9 +87,11 @@ impl Store {
             .into_iter()
             .map(comment_to_domain)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(comments, page_size, |comment| Cursor {
-            key: comment.id,
-            id: comment.id,
+        Ok(Page::from_overfetch(comments, page_size, |comment| {
+            Cursor {
+                key: comment.id,
+                id: comment.id,
+            }
         }))
     }
 
@@ -157,7 +159,10 @@ pub(super) async fn record_event(
 
 fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
     let kind = EventKind::from_stored(&row.kind).ok_or_else(|| {
-        Error::internal(format!("event {} has unknown kind {:?}", row.event_id, row.kind))
+        Error::internal(format!(
+            "event {} has unknown kind {:?}",
+            row.event_id, row.kind
+        ))
     })?;
     Ok(TicketEvent {
         event_id: row.event_id,
@@ -172,7 +177,10 @@ fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
 
 fn comment_to_domain(row: comment::Model) -> Result<Comment, Error> {
     let visibility = Visibility::from_stored(&row.visibility).ok_or_else(|| {
-        Error::internal(format!("comment {} has unknown visibility {:?}", row.id, row.visibility))
+        Error::internal(format!(
+            "comment {} has unknown visibility {:?}",
+            row.id, row.visibility
+        ))
     })?;
     Ok(Comment {
         id: row.id,

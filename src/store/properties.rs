@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -124,7 +124,8 @@ impl Store {
             let mut updated = current.clone();
             apply(&mut updated, changes);
             updated.validate()?;
-            if updated.property_type != current.property_type || updated.options != current.options {
+            if updated.property_type != current.property_type || updated.options != current.options
+            {
                 migrate_values(txn, &current, &updated, origin).await?;
             }
             updated.version += 1;
@@ -251,7 +252,10 @@ async fn migrate_values(
             };
             let changes = to_json(&vec![change])?;
             ticket::Entity::update_many()
-                .col_expr(ticket::Column::Version, Expr::col(ticket::Column::Version).add(1))
+                .col_expr(
+                    ticket::Column::Version,
+                    Expr::col(ticket::Column::Version).add(1),
+                )
                 .col_expr(ticket::Column::UpdateTime, Expr::value(now))
                 .filter(ticket::Column::Id.in_subquery(tickets.clone()))
                 .exec(&**txn)
@@ -281,9 +285,18 @@ async fn migrate_values(
             txn.execute(&events).await?;
         }
         ticket_property_value::Entity::update_many()
-            .col_expr(ticket_property_value::Column::Value, Expr::value(typed.text))
-            .col_expr(ticket_property_value::Column::NumberValue, Expr::value(typed.number))
-            .col_expr(ticket_property_value::Column::TimeValue, Expr::value(typed.time))
+            .col_expr(
+                ticket_property_value::Column::Value,
+                Expr::value(typed.text),
+            )
+            .col_expr(
+                ticket_property_value::Column::NumberValue,
+                Expr::value(typed.number),
+            )
+            .col_expr(
+                ticket_property_value::Column::TimeValue,
+                Expr::value(typed.time),
+            )
             .filter(in_group)
             .exec(&**txn)
             .await?;
@@ -308,7 +321,9 @@ pub(super) async fn load_definitions(
         .all(db)
         .await?
         .into_iter()
-        .map(|row| definition_to_domain(row).map(|definition| (definition.name.clone(), definition)))
+        .map(|row| {
+            definition_to_domain(row).map(|definition| (definition.name.clone(), definition))
+        })
         .collect()
 }
 
@@ -389,7 +404,10 @@ fn to_active(definition: &PropertyDefinition) -> Result<property_definition::Act
 
 fn definition_to_domain(row: property_definition::Model) -> Result<PropertyDefinition, Error> {
     let property_type = PropertyType::from_stored(&row.property_type).ok_or_else(|| {
-        Error::internal(format!("property {} has unknown type {:?}", row.name, row.property_type))
+        Error::internal(format!(
+            "property {} has unknown type {:?}",
+            row.name, row.property_type
+        ))
     })?;
     Ok(PropertyDefinition {
         property_type,

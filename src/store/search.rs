@@ -58,11 +58,15 @@ fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
                     Expr::col((property_value::Entity, property_value::Column::Name))
                         .eq(name.as_str()),
                 );
-            if let Some(matching) = property_condition(&predicate.comparison) {
+            if let Some(matching) = property_condition(backend, &predicate.comparison) {
                 values.cond_where(matching);
             }
             let exists = Expr::exists(values.to_owned());
-            Condition::all().add(if predicate.negated { exists.not() } else { exists })
+            Condition::all().add(if predicate.negated {
+                exists.not()
+            } else {
+                exists
+            })
         }
     }
 }
@@ -117,9 +121,11 @@ fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison)
             // Ids and creation/update times always have a value: an empty AND is true.
             _ => condition,
         },
-        Comparison::ContainsToken(word) => {
-            condition.add(contains_word(&format!("\"tickets\".\"{}\"", column_name(field)), word))
-        }
+        Comparison::ContainsToken(word) => condition.add(contains_word(
+            backend,
+            &format!("\"tickets\".\"{}\"", column_name(field)),
+            word,
+        )),
     }
 }
 
@@ -142,17 +148,19 @@ fn tags_condition(backend: DbBackend, comparison: &Comparison) -> Condition {
                 [serde_json::json!([tag]).to_string()],
             ),
             _ => Expr::cust_with_values(
-                "EXISTS (SELECT 1 FROM json_each(\"tickets\".\"tags\") WHERE json_each.value = $1)",
+                "EXISTS (SELECT 1 FROM json_each(\"tickets\".\"tags\") WHERE json_each.value = ?)",
                 [tag],
             ),
         }
     };
     match comparison {
         Comparison::Eq(Value::Text(tag)) => Condition::all().add(has_tag(tag)),
-        Comparison::In(values) => values.iter().fold(Condition::any(), |any, value| match value {
-            Value::Text(tag) => any.add(has_tag(tag)),
-            _ => any,
-        }),
+        Comparison::In(values) => values
+            .iter()
+            .fold(Condition::any(), |any, value| match value {
+                Value::Text(tag) => any.add(has_tag(tag)),
+                _ => any,
+            }),
         Comparison::HasValue => Condition::all().add(match backend {
             DbBackend::Postgres => Expr::cust("jsonb_array_length(\"tickets\".\"tags\") > 0"),
             _ => Expr::cust("json_array_length(\"tickets\".\"tags\") > 0"),
@@ -162,7 +170,7 @@ fn tags_condition(backend: DbBackend, comparison: &Comparison) -> Condition {
     }
 }
 
-fn property_condition(comparison: &Comparison) -> Option<Condition> {
+fn property_condition(backend: DbBackend, comparison: &Comparison) -> Option<Condition> {
     let column = |value: &Value| match value {
         Value::Number(_) | Value::Integer(_) => property_value::Column::NumberValue,
         Value::Time(_) => property_value::Column::TimeValue,
@@ -184,9 +192,11 @@ fn property_condition(comparison: &Comparison) -> Option<Condition> {
             condition.add(qualified(first).is_in(values.iter().map(sql_value)))
         }
         Comparison::HasValue => return None,
-        Comparison::ContainsToken(word) => {
-            condition.add(contains_word("\"ticket_property_values\".\"value\"", word))
-        }
+        Comparison::ContainsToken(word) => condition.add(contains_word(
+            backend,
+            "\"ticket_property_values\".\"value\"",
+            word,
+        )),
     })
 }
 
@@ -200,13 +210,16 @@ fn sql_value(value: &Value) -> sea_orm::Value {
 }
 
 /// `column` contains `word` as a white-space separated word, ignoring case.
-fn contains_word(column: &str, word: &str) -> SimpleExpr {
+fn contains_word(backend: DbBackend, column: &str, word: &str) -> SimpleExpr {
     let escaped = word
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
     Expr::cust_with_values(
-        format!("(' ' || LOWER({column}) || ' ') LIKE $1 ESCAPE '\\'"),
+        format!(
+            "(' ' || LOWER({column}) || ' ') LIKE {} ESCAPE '\\'",
+            placeholder(backend)
+        ),
         [format!("% {escaped} %")],
     )
 }
@@ -223,9 +236,18 @@ fn full_text(backend: DbBackend, words: &[String]) -> SimpleExpr {
         _ => {
             let phrase: Vec<String> = words.iter().map(|word| format!("\"{word}\"")).collect();
             Expr::cust_with_values(
-                "\"tickets\".\"id\" IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH $1)",
+                "\"tickets\".\"id\" IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)",
                 [phrase.join(" ")],
             )
         }
+    }
+}
+
+/// sea-query rewrites custom-SQL placeholders per backend only in their native form: `$1` for PostgreSQL,
+/// `?` for SQLite.
+fn placeholder(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?",
     }
 }

@@ -12,16 +12,21 @@ use sea_orm::{
 use super::{
     Store, WriteTxn, associations,
     entities::{stage, ticket},
-    from_json, history::record_event, pipelines, properties, search, to_json,
+    from_json,
+    history::record_event,
+    pipelines, properties, search, to_json,
 };
 use crate::domain::{
-    Error, Origin, etag,
+    Error, Origin,
     association::AssociationSpec,
+    etag,
     event::{FieldChange, NewEvent},
     now,
     page::{Cursor, Page},
     pipeline::{DEFAULT_PIPELINE_ID, Pipeline, TicketState},
-    property::{PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties},
+    property::{
+        PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties,
+    },
     search::{Predicate, RawFilter, compile},
     ticket::{Priority, Ticket, TicketChanges, TicketDraft, close_time_after},
 };
@@ -172,8 +177,11 @@ impl Store {
         } else {
             Order::Asc
         };
-        let mut select = ticket::Entity::find()
-            .filter(search::condition(self.backend(), &query.filter_groups, &query.words));
+        let mut select = ticket::Entity::find().filter(search::condition(
+            self.backend(),
+            &query.filter_groups,
+            &query.words,
+        ));
         if !query.show_archived {
             select = select.filter(ticket::Column::ArchiveTime.is_null());
         }
@@ -239,10 +247,16 @@ impl Store {
             let definitions = properties::load_definitions(&**txn).await?;
             let mut updated = Vec::with_capacity(updates.len());
             for (index, update) in updates.into_iter().enumerate() {
-                let ticket =
-                    update_locked(txn, &definitions, update.id, &update.etag, update.changes, origin)
-                        .await
-                        .map_err(|error| error.within("ticket").in_batch("requests", index))?;
+                let ticket = update_locked(
+                    txn,
+                    &definitions,
+                    update.id,
+                    &update.etag,
+                    update.changes,
+                    origin,
+                )
+                .await
+                .map_err(|error| error.within("ticket").in_batch("requests", index))?;
                 updated.push(ticket);
             }
             Ok(updated)
@@ -373,7 +387,10 @@ async fn insert_ticket(
     properties::write_values(
         txn,
         ticket.id,
-        values.into_iter().map(|(name, value)| (name, Some(value))).collect(),
+        values
+            .into_iter()
+            .map(|(name, value)| (name, Some(value)))
+            .collect(),
     )
     .await?;
     record_event(txn, origin, NewEvent::created(&ticket)).await?;
@@ -560,7 +577,10 @@ pub(super) async fn restate_stage_tickets(
     ticket::Entity::update_many()
         .col_expr(ticket::Column::CloseTime, Expr::value(close_time))
         .col_expr(ticket::Column::UpdateTime, Expr::value(now))
-        .col_expr(ticket::Column::Version, Expr::col(ticket::Column::Version).add(1))
+        .col_expr(
+            ticket::Column::Version,
+            Expr::col(ticket::Column::Version).add(1),
+        )
         .filter(ticket::Column::Id.is_in(affected.iter().map(|row| row.id)))
         .exec(&**txn)
         .await?;
@@ -577,7 +597,12 @@ pub(super) async fn restate_stage_tickets(
         record_event(
             txn,
             origin,
-            NewEvent::plain(row.id, crate::domain::event::EventKind::Updated, vec![change], None),
+            NewEvent::plain(
+                row.id,
+                crate::domain::event::EventKind::Updated,
+                vec![change],
+                None,
+            ),
         )
         .await?;
     }
