@@ -437,13 +437,22 @@ fn current_time(backend: DbBackend) -> &'static str {
     }
 }
 
-/// Words of subject and content: a GIN index over a `simple` text-search vector on PostgreSQL, an FTS5
-/// table kept in step by triggers on SQLite.
+/// Words of subject and content: a stored `simple` text-search vector with a GIN index on PostgreSQL, an
+/// FTS5 table kept in step by triggers on SQLite.
 async fn create_full_text_index(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let statements: &[&str] = match manager.get_database_backend() {
-        DbBackend::Postgres => &["CREATE INDEX tickets_full_text ON tickets \
-             USING GIN (to_tsvector('simple', subject || ' ' || content))"],
+        // A stored vector, not an expression index: searches that walk tickets in id order (the usual plan
+        // for common words with a LIMIT) then test a precomputed vector instead of re-parsing every text.
+        DbBackend::Postgres => &[
+            "ALTER TABLE tickets ADD COLUMN search_vector tsvector \
+             GENERATED ALWAYS AS (to_tsvector('simple', subject || ' ' || content)) STORED",
+            "CREATE INDEX tickets_search_vector ON tickets USING GIN (search_vector)",
+            // With the default statistics a word the planner has not sampled is assumed to match 0.5 % of
+            // tickets, so a rare word walks the whole primary key (54 ms on 100,000 tickets) instead of
+            // asking the GIN index (2 ms). A larger sample keeps that guess small.
+            "ALTER TABLE tickets ALTER COLUMN search_vector SET STATISTICS 1000",
+        ],
         _ => &[
             "CREATE VIRTUAL TABLE tickets_fts USING fts5(subject, content, content='tickets', \
              content_rowid='id', tokenize='unicode61')",

@@ -1,7 +1,8 @@
 //! `ticketd-bench`: a load generator for a running ticketd, speaking gRPC through the generated client.
 //!
 //! Each worker sends one request at a time for the given duration; the tool prints throughput, latency
-//! percentiles and every non-OK status by code. Figures from this machine are in BENCHMARKS.md.
+//! percentiles and every non-OK status by code. `--seed N` first loads N realistic tickets in batches.
+//! Figures from this machine are in BENCHMARKS.md.
 
 use std::{
     collections::BTreeMap,
@@ -11,8 +12,10 @@ use std::{
 
 use clap::{Parser, ValueEnum};
 use ticketd::proto::{
-    CreateTicketRequest, GetTicketRequest, Priority, Ticket, UpdateTicketRequest,
-    ticket_service_client::TicketServiceClient,
+    BatchCreateTicketsRequest, CreatePropertyRequest, CreateTicketRequest, Filter, FilterGroup,
+    FilterOperator, GetTicketRequest, Priority, PropertyDefinition, PropertyType,
+    SearchTicketsRequest, Ticket, UpdateTicketRequest,
+    property_service_client::PropertyServiceClient, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::Mutex;
 use tonic::{Code, transport::Channel};
@@ -39,6 +42,10 @@ struct Args {
     /// gRPC connections shared by the workers.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Tickets to load with BatchCreateTickets before measuring (spread over agents, organisations,
+    /// stages, priorities, words and a NUMBER property `bench_score`).
+    #[arg(long, default_value_t = 0)]
+    seed: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,7 +58,23 @@ enum Scenario {
     Update,
     /// 60 % get, 20 % create, 20 % update.
     Mixed,
+    /// SearchTickets by assignee and stage (an indexed filter), first page of 50.
+    SearchIndexed,
+    /// SearchTickets by two words of subject and content (full text), first page of 50.
+    SearchText,
+    /// SearchTickets by a NUMBER property range, first page of 50.
+    SearchProperty,
 }
+
+/// Words seeded tickets are written with; searches pick from them.
+const WORDS: [&str; 24] = [
+    "printer", "jam", "login", "password", "invoice", "refund", "shipping", "delay", "crash",
+    "update", "billing", "account", "locked", "email", "bounce", "export", "report", "slow",
+    "timeout", "error", "mobile", "sync", "license", "upgrade",
+];
+const AGENTS: u64 = 50;
+const ORGANIZATIONS: u64 = 1_000;
+const SEED_BATCH: usize = 100;
 
 #[derive(Default)]
 struct Tally {
@@ -67,8 +90,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.connections.max(1) {
         channels.push(Channel::from_shared(args.addr.clone())?.connect().await?);
     }
-    let seed_client = TicketServiceClient::new(channels[0].clone());
-    let hot_ids = seed_tickets(seed_client, args.hot_tickets.max(1)).await?;
+    define_properties(PropertyServiceClient::new(channels[0].clone())).await?;
+    if args.seed > 0 {
+        seed(&args, &channels).await?;
+    }
+    let hot_ids = seed_hot_tickets(
+        TicketServiceClient::new(channels[0].clone()),
+        args.hot_tickets.max(1),
+    )
+    .await?;
     let hot_ids = Arc::new(hot_ids);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
@@ -90,7 +120,99 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn seed_tickets(
+/// The NUMBER properties the scenarios write; already defined is fine.
+async fn define_properties(
+    mut client: PropertyServiceClient<Channel>,
+) -> Result<(), tonic::Status> {
+    for name in ["counter", "bench_score"] {
+        let created = client
+            .create_property(CreatePropertyRequest {
+                property: Some(PropertyDefinition {
+                    name: name.to_owned(),
+                    label: name.to_owned(),
+                    r#type: PropertyType::Number.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::AlreadyExists => {}
+            Err(status) => return Err(status),
+        }
+    }
+    Ok(())
+}
+
+/// Loads `--seed` tickets, `--concurrency` batches at a time.
+async fn seed(args: &Args, channels: &[Channel]) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let batches = args.seed.div_ceil(SEED_BATCH);
+    let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut loaders = Vec::new();
+    for loader in 0..args.concurrency.max(1) {
+        let mut client = TicketServiceClient::new(channels[loader % channels.len()].clone());
+        let next_batch = Arc::clone(&next_batch);
+        let total = args.seed;
+        loaders.push(tokio::spawn(async move {
+            loop {
+                let batch = next_batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if batch >= batches {
+                    return Ok::<(), tonic::Status>(());
+                }
+                let first = batch * SEED_BATCH;
+                let requests = (first..(first + SEED_BATCH).min(total))
+                    .map(|index| CreateTicketRequest {
+                        ticket: Some(seeded_ticket(index as u64)),
+                        ..Default::default()
+                    })
+                    .collect();
+                client
+                    .batch_create_tickets(BatchCreateTicketsRequest {
+                        requests,
+                        request_id: String::new(),
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await??;
+    }
+    println!(
+        "seeded {} tickets in {:.1}s",
+        args.seed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A varied ticket: numbers are spread with a multiplicative hash so neighbours differ.
+fn seeded_ticket(index: u64) -> Ticket {
+    let mix = index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let word = |shift: u32| WORDS[((mix >> shift) % WORDS.len() as u64) as usize];
+    Ticket {
+        subject: format!("{} {} on account {index}", word(0), word(8)),
+        content: format!(
+            "Customer reports {} {} after {} {}; ticket number {index}.",
+            word(16),
+            word(24),
+            word(32),
+            word(40)
+        ),
+        stage_id: (mix % 4 + 1) as i64,
+        priority: (mix % 4 + 1) as i32,
+        assignee_id: format!("agent-{}", (mix >> 8) % AGENTS),
+        organization_id: format!("org-{}", (mix >> 16) % ORGANIZATIONS),
+        requester_id: format!("contact-{}", index % 20_000),
+        tags: vec![word(48).to_owned()],
+        properties: [("bench_score".to_owned(), ((mix >> 24) % 1_000).to_string())].into(),
+        ..Default::default()
+    }
+}
+
+async fn seed_hot_tickets(
     mut client: TicketServiceClient<Channel>,
     count: usize,
 ) -> Result<Vec<i64>, tonic::Status> {
@@ -118,6 +240,15 @@ fn new_ticket(subject: &str) -> Ticket {
     }
 }
 
+fn filter(property: &str, operator: FilterOperator, value: String) -> Filter {
+    Filter {
+        property: property.to_owned(),
+        operator: operator.into(),
+        value,
+        ..Default::default()
+    }
+}
+
 async fn run_worker(
     worker: usize,
     scenario: Scenario,
@@ -139,14 +270,19 @@ async fn run_worker(
     while Instant::now() < deadline {
         sequence += 1;
         let roll = next() % 100;
-        let id = hot_ids[(next() % hot_ids.len() as u64) as usize];
+        let random = next();
+        let id = hot_ids[(random % hot_ids.len() as u64) as usize];
         let action = match scenario {
-            Scenario::Create => Scenario::Create,
-            Scenario::Get => Scenario::Get,
-            Scenario::Update => Scenario::Update,
             Scenario::Mixed if roll < 60 => Scenario::Get,
             Scenario::Mixed if roll < 80 => Scenario::Create,
             Scenario::Mixed => Scenario::Update,
+            other => other,
+        };
+        let search = |groups: Vec<FilterGroup>, query: String| SearchTicketsRequest {
+            filter_groups: groups,
+            query,
+            page_size: 50,
+            ..Default::default()
         };
         let started = Instant::now();
         let outcome = match action {
@@ -158,7 +294,54 @@ async fn run_worker(
                 .await
                 .map(drop),
             Scenario::Get => client.get_ticket(GetTicketRequest { id }).await.map(drop),
-            _ => read_modify_write(&mut client, id, &mut local.aborted_retries).await,
+            Scenario::SearchIndexed => client
+                .search_tickets(search(
+                    vec![FilterGroup {
+                        filters: vec![
+                            filter(
+                                "assignee_id",
+                                FilterOperator::Eq,
+                                format!("agent-{}", random % AGENTS),
+                            ),
+                            filter("stage_id", FilterOperator::Eq, (random % 4 + 1).to_string()),
+                        ],
+                    }],
+                    String::new(),
+                ))
+                .await
+                .map(drop),
+            Scenario::SearchText => client
+                .search_tickets(search(
+                    Vec::new(),
+                    format!(
+                        "{} {}",
+                        WORDS[(random % WORDS.len() as u64) as usize],
+                        WORDS[((random >> 8) % WORDS.len() as u64) as usize]
+                    ),
+                ))
+                .await
+                .map(drop),
+            Scenario::SearchProperty => {
+                let low = random % 990;
+                client
+                    .search_tickets(search(
+                        vec![FilterGroup {
+                            filters: vec![Filter {
+                                property: "bench_score".to_owned(),
+                                operator: FilterOperator::Between.into(),
+                                value: low.to_string(),
+                                high_value: (low + 10).to_string(),
+                                ..Default::default()
+                            }],
+                        }],
+                        String::new(),
+                    ))
+                    .await
+                    .map(drop)
+            }
+            Scenario::Update | Scenario::Mixed => {
+                read_modify_write(&mut client, id, &mut local.aborted_retries).await
+            }
         };
         match outcome {
             Ok(()) => local.latencies.push(started.elapsed()),
@@ -202,7 +385,7 @@ async fn read_modify_write(
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["properties.counter".to_owned()],
             }),
-            ..Default::default()
+            request_id: String::new(),
         };
         match client.update_ticket(update).await {
             Ok(_) => return Ok(()),

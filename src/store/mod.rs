@@ -72,7 +72,9 @@ impl Store {
             .max_connections(config.max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .sqlx_logging(false)
+            // Statements are logged at DEBUG under the `sqlx` target: `--log-level info,sqlx=debug` shows them.
+            .sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Debug)
             // WAL lets readers run beside the writer; FULL sync makes an acknowledged commit survive a power
             // cut, not just a crash of the process.
             .map_sqlx_sqlite_opts(|options| {

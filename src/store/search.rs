@@ -224,13 +224,12 @@ fn contains_word(backend: DbBackend, column: &str, word: &str) -> SimpleExpr {
     )
 }
 
-/// Every word must appear in subject or content. PostgreSQL matches the GIN-indexed `simple` vector
-/// (the expression must stay identical to the index's); SQLite asks its FTS5 table.
+/// Every word must appear in subject or content. PostgreSQL matches the stored, GIN-indexed `simple`
+/// vector; SQLite asks its FTS5 table.
 fn full_text(backend: DbBackend, words: &[String]) -> SimpleExpr {
     match backend {
         DbBackend::Postgres => Expr::cust_with_values(
-            "to_tsvector('simple', \"tickets\".\"subject\" || ' ' || \"tickets\".\"content\") \
-             @@ plainto_tsquery('simple', $1)",
+            "\"tickets\".\"search_vector\" @@ plainto_tsquery('simple', $1)",
             [words.join(" ")],
         ),
         _ => {

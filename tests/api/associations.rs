@@ -5,7 +5,7 @@ use ticketd::proto::{
     ArchiveTicketRequest, Association, AssociationCategory, AssociationType,
     BatchCreateAssociationsRequest, CreateAssociationRequest, CreateAssociationTypeRequest,
     CreateTicketRequest, DeleteAssociationRequest, ListAssociationTypesRequest,
-    ListAssociationsRequest, ListTicketsRequest, RestoreTicketRequest,
+    ListAssociationsRequest, ListTicketsRequest, RestoreTicketRequest, TicketEventKind,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -21,7 +21,10 @@ both_databases!(
     create_ticket_links_with_the_default_system_types,
     create_ticket_with_an_invalid_link_creates_nothing,
     create_association_is_idempotent,
+    concurrent_creates_of_one_link_make_one_link,
+    concurrent_creates_of_one_type_make_one_type,
     create_association_validates_type_and_ticket,
+    create_association_validates_the_object,
     ticket_to_ticket_links_show_the_label_from_each_end,
     ticket_to_ticket_links_need_another_existing_ticket,
     delete_association_removes_the_link,
@@ -227,14 +230,14 @@ async fn create_association_type_validates_its_fields(app: TestApp) {
 // ---------------------------------------------------------------------------------------------------------------
 
 async fn create_ticket_links_with_the_default_system_types(app: TestApp) {
-    let created = ok(app
-        .tickets()
-        .create_ticket(CreateTicketRequest {
-            ticket: Some(ticket("linked on create")),
-            request_id: String::new(),
-            associations: vec![link("contact", "201", 0), link("company", "301", 0)],
-        })
-        .await);
+    let request = CreateTicketRequest {
+        ticket: Some(ticket("linked on create")),
+        request_id: request_id(),
+        associations: vec![link("contact", "201", 0), link("company", "301", 0)],
+    };
+    let created = ok(app.tickets().create_ticket(request.clone()).await);
+    let retried = ok(app.tickets().create_ticket(request).await);
+    assert_eq!(retried.id, created.id, "a retry creates nothing");
 
     let links = app.list_all_associations(created.id, "").await;
     assert_eq!(
@@ -246,6 +249,7 @@ async fn create_ticket_links_with_the_default_system_types(app: TestApp) {
     assert_eq!(type_ids, vec![16, 26]);
     assert!(links.iter().all(|a| a.ticket_id == created.id));
     assert!(links.iter().all(|a| a.create_time.is_some()));
+    assert_eq!(ticket_count(&app).await, 1);
 }
 
 async fn create_ticket_with_an_invalid_link_creates_nothing(app: TestApp) {
@@ -294,6 +298,68 @@ async fn create_association_is_idempotent(app: TestApp) {
     assert_eq!(app.list_all_associations(t.id, "").await, vec![first]);
 }
 
+async fn concurrent_creates_of_one_link_make_one_link(app: TestApp) {
+    let t = app.create_ticket(ticket("raced link")).await;
+
+    let attempts = (0..8).map(|_| {
+        let mut client = app.associations();
+        async move {
+            client
+                .create_association(associate(t.id, "contact", "201", 0))
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|status| format!("{:?}: {}", status.code(), status.message()))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "linking is idempotent, also concurrently: {failures:#?}"
+    );
+    assert_eq!(app.list_all_associations(t.id, "").await.len(), 1);
+}
+
+async fn concurrent_creates_of_one_type_make_one_type(app: TestApp) {
+    let attempts = (0..8).map(|_| {
+        let mut client = app.associations();
+        async move {
+            client
+                .create_association_type(create_type_req("ticket", "contact", "watcher", ""))
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let codes: Vec<Code> = results
+        .iter()
+        .map(|r| match r {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        })
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Code::Ok).count(),
+        1,
+        "exactly one create wins: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == Code::Ok || *c == Code::AlreadyExists),
+        "the others are ALREADY_EXISTS: {codes:?}"
+    );
+    let watchers = list_types(&app, "ticket", "contact")
+        .await
+        .into_iter()
+        .filter(|t| t.label == "watcher")
+        .count();
+    assert_eq!(watchers, 1);
+}
+
 async fn create_association_validates_type_and_ticket(app: TestApp) {
     let t = app.create_ticket(ticket("validated links")).await;
 
@@ -335,6 +401,55 @@ async fn create_association_validates_type_and_ticket(app: TestApp) {
             .await,
         Code::NotFound,
     );
+}
+
+async fn create_association_validates_the_object(app: TestApp) {
+    let related = ok(app
+        .associations()
+        .create_association_type(create_type_req("ticket", "ticket", "related", "related"))
+        .await);
+    let t = app.create_ticket(ticket("validated objects")).await;
+
+    assert_invalid(
+        app.associations()
+            .create_association(associate(t.id, "contact", "", 0))
+            .await,
+        "association.to.object_id",
+    );
+    assert_invalid(
+        app.associations()
+            .create_association(associate(t.id, "Contact", "201", 0))
+            .await,
+        "association.to.object_type",
+    );
+    assert_invalid(
+        app.associations()
+            .create_association(associate(t.id, "ticket", "not-a-number", related.id))
+            .await,
+        "association.to.object_id",
+    );
+    // No spec at all: the violation is on the spec or its missing `to`.
+    let status = assert_code(
+        app.associations()
+            .create_association(CreateAssociationRequest {
+                ticket_id: t.id,
+                association: None,
+                request_id: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    let violations = status
+        .get_details_bad_request()
+        .expect("google.rpc.BadRequest details")
+        .field_violations;
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.field == "association" || v.field == "association.to"),
+        "got {violations:?}"
+    );
+    assert!(app.list_all_associations(t.id, "").await.is_empty());
 }
 
 async fn ticket_to_ticket_links_show_the_label_from_each_end(app: TestApp) {
@@ -434,6 +549,19 @@ async fn delete_association_removes_the_link(app: TestApp) {
         .delete_association(unlink(t.id, "company", "301", 0))
         .await);
     assert!(app.list_all_associations(t.id, "").await.is_empty());
+
+    // The history records both removals.
+    let kinds: Vec<TicketEventKind> = app.history(t.id).await.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            TicketEventKind::Created,
+            TicketEventKind::AssociationAdded,
+            TicketEventKind::AssociationAdded,
+            TicketEventKind::AssociationRemoved,
+            TicketEventKind::AssociationRemoved,
+        ]
+    );
 }
 
 async fn list_associations_filters_by_object_type_and_pages(app: TestApp) {

@@ -2,8 +2,8 @@
 
 use ticketd::proto::{
     ArchiveTicketRequest, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
-    BatchGetTicketsRequest, BatchUpdateTicketsRequest, ListTicketsRequest, Priority, Ticket,
-    UpdateTicketRequest,
+    BatchGetTicketsRequest, BatchUpdateTicketsRequest, ListTicketsRequest, Priority,
+    PropertyDefinition, PropertyType, Ticket, UpdateTicketRequest,
 };
 use tonic::Code;
 
@@ -14,6 +14,8 @@ both_databases!(
     batch_create_takes_1_to_100_requests,
     batch_create_with_one_invalid_item_creates_nothing,
     batch_create_retried_with_the_same_request_id_creates_once,
+    batch_create_checks_properties_per_item,
+    batch_create_makes_the_associations_of_each_item,
     batch_get_returns_tickets_in_the_order_of_ids,
     batch_get_of_an_unknown_id_is_not_found,
     batch_get_takes_at_most_100_ids,
@@ -21,6 +23,7 @@ both_databases!(
     batch_update_with_a_stale_etag_applies_nothing,
     batch_update_refuses_the_same_ticket_twice,
     batch_update_names_the_invalid_item,
+    batch_update_normalises_and_checks_properties,
     batch_archive_archives_every_ticket,
     batch_archive_with_one_archived_ticket_archives_none,
 );
@@ -134,10 +137,81 @@ async fn batch_create_retried_with_the_same_request_id_creates_once(app: TestApp
     };
 
     let first = ok(app.tickets().batch_create_tickets(request.clone()).await).tickets;
-    let retried = ok(app.tickets().batch_create_tickets(request).await).tickets;
+    let retried = ok(app.tickets().batch_create_tickets(request.clone()).await).tickets;
 
     assert_eq!(ids(&retried), ids(&first));
     assert_eq!(count_tickets(&app).await, 2, "the retry created nothing");
+
+    let other_body = BatchCreateTicketsRequest {
+        request_id: request.request_id.clone(),
+        ..batch_create(&["c"])
+    };
+    assert_invalid(
+        app.tickets().batch_create_tickets(other_body).await,
+        "request_id",
+    );
+    assert_eq!(count_tickets(&app).await, 2);
+}
+
+async fn batch_create_checks_properties_per_item(app: TestApp) {
+    app.create_property(PropertyDefinition {
+        required: true,
+        ..property_def("region", PropertyType::String)
+    })
+    .await;
+    app.define_property("amount", PropertyType::Number).await;
+
+    let mut request = batch_create(&["has region", "no region"]);
+    request.requests[0].ticket.as_mut().unwrap().properties =
+        properties(&[("region", "eu"), ("amount", "1.50")]);
+    assert_invalid(
+        app.tickets().batch_create_tickets(request.clone()).await,
+        "requests[1].ticket.properties",
+    );
+
+    request.requests[1].ticket.as_mut().unwrap().properties =
+        properties(&[("region", "us"), ("amount", "abc")]);
+    assert_invalid(
+        app.tickets().batch_create_tickets(request.clone()).await,
+        "requests[1].ticket.properties.amount",
+    );
+    assert_eq!(count_tickets(&app).await, 0, "nothing was created");
+
+    request.requests[1].ticket.as_mut().unwrap().properties = properties(&[("region", "us")]);
+    let created = ok(app.tickets().batch_create_tickets(request).await).tickets;
+    assert_eq!(
+        created[0].properties,
+        properties(&[("amount", "1.5"), ("region", "eu")]),
+        "values are normalised"
+    );
+    assert_eq!(created[1].properties, properties(&[("region", "us")]));
+}
+
+async fn batch_create_makes_the_associations_of_each_item(app: TestApp) {
+    let mut request = batch_create(&["linked", "not linked", "linked too"]);
+    request.requests[0].associations = vec![link("contact", "201", 0)];
+    request.requests[2].associations = vec![link("company", "301", 0), link("contact", "202", 0)];
+
+    let mut bad = request.clone();
+    bad.requests[2].associations[1] = link("Bad Type", "1", 0);
+    assert_invalid(
+        app.tickets().batch_create_tickets(bad).await,
+        "requests[2].associations[1].to.object_type",
+    );
+    assert_eq!(count_tickets(&app).await, 0, "nothing was created");
+
+    let created = ok(app.tickets().batch_create_tickets(request).await).tickets;
+    let linked: Vec<usize> = {
+        let mut counts = Vec::new();
+        for t in &created {
+            counts.push(app.list_all_associations(t.id, "").await.len());
+        }
+        counts
+    };
+    assert_eq!(linked, vec![1, 0, 2]);
+    let third = app.list_all_associations(created[2].id, "").await;
+    let types: Vec<i64> = third.iter().map(|a| a.association_type_id).collect();
+    assert_eq!(types, vec![26, 16]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -382,6 +456,43 @@ async fn batch_update_names_the_invalid_item(app: TestApp) {
     for x in &t {
         assert_eq!(&app.get_ticket(x.id).await, x, "nothing was applied");
     }
+}
+
+async fn batch_update_normalises_and_checks_properties(app: TestApp) {
+    app.define_property("amount", PropertyType::Number).await;
+    let t = app.create_tickets(2).await;
+    let set = |id: i64, value: &str| {
+        update_ticket_req(
+            Ticket {
+                id,
+                properties: properties(&[("amount", value)]),
+                ..Default::default()
+            },
+            &["properties.amount"],
+        )
+    };
+
+    assert_invalid(
+        app.tickets()
+            .batch_update_tickets(BatchUpdateTicketsRequest {
+                requests: vec![set(t[0].id, "1"), set(t[1].id, "abc")],
+                request_id: String::new(),
+            })
+            .await,
+        "requests[1].ticket.properties.amount",
+    );
+    assert_eq!(app.get_ticket(t[0].id).await, t[0], "nothing was applied");
+
+    let updated = ok(app
+        .tickets()
+        .batch_update_tickets(BatchUpdateTicketsRequest {
+            requests: vec![set(t[0].id, "1e3"), set(t[1].id, "2.50")],
+            request_id: String::new(),
+        })
+        .await)
+    .tickets;
+    assert_eq!(updated[0].properties["amount"], "1000");
+    assert_eq!(updated[1].properties["amount"], "2.5");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ both_databases!(
     // Comments
     add_comment_records_the_caller_as_author,
     add_comment_validates_body_visibility_and_ticket,
+    add_comment_refuses_blank_and_overlong_bodies,
     add_comment_retried_with_the_same_request_id_adds_once,
     list_comments_pages_oldest_first_including_internal_ones,
     // History
@@ -158,6 +159,35 @@ async fn add_comment_validates_body_visibility_and_ticket(app: TestApp) {
         list_all_comments(&app, t.id, 0).await.is_empty(),
         "no comment was added"
     );
+}
+
+async fn add_comment_refuses_blank_and_overlong_bodies(app: TestApp) {
+    let t = app.create_ticket(ticket("strict bodies")).await;
+
+    let longest = "x".repeat(65_536);
+    let kept = ok(app
+        .tickets()
+        .add_comment(comment_req(t.id, &longest, CommentVisibility::Public))
+        .await);
+    assert_eq!(kept.body.len(), 65_536);
+
+    assert_invalid(
+        app.tickets()
+            .add_comment(comment_req(
+                t.id,
+                &"x".repeat(65_537),
+                CommentVisibility::Public,
+            ))
+            .await,
+        "body",
+    );
+    assert_invalid(
+        app.tickets()
+            .add_comment(comment_req(t.id, " \n\t ", CommentVisibility::Public))
+            .await,
+        "body",
+    );
+    assert_eq!(list_all_comments(&app, t.id, 0).await, vec![kept]);
 }
 
 async fn add_comment_retried_with_the_same_request_id_adds_once(app: TestApp) {
@@ -387,6 +417,23 @@ async fn property_changes_appear_as_properties_fields(app: TestApp) {
         events.iter().all(|e| e.actor_id.is_empty()),
         "no x-actor-id, empty actor"
     );
+
+    // Values appear in their normalised form.
+    app.define_property("amount", PropertyType::Number).await;
+    app.update_ticket(
+        Ticket {
+            id: t.id,
+            properties: properties(&[("amount", "1.50")]),
+            ..Default::default()
+        },
+        &["properties.amount"],
+    )
+    .await;
+    let events = app.history(t.id).await;
+    assert_eq!(
+        change_of(events.last().unwrap(), "properties.amount"),
+        &change("properties.amount", "", "1.5")
+    );
 }
 
 async fn failed_update_adds_no_event(app: TestApp) {
@@ -461,6 +508,10 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
     .tickets;
     assert_eq!(created.len(), 3);
 
+    // Event ids increase across tickets too.
+    let other = app.create_ticket(ticket("after the batch")).await;
+    let after = app.history(other.id).await;
+
     let mut event_ids = Vec::new();
     for t in &created {
         let events = app.history(t.id).await;
@@ -479,9 +530,23 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
         3,
         "distinct events: {event_ids:?}"
     );
+    assert!(
+        event_ids.iter().all(|id| *id < after[0].event_id),
+        "a later ticket's event has a larger id: {event_ids:?} then {}",
+        after[0].event_id
+    );
 }
 
 async fn history_of_an_unknown_ticket_is_not_found(app: TestApp) {
+    assert_code(
+        app.tickets()
+            .list_comments(ListCommentsRequest {
+                ticket_id: 424_242,
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
     assert_code(
         app.tickets()
             .list_ticket_history(ListTicketHistoryRequest {

@@ -2,9 +2,9 @@
 //! against them.
 
 use ticketd::proto::{
-    ArchivePropertyRequest, CreatePropertyRequest, GetPropertyRequest, ListPropertiesRequest,
-    ListTicketsRequest, PropertyDefinition, PropertyOption, PropertyType, Ticket,
-    UpdatePropertyRequest,
+    ArchivePropertyRequest, CreatePropertyRequest, FilterOperator, GetPropertyRequest,
+    ListPropertiesRequest, ListTicketsRequest, PropertyDefinition, PropertyOption, PropertyType,
+    Ticket, UpdatePropertyRequest,
 };
 use tonic::Code;
 
@@ -15,11 +15,13 @@ both_databases!(
     create_property_returns_the_normalised_definition,
     create_property_requires_a_lower_snake_name,
     create_property_rejects_a_duplicate_name,
+    concurrent_creates_of_one_name_make_one_definition,
     create_property_validates_type_options_default_and_flags,
     get_of_an_unknown_property_is_not_found,
     list_properties_pages_by_name_and_hides_archived_ones,
     // Values on ticket writes
     number_values_are_normalised,
+    number_values_keep_every_significant_digit,
     bool_values_are_normalised,
     date_values_must_be_real_dates,
     datetime_values_are_normalised_to_utc,
@@ -35,6 +37,8 @@ both_databases!(
     narrowing_string_to_number_is_refused_while_a_value_does_not_fit,
     removing_an_option_in_use_is_refused,
     update_property_rejects_bad_masks,
+    update_property_validates_the_new_definition,
+    update_property_with_an_empty_mask_applies_the_fields_set,
     update_of_an_unknown_property_is_not_found,
     archived_property_cannot_be_written_but_values_stay,
 );
@@ -189,6 +193,40 @@ async fn create_property_rejects_a_duplicate_name(app: TestApp) {
     );
 }
 
+async fn concurrent_creates_of_one_name_make_one_definition(app: TestApp) {
+    let attempts = (0..8).map(|i| {
+        let mut client = app.properties();
+        async move {
+            client
+                .create_property(create_property_req(PropertyDefinition {
+                    label: format!("Tier {i}"),
+                    ..property_def("tier", PropertyType::String)
+                }))
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let codes: Vec<Code> = results
+        .iter()
+        .map(|r| match r {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        })
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Code::Ok).count(),
+        1,
+        "exactly one create wins: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == Code::Ok || *c == Code::AlreadyExists),
+        "the others are ALREADY_EXISTS: {codes:?}"
+    );
+}
+
 /// Invalid definitions: (case, definition, field of the violation).
 fn invalid_definitions() -> Vec<(&'static str, PropertyDefinition, &'static str)> {
     vec![
@@ -340,6 +378,26 @@ async fn list_properties_pages_by_name_and_hides_archived_ones(app: TestApp) {
         list(true).await,
         strings(&["alpha", "beta", "gamma", "mid", "zeta"])
     );
+
+    // Paging is validated like ListTickets'.
+    assert_invalid(
+        app.properties()
+            .list_properties(ListPropertiesRequest {
+                page_size: -1,
+                ..Default::default()
+            })
+            .await,
+        "page_size",
+    );
+    assert_invalid(
+        app.properties()
+            .list_properties(ListPropertiesRequest {
+                page_token: "not-a-real-token".into(),
+                ..Default::default()
+            })
+            .await,
+        "page_token",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -403,6 +461,25 @@ async fn number_values_are_normalised(app: TestApp) {
         updated,
         "the refused update changed nothing"
     );
+}
+
+async fn number_values_keep_every_significant_digit(app: TestApp) {
+    app.define_property("amount", PropertyType::Number).await;
+
+    let mut wrong = Vec::new();
+    for value in [
+        "9007199254740993",
+        "12345678901234567890",
+        "0.1",
+        "1.000000000000000001",
+        "123456789.123456789",
+    ] {
+        let stored = ticket_with(&app, "amount", value).await.properties["amount"].clone();
+        if stored != value {
+            wrong.push(format!("{value:?} was stored as {stored:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "a decimal number lost digits: {wrong:#?}");
 }
 
 async fn bool_values_are_normalised(app: TestApp) {
@@ -793,6 +870,17 @@ async fn narrowing_string_to_number_is_refused_while_a_value_does_not_fit(app: T
         "1.5",
         "existing values are rewritten in canonical form"
     );
+    assert_eq!(
+        app.search_ids(vec![filter("code", FilterOperator::Gt, "1")])
+            .await,
+        vec![number.id],
+        "converted values are searchable as numbers"
+    );
+    assert_eq!(
+        app.search_ids(vec![filter("code", FilterOperator::Eq, "1.5")])
+            .await,
+        vec![number.id]
+    );
     assert_value_refused(&app, "code", "abc").await;
 
     // Widening back to STRING always works.
@@ -894,6 +982,95 @@ async fn update_property_rejects_bad_masks(app: TestApp) {
         })
         .await);
     assert_eq!(fetched, created, "rejected updates change nothing");
+}
+
+async fn update_property_validates_the_new_definition(app: TestApp) {
+    app.define_property("amount", PropertyType::Number).await;
+    app.create_property(enumeration("impact", &["low", "high"]))
+        .await;
+    app.define_property("note", PropertyType::String).await;
+
+    let cases = [
+        (
+            PropertyDefinition {
+                name: "amount".into(),
+                default_value: "abc".into(),
+                ..Default::default()
+            },
+            "default_value",
+            "property.default_value",
+        ),
+        (
+            PropertyDefinition {
+                name: "impact".into(),
+                options: vec![option("low"), option("low")],
+                ..Default::default()
+            },
+            "options",
+            "property.options[1].value",
+        ),
+        (
+            PropertyDefinition {
+                name: "note".into(),
+                r#type: PropertyType::Enumeration.into(),
+                ..Default::default()
+            },
+            "type",
+            "property.options",
+        ),
+        (
+            PropertyDefinition {
+                name: "note".into(),
+                label: String::new(),
+                ..Default::default()
+            },
+            "label",
+            "property.label",
+        ),
+        (
+            PropertyDefinition {
+                name: "note".into(),
+                agent_only: true,
+                customer_editable: true,
+                ..Default::default()
+            },
+            "agent_only",
+            "property.customer_editable",
+        ),
+    ];
+    for (property, path, field) in cases {
+        let mut request = update_property_req(property, &[path]);
+        if path == "agent_only" {
+            request.update_mask = mask(&["agent_only", "customer_editable"]);
+        }
+        assert_invalid(app.properties().update_property(request).await, field);
+    }
+}
+
+async fn update_property_with_an_empty_mask_applies_the_fields_set(app: TestApp) {
+    let created = app.define_property("tier", PropertyType::String).await;
+
+    let updated = ok(app
+        .properties()
+        .update_property(update_property_req(
+            PropertyDefinition {
+                name: "tier".into(),
+                label: "Customer tier".into(),
+                description: "How much they pay".into(),
+                ..Default::default()
+            },
+            &[],
+        ))
+        .await);
+
+    assert_eq!(updated.label, "Customer tier");
+    assert_eq!(updated.description, "How much they pay");
+    assert_eq!(
+        updated.r#type(),
+        PropertyType::String,
+        "unset fields are kept"
+    );
+    assert_eq!(updated.create_time, created.create_time);
 }
 
 async fn update_of_an_unknown_property_is_not_found(app: TestApp) {

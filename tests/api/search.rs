@@ -25,9 +25,15 @@ both_databases!(
     number_properties_compare_numerically,
     date_bool_and_enumeration_properties,
     string_contains_token_matches_whole_words_ignoring_case,
+    contains_token_splits_words_at_line_breaks_and_tabs,
+    contains_token_splits_words_at_punctuation,
+    contains_token_ignores_the_case_of_non_ascii_letters,
     // Groups and query
     groups_are_ored_and_filters_within_a_group_are_anded,
     query_matches_tickets_containing_every_word,
+    query_finds_words_inside_urls_paths_and_addresses,
+    query_ignores_the_case_of_non_ascii_letters,
+    query_follows_updates_of_subject_and_content,
     // Validation
     search_rejects_too_many_groups_or_filters,
     search_names_the_invalid_filter_field,
@@ -272,6 +278,21 @@ async fn filters_on_times_and_id(app: TestApp) {
         vec![t0.id, t1.id],
         "BETWEEN includes both ends"
     );
+    // The same instant written with another offset.
+    let t0_in_paris = {
+        let t = t0.create_time.unwrap();
+        chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
+            .unwrap()
+            .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)
+    };
+    assert!(t0_in_paris.ends_with("+02:00"), "{t0_in_paris}");
+    assert_eq!(
+        app.search_ids(one(filter("create_time", Gt, &t0_in_paris)))
+            .await,
+        vec![t1.id, t2.id],
+        "RFC 3339 values with an offset compare as instants"
+    );
 
     let touched = app
         .update_ticket(
@@ -371,6 +392,35 @@ async fn number_properties_compare_numerically(app: TestApp) {
             .await,
         vec![without]
     );
+
+    // Updated and removed values are searched by their new value.
+    app.update_ticket(
+        Ticket {
+            id: nine,
+            properties: properties(&[("score", "11")]),
+            ..Default::default()
+        },
+        &["properties.score"],
+    )
+    .await;
+    app.update_ticket(
+        Ticket {
+            id: hundred,
+            ..Default::default()
+        },
+        &["properties.score"],
+    )
+    .await;
+    assert_eq!(
+        app.search_ids(one(filter("score", Gt, "10"))).await,
+        vec![nine],
+        "9 became 11, 100 was removed"
+    );
+    assert_eq!(
+        app.search_ids(one(filter("score", NotHasProperty, "")))
+            .await,
+        vec![hundred, without]
+    );
 }
 
 async fn date_bool_and_enumeration_properties(app: TestApp) {
@@ -440,6 +490,32 @@ async fn date_bool_and_enumeration_properties(app: TestApp) {
             .await,
         vec![a.id, b.id]
     );
+
+    app.define_property("replied_at", PropertyType::Datetime)
+        .await;
+    let early = app
+        .create_ticket(Ticket {
+            properties: properties(&[("replied_at", "2024-05-01T10:00:00+02:00")]),
+            ..ticket("replied at 08:00Z")
+        })
+        .await;
+    let late = app
+        .create_ticket(Ticket {
+            properties: properties(&[("replied_at", "2024-05-01T09:00:00Z")]),
+            ..ticket("replied at 09:00Z")
+        })
+        .await;
+    assert_eq!(
+        app.search_ids(one(filter("replied_at", Gt, "2024-05-01T10:30:00+02:00")))
+            .await,
+        vec![late.id],
+        "instants compare in UTC"
+    );
+    assert_eq!(
+        app.search_ids(one(filter("replied_at", Lte, "2024-05-01T08:00:00Z")))
+            .await,
+        vec![early.id]
+    );
 }
 
 async fn string_contains_token_matches_whole_words_ignoring_case(app: TestApp) {
@@ -477,6 +553,83 @@ async fn string_contains_token_matches_whole_words_ignoring_case(app: TestApp) {
 // ---------------------------------------------------------------------------------------------------------------
 // Groups and query
 // ---------------------------------------------------------------------------------------------------------------
+
+/// Creates one ticket per summary (STRING property "summary") and returns their ids.
+async fn tickets_with_summaries(app: &TestApp, summaries: &[&str]) -> Vec<i64> {
+    app.define_property("summary", PropertyType::String).await;
+    let mut created = Vec::new();
+    for summary in summaries {
+        created.push(
+            app.create_ticket(Ticket {
+                properties: properties(&[("summary", summary)]),
+                ..ticket("summarised")
+            })
+            .await
+            .id,
+        );
+    }
+    created
+}
+
+async fn contains_token_splits_words_at_line_breaks_and_tabs(app: TestApp) {
+    let created = tickets_with_summaries(
+        &app,
+        &[
+            "paper jam\nprinter on floor 3",
+            "see:\tprinter",
+            "printers\nonly",
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        app.search_ids(one(filter("summary", ContainsToken, "printer")))
+            .await,
+        vec![created[0], created[1]],
+        "a line break or a tab separates words like a space"
+    );
+}
+
+async fn contains_token_splits_words_at_punctuation(app: TestApp) {
+    let created = tickets_with_summaries(
+        &app,
+        &[
+            "Printer, again.",
+            "the old printer.",
+            "(printer) broken",
+            "printers, again",
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        app.search_ids(one(filter("summary", ContainsToken, "printer")))
+            .await,
+        vec![created[0], created[1], created[2]],
+        "punctuation ends a word"
+    );
+}
+
+async fn contains_token_ignores_the_case_of_non_ascii_letters(app: TestApp) {
+    let created =
+        tickets_with_summaries(&app, &["Über alles", "ÉCOLE fermée", "uber driver"]).await;
+
+    assert_eq!(
+        app.search_ids(one(filter("summary", ContainsToken, "über")))
+            .await,
+        vec![created[0]]
+    );
+    assert_eq!(
+        app.search_ids(one(filter("summary", ContainsToken, "école")))
+            .await,
+        vec![created[1]]
+    );
+    assert_eq!(
+        app.search_ids(one(filter("summary", ContainsToken, "FERMÉE")))
+            .await,
+        vec![created[1]]
+    );
+}
 
 async fn groups_are_ored_and_filters_within_a_group_are_anded(app: TestApp) {
     let new_low = app
@@ -563,6 +716,105 @@ async fn query_matches_tickets_containing_every_word(app: TestApp) {
     );
 }
 
+async fn query_words(app: &TestApp, query: &str) -> Vec<i64> {
+    ids(&app
+        .search_all(SearchTicketsRequest {
+            query: query.into(),
+            ..Default::default()
+        })
+        .await)
+}
+
+async fn query_finds_words_inside_urls_paths_and_addresses(app: TestApp) {
+    let url = app.create_ticket(ticket("Cannot reach example.com")).await;
+    let path = app
+        .create_ticket(Ticket {
+            content: "The log is in /var/log/printer.log".into(),
+            ..ticket("log file")
+        })
+        .await;
+    let email = app
+        .create_ticket(Ticket {
+            content: "Please reply to ops@acme.io".into(),
+            ..ticket("reply address")
+        })
+        .await;
+    let hyphen = app.create_ticket(ticket("e-mail bounces")).await;
+
+    let mut wrong = Vec::new();
+    for (query, expected) in [
+        ("example", url.id),
+        ("printer", path.id),
+        ("acme", email.id),
+        ("ops", email.id),
+        ("mail", hyphen.id),
+    ] {
+        let found = query_words(&app, query).await;
+        if found != vec![expected] {
+            wrong.push(format!(
+                "query {query:?}: expected [{expected}], got {found:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+async fn query_ignores_the_case_of_non_ascii_letters(app: TestApp) {
+    let shouted = app.create_ticket(ticket("ÜBER PROBLEM")).await;
+    let quiet = app
+        .create_ticket(Ticket {
+            content: "über problem".into(),
+            ..ticket("lower case")
+        })
+        .await;
+    app.create_ticket(ticket("uber problem")).await;
+
+    assert_eq!(query_words(&app, "über").await, vec![shouted.id, quiet.id]);
+    assert_eq!(query_words(&app, "ÜBER").await, vec![shouted.id, quiet.id]);
+}
+
+async fn query_follows_updates_of_subject_and_content(app: TestApp) {
+    let t = app
+        .create_ticket(Ticket {
+            content: "toner empty".into(),
+            ..ticket("printer broken")
+        })
+        .await;
+    assert_eq!(query_words(&app, "printer toner").await, vec![t.id]);
+
+    app.update_ticket(
+        Ticket {
+            id: t.id,
+            subject: "scanner broken".into(),
+            content: "glass cracked".into(),
+            ..Default::default()
+        },
+        &["subject", "content"],
+    )
+    .await;
+
+    assert_eq!(query_words(&app, "printer").await, Vec::<i64>::new());
+    assert_eq!(query_words(&app, "toner").await, Vec::<i64>::new());
+    assert_eq!(query_words(&app, "scanner glass").await, vec![t.id]);
+
+    ok(app
+        .tickets()
+        .archive_ticket(ArchiveTicketRequest {
+            id: t.id,
+            ..Default::default()
+        })
+        .await);
+    assert_eq!(query_words(&app, "scanner").await, Vec::<i64>::new());
+    let archived = app
+        .search_all(SearchTicketsRequest {
+            query: "scanner".into(),
+            show_archived: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(ids(&archived), vec![t.id]);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------------------------------
@@ -628,6 +880,14 @@ async fn search_names_the_invalid_filter_field(app: TestApp) {
             vec![filter_in("assignee_id", In, &[])],
             "filter_groups[0].filters[0].values",
         ),
+        (
+            vec![filter("create_time", Gt, "yesterday")],
+            "filter_groups[0].filters[0].value",
+        ),
+        (
+            vec![filter("priority", Eq, "VERY_HIGH")],
+            "filter_groups[0].filters[0].value",
+        ),
     ];
     for (filters, field) in cases {
         let result = app.tickets().search_tickets(search(vec![filters])).await;
@@ -679,6 +939,16 @@ async fn search_rejects_a_page_token_of_another_search(app: TestApp) {
         ..search(vec![one(filter("stage_id", Eq, "2"))])
     };
     assert_invalid(app.tickets().search_tickets(other).await, "page_token");
+
+    let with_archived = SearchTicketsRequest {
+        page_token: token.clone(),
+        show_archived: true,
+        ..first.clone()
+    };
+    assert_invalid(
+        app.tickets().search_tickets(with_archived).await,
+        "page_token",
+    );
 
     let garbage = SearchTicketsRequest {
         page_token: "garbage".into(),
