@@ -50,6 +50,7 @@ enum TicketPropertyValues {
     Value,
     NumberValue,
     TimeValue,
+    Tokens,
 }
 
 #[derive(DeriveIden)]
@@ -168,6 +169,10 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(
                         TicketPropertyValues::TimeValue,
                     ))
+                    // STRING values as " word word ", lower-cased and split at every non-alphanumeric
+                    // character, so CONTAINS_TOKEN is one LIKE that treats punctuation and any letter
+                    // case the same on both databases.
+                    .col(text_null(TicketPropertyValues::Tokens))
                     .primary_key(
                         Index::create()
                             .col(TicketPropertyValues::TicketId)
@@ -446,7 +451,8 @@ async fn create_full_text_index(manager: &SchemaManager<'_>) -> Result<(), DbErr
         // for common words with a LIMIT) then test a precomputed vector instead of re-parsing every text.
         DbBackend::Postgres => &[
             "ALTER TABLE tickets ADD COLUMN search_vector tsvector \
-             GENERATED ALWAYS AS (to_tsvector('simple', subject || ' ' || content)) STORED",
+             GENERATED ALWAYS AS (to_tsvector('simple', \
+             regexp_replace(subject || ' ' || content, '[^[:alnum:]]+', ' ', 'g'))) STORED",
             "CREATE INDEX tickets_search_vector ON tickets USING GIN (search_vector)",
             // With the default statistics a word the planner has not sampled is assumed to match 0.5 % of
             // tickets, so a rare word walks the whole primary key (54 ms on 100,000 tickets) instead of
@@ -455,7 +461,7 @@ async fn create_full_text_index(manager: &SchemaManager<'_>) -> Result<(), DbErr
         ],
         _ => &[
             "CREATE VIRTUAL TABLE tickets_fts USING fts5(subject, content, content='tickets', \
-             content_rowid='id', tokenize='unicode61')",
+             content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
             "CREATE TRIGGER tickets_fts_insert AFTER INSERT ON tickets BEGIN \
              INSERT INTO tickets_fts(rowid, subject, content) VALUES (new.id, new.subject, new.content); END",
             "CREATE TRIGGER tickets_fts_delete AFTER DELETE ON tickets BEGIN \

@@ -81,12 +81,14 @@ pub struct PropertyDefinition {
     pub archive_time: Option<DateTime<Utc>>,
 }
 
-/// A value in canonical text form together with the typed copy searches compare.
+/// A value in canonical text form together with the typed copies searches compare.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypedValue {
     pub text: String,
     pub number: Option<f64>,
     pub time: Option<DateTime<Utc>>,
+    /// For STRING values: the words, lower case, as `" word word "`.
+    pub tokens: Option<String>,
 }
 
 impl PropertyDefinition {
@@ -222,6 +224,7 @@ pub fn parse_typed(
         text,
         number: None,
         time: None,
+        tokens: None,
     };
     match property_type {
         PropertyType::String => {
@@ -231,20 +234,23 @@ pub fn parse_typed(
                     super::ticket::PROPERTY_VALUE_MAX_CHARS
                 ));
             }
-            Ok(text_only(raw.to_owned()))
+            Ok(TypedValue {
+                tokens: Some(format!(" {} ", super::search::query_words(raw).join(" "))),
+                ..text_only(raw.to_owned())
+            })
         }
         PropertyType::Number => {
-            let number = trimmed
+            let not_a_number = || format!("{raw:?} is not a NUMBER");
+            // The text keeps every significant digit; the double beside it is only for comparing.
+            let text = canonical_decimal(trimmed).ok_or_else(not_a_number)?;
+            let number = text
                 .parse::<f64>()
                 .ok()
                 .filter(|number| number.is_finite())
-                .ok_or_else(|| format!("{raw:?} is not a NUMBER"))?;
-            // Rust prints the shortest text that reads back as the same double: "1.5", "1000", "0".
-            let number = if number == 0.0 { 0.0 } else { number };
+                .ok_or_else(not_a_number)?;
             Ok(TypedValue {
-                text: number.to_string(),
                 number: Some(number),
-                time: None,
+                ..text_only(text)
             })
         }
         PropertyType::Bool => match trimmed.to_ascii_lowercase().as_str() {
@@ -256,9 +262,8 @@ pub fn parse_typed(
             let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
                 .map_err(|_| format!("{raw:?} is not a DATE (YYYY-MM-DD)"))?;
             Ok(TypedValue {
-                text: date.format("%Y-%m-%d").to_string(),
-                number: None,
                 time: date.and_hms_opt(0, 0, 0).map(|midnight| midnight.and_utc()),
+                ..text_only(date.format("%Y-%m-%d").to_string())
             })
         }
         PropertyType::DateTime => {
@@ -266,9 +271,8 @@ pub fn parse_typed(
                 .map_err(|_| format!("{raw:?} is not a DATETIME (RFC 3339)"))?
                 .with_timezone(&Utc);
             Ok(TypedValue {
-                text: time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                number: None,
                 time: Some(time),
+                ..text_only(time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
             })
         }
         PropertyType::Enumeration => options
@@ -281,6 +285,51 @@ pub fn parse_typed(
                 format!("{raw:?} is not one of the options {}", allowed.join(", "))
             }),
     }
+}
+
+/// Largest decimal exponent kept: past it a double is infinite or zero anyway.
+const MAX_DECIMAL_EXPONENT: i64 = 400;
+
+/// The shortest plain decimal with the same value as `raw` (`"1.50"` → `"1.5"`, `"1e3"` → `"1000"`,
+/// `"-0"` → `"0"`, `".5"` → `"0.5"`), keeping every significant digit; `None` when `raw` is not a decimal.
+pub fn canonical_decimal(raw: &str) -> Option<String> {
+    let (negative, unsigned) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let is_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !is_digits(whole) || !is_digits(fraction) {
+        return None;
+    }
+    if exponent.abs() > MAX_DECIMAL_EXPONENT {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let leading_zeros = digits.bytes().take_while(|&byte| byte == b'0').count();
+    let significant = digits[leading_zeros..].trim_end_matches('0');
+    if significant.is_empty() {
+        return Some("0".to_owned());
+    }
+    // Where the decimal point falls within `significant`, counted from its left.
+    let point = whole.len() as i64 + exponent - leading_zeros as i64;
+    let length = significant.len() as i64;
+    let body = if point <= 0 {
+        format!(
+            "0.{}{significant}",
+            "0".repeat(point.unsigned_abs() as usize)
+        )
+    } else if point >= length {
+        format!("{significant}{}", "0".repeat((point - length) as usize))
+    } else {
+        let (integer, decimals) = significant.split_at(point as usize);
+        format!("{integer}.{decimals}")
+    };
+    Some(if negative { format!("-{body}") } else { body })
 }
 
 /// Checks and normalises a ticket's properties against `definitions` (keyed by name); an empty value means

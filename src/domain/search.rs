@@ -136,8 +136,8 @@ pub enum Comparison {
     Between(Value, Value),
     In(Vec<Value>),
     HasValue,
-    /// The text contains this lower-case word.
-    ContainsToken(String),
+    /// The text contains every one of these lower-case words.
+    ContainsToken(Vec<String>),
 }
 
 /// One filter, checked: `negated` turns NEQ, NOT_IN, NOT_HAS_PROPERTY and NOT_CONTAINS_TOKEN into the
@@ -285,11 +285,11 @@ fn compile_filter(
                 // A tag is a token of its own: containing it means having it.
                 ValueKind::Tag => (Comparison::Eq(value("value", &filter.value)?), negated),
                 ValueKind::Text => {
-                    let token = filter.value.trim().to_lowercase();
-                    if token.is_empty() || token.contains(char::is_whitespace) {
-                        return Err(Error::invalid("value", "CONTAINS_TOKEN takes one word"));
+                    let words = query_words(&filter.value);
+                    if words.is_empty() {
+                        return Err(Error::invalid("value", "CONTAINS_TOKEN needs a word"));
                     }
-                    (Comparison::ContainsToken(token), negated)
+                    (Comparison::ContainsToken(words), negated)
                 }
                 _ => return Err(refuse()),
             }
@@ -337,7 +337,8 @@ fn parse_value(
     }
 }
 
-/// Splits a free-text query into lower-case words (letters and digits), the unit both databases index.
+/// Splits text into lower-case words (runs of letters and digits): the unit both databases index for
+/// `query`, and the unit of CONTAINS_TOKEN.
 pub fn query_words(query: &str) -> Vec<String> {
     query
         .split(|c: char| !c.is_alphanumeric())

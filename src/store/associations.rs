@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -293,14 +293,9 @@ async fn insert_link(
     kind: &AssociationType,
     inverse: bool,
 ) -> Result<(association::Model, bool), Error> {
-    if let Some(existing) = association::Entity::find()
-        .filter(link_key(ticket_id, to, kind.id))
-        .one(&**txn)
-        .await?
-    {
-        return Ok((existing, false));
-    }
-    let row = association::Entity::insert(association::ActiveModel {
+    // ON CONFLICT DO NOTHING: a concurrent request making the same link waits for this one's commit and then
+    // finds the row, instead of failing on the unique index.
+    let inserted = association::Entity::insert(association::ActiveModel {
         id: NotSet,
         ticket_id: Set(ticket_id),
         to_object_type: Set(to.object_type.clone()),
@@ -309,9 +304,21 @@ async fn insert_link(
         inverse: Set(inverse),
         create_time: Set(now()),
     })
-    .exec_with_returning(&**txn)
+    .on_conflict_do_nothing_on([
+        association::Column::TicketId,
+        association::Column::ToObjectType,
+        association::Column::ToObjectId,
+        association::Column::AssociationTypeId,
+    ])
+    .exec_without_returning(&**txn)
     .await?;
-    Ok((row, true))
+    let created = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
+    let row = association::Entity::find()
+        .filter(link_key(ticket_id, to, kind.id))
+        .one(&**txn)
+        .await?
+        .ok_or_else(|| Error::internal("association vanished after insert"))?;
+    Ok((row, created))
 }
 
 async fn record_link_event(

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -297,6 +298,10 @@ async fn migrate_values(
                 ticket_property_value::Column::TimeValue,
                 Expr::value(typed.time),
             )
+            .col_expr(
+                ticket_property_value::Column::Tokens,
+                Expr::value(typed.tokens),
+            )
             .filter(in_group)
             .exec(&**txn)
             .await?;
@@ -304,13 +309,37 @@ async fn migrate_values(
     Ok(())
 }
 
+/// Reads a definition for change, after every ticket write in flight has committed (see
+/// [`DEFINITIONS_LOCK_KEY`]).
 async fn lock_definition(txn: &WriteTxn, name: &str) -> Result<PropertyDefinition, Error> {
+    lock_definitions(txn, "pg_advisory_xact_lock").await?;
     let row = property_definition::Entity::find_by_id(name.to_owned())
         .lock_exclusive()
         .one(&**txn)
         .await?
         .ok_or_else(|| Error::not_found(RESOURCE, name))?;
     definition_to_domain(row)
+}
+
+/// PostgreSQL advisory lock between ticket writes (shared) and definition changes (exclusive): a definition
+/// cannot change while a ticket write validated against its old form is still uncommitted, so a type
+/// change never misses a value that does not fit. SQLite's write gate already orders the two.
+const DEFINITIONS_LOCK_KEY: i64 = 0x7469_636b_7072;
+
+/// The definitions a ticket write validates against, held steady until the write commits.
+pub(super) async fn definitions_for_write(
+    txn: &WriteTxn,
+) -> Result<BTreeMap<String, PropertyDefinition>, Error> {
+    lock_definitions(txn, "pg_advisory_xact_lock_shared").await?;
+    load_definitions(&**txn).await
+}
+
+async fn lock_definitions(txn: &WriteTxn, function: &str) -> Result<(), Error> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT {function}({DEFINITIONS_LOCK_KEY})"))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Every definition, archived ones included, keyed by name: what ticket writes and searches check against.
@@ -372,6 +401,7 @@ pub(super) async fn write_values(
             value: Set(value.text),
             number_value: Set(value.number),
             time_value: Set(value.time),
+            tokens: Set(value.tokens),
         })
         .collect();
     if !rows.is_empty() {

@@ -121,11 +121,13 @@ fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison)
             // Ids and creation/update times always have a value: an empty AND is true.
             _ => condition,
         },
-        Comparison::ContainsToken(word) => condition.add(contains_word(
-            backend,
-            &format!("\"tickets\".\"{}\"", column_name(field)),
-            word,
-        )),
+        Comparison::ContainsToken(words) => {
+            let column =
+                separated_words(backend, &format!("\"tickets\".\"{}\"", column_name(field)));
+            words.iter().fold(condition, |all, word| {
+                all.add(contains_word(backend, &column, word))
+            })
+        }
     }
 }
 
@@ -192,11 +194,14 @@ fn property_condition(backend: DbBackend, comparison: &Comparison) -> Option<Con
             condition.add(qualified(first).is_in(values.iter().map(sql_value)))
         }
         Comparison::HasValue => return None,
-        Comparison::ContainsToken(word) => condition.add(contains_word(
-            backend,
-            "\"ticket_property_values\".\"value\"",
-            word,
-        )),
+        // STRING values keep their words, lower case and space-separated, in `tokens`.
+        Comparison::ContainsToken(words) => words.iter().fold(condition, |all, word| {
+            all.add(contains_word(
+                backend,
+                "\"ticket_property_values\".\"tokens\"",
+                word,
+            ))
+        }),
     })
 }
 
@@ -209,19 +214,42 @@ fn sql_value(value: &Value) -> sea_orm::Value {
     }
 }
 
-/// `column` contains `word` as a white-space separated word, ignoring case.
-fn contains_word(backend: DbBackend, column: &str, word: &str) -> SimpleExpr {
+/// `words_sql`, an SQL expression of lower-case words separated by single spaces with a space at each end,
+/// contains `word`.
+fn contains_word(backend: DbBackend, words_sql: &str, word: &str) -> SimpleExpr {
     let escaped = word
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
     Expr::cust_with_values(
-        format!(
-            "(' ' || LOWER({column}) || ' ') LIKE {} ESCAPE '\\'",
-            placeholder(backend)
-        ),
+        format!("{words_sql} LIKE {} ESCAPE '\\'", placeholder(backend)),
         [format!("% {escaped} %")],
     )
+}
+
+/// Characters that end a word in a core text field besides the space (ids and types: ASCII in practice).
+const WORD_SEPARATORS: &[char] = &[
+    ',', '.', ';', ':', '!', '?', '(', ')', '[', ']', '{', '}', '/', '\\', '@', '-', '_', '\'',
+    '"', '\t', '\n', '\r',
+];
+
+/// `column` as `' word word '`: lower case (ASCII only on SQLite) with every separator turned into a space.
+fn separated_words(backend: DbBackend, column: &str) -> String {
+    // PostgreSQL spells the code-point function chr(), SQLite char().
+    let code_point = match backend {
+        DbBackend::Postgres => "CHR",
+        _ => "CHAR",
+    };
+    let mut sql = format!("LOWER({column})");
+    for separator in WORD_SEPARATORS {
+        let literal = match separator {
+            '\'' => "''''".to_owned(),
+            '\t' | '\n' | '\r' => format!("{code_point}({})", u32::from(*separator)),
+            other => format!("'{other}'"),
+        };
+        sql = format!("REPLACE({sql}, {literal}, ' ')");
+    }
+    format!("(' ' || {sql} || ' ')")
 }
 
 /// Every word must appear in subject or content. PostgreSQL matches the stored, GIN-indexed `simple`

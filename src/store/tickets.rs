@@ -94,7 +94,7 @@ impl Store {
     /// Creates a ticket (and its links) in its pipeline's requested or first stage.
     pub async fn create_ticket(&self, ticket: NewTicket, origin: &Origin) -> Result<Ticket, Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let definitions = properties::load_definitions(&**txn).await?;
+            let definitions = properties::definitions_for_write(txn).await?;
             insert_ticket(txn, &definitions, ticket, origin).await
         })
         .await
@@ -107,7 +107,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Vec<Ticket>, Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let definitions = properties::load_definitions(&**txn).await?;
+            let definitions = properties::definitions_for_write(txn).await?;
             let mut created = Vec::with_capacity(tickets.len());
             for (index, ticket) in tickets.into_iter().enumerate() {
                 let ticket = insert_ticket(txn, &definitions, ticket, origin)
@@ -230,7 +230,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Ticket, Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let definitions = properties::load_definitions(&**txn).await?;
+            let definitions = properties::definitions_for_write(txn).await?;
             update_locked(txn, &definitions, id, sent_etag, changes, origin).await
         })
         .await
@@ -244,7 +244,7 @@ impl Store {
     ) -> Result<Vec<Ticket>, Error> {
         check_distinct(updates.iter().map(|update| update.id), "ticket.id")?;
         self.write(origin.request.as_ref(), async |txn| {
-            let definitions = properties::load_definitions(&**txn).await?;
+            let definitions = properties::definitions_for_write(txn).await?;
             let mut updated = Vec::with_capacity(updates.len());
             for (index, update) in updates.into_iter().enumerate() {
                 let ticket = update_locked(

@@ -23,6 +23,8 @@ both_databases!(
     property_changes_appear_as_properties_fields,
     failed_update_adds_no_event,
     batch_create_writes_one_created_event_per_ticket,
+    batch_update_and_archive_write_events_per_ticket,
+    retried_update_adds_no_event,
     history_of_an_unknown_ticket_is_not_found,
     history_pages,
 );
@@ -534,6 +536,92 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
         event_ids.iter().all(|id| *id < after[0].event_id),
         "a later ticket's event has a larger id: {event_ids:?} then {}",
         after[0].event_id
+    );
+}
+
+async fn batch_update_and_archive_write_events_per_ticket(app: TestApp) {
+    let t = app.create_tickets(2).await;
+
+    ok(app
+        .tickets()
+        .batch_update_tickets(with_actor(
+            ticketd::proto::BatchUpdateTicketsRequest {
+                requests: t
+                    .iter()
+                    .map(|x| {
+                        update_ticket_req(
+                            Ticket {
+                                id: x.id,
+                                subject: format!("{} (batch)", x.subject),
+                                ..Default::default()
+                            },
+                            &["subject"],
+                        )
+                    })
+                    .collect(),
+                request_id: String::new(),
+            },
+            ACTOR,
+        ))
+        .await);
+    ok(app
+        .tickets()
+        .batch_archive_tickets(with_actor(
+            ticketd::proto::BatchArchiveTicketsRequest {
+                requests: t
+                    .iter()
+                    .map(|x| ArchiveTicketRequest {
+                        id: x.id,
+                        ..Default::default()
+                    })
+                    .collect(),
+                request_id: String::new(),
+            },
+            ACTOR,
+        ))
+        .await);
+
+    for x in &t {
+        let events = app.history(x.id).await;
+        assert_eq!(
+            kinds(&events),
+            vec![
+                TicketEventKind::Created,
+                TicketEventKind::Updated,
+                TicketEventKind::Archived
+            ],
+            "ticket {}",
+            x.id
+        );
+        assert_eq!(
+            change_of(&events[1], "subject"),
+            &change("subject", &x.subject, &format!("{} (batch)", x.subject))
+        );
+        assert_eq!(events[1].actor_id, ACTOR);
+        assert_eq!(events[2].actor_id, ACTOR);
+    }
+}
+
+async fn retried_update_adds_no_event(app: TestApp) {
+    let t = app.create_ticket(ticket("retried")).await;
+    let request = ticketd::proto::UpdateTicketRequest {
+        request_id: request_id(),
+        ..update_ticket_req(
+            Ticket {
+                id: t.id,
+                subject: "once".into(),
+                ..Default::default()
+            },
+            &["subject"],
+        )
+    };
+
+    ok(app.tickets().update_ticket(request.clone()).await);
+    ok(app.tickets().update_ticket(request).await);
+
+    assert_eq!(
+        kinds(&app.history(t.id).await),
+        vec![TicketEventKind::Created, TicketEventKind::Updated]
     );
 }
 

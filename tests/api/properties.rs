@@ -35,6 +35,7 @@ both_databases!(
     // Update and archive
     update_property_changes_the_label_and_checks_the_etag,
     narrowing_string_to_number_is_refused_while_a_value_does_not_fit,
+    narrowing_racing_ticket_writes_never_leaves_a_value_that_does_not_fit,
     removing_an_option_in_use_is_refused,
     update_property_rejects_bad_masks,
     update_property_validates_the_new_definition,
@@ -900,6 +901,53 @@ async fn narrowing_string_to_number_is_refused_while_a_value_does_not_fit(app: T
     assert_eq!(
         ticket_with(&app, "code", "abc").await.properties["code"],
         "abc"
+    );
+}
+
+async fn narrowing_racing_ticket_writes_never_leaves_a_value_that_does_not_fit(app: TestApp) {
+    let mut broken = Vec::new();
+    for round in 0..10 {
+        let name = format!("code_{round}");
+        app.define_property(&name, PropertyType::String).await;
+
+        let writers = (0..8).map(|i| {
+            let mut tickets = app.tickets();
+            let name = name.clone();
+            async move {
+                tickets
+                    .create_ticket(create_ticket_req(Ticket {
+                        properties: properties(&[(name.as_str(), "abc")]),
+                        ..ticket(&format!("racer {i}"))
+                    }))
+                    .await
+            }
+        });
+        let mut definitions = app.properties();
+        let narrowing = definitions.update_property(update_property_req(
+            PropertyDefinition {
+                name: name.clone(),
+                r#type: PropertyType::Number.into(),
+                ..Default::default()
+            },
+            &["type"],
+        ));
+        let (written, narrowed) = tokio::join!(futures::future::join_all(writers), narrowing);
+
+        if narrowed.is_ok() {
+            for created in written.into_iter().flatten() {
+                let id = created.into_inner().id;
+                let value = app.get_ticket(id).await.properties.get(&name).cloned();
+                if value.as_deref() == Some("abc") {
+                    broken.push(format!(
+                        "round {round}: ticket {id} keeps \"abc\" under NUMBER"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "a type change and ticket writes raced into an invalid value: {broken:#?}"
     );
 }
 

@@ -25,6 +25,8 @@ both_databases!(
     number_properties_compare_numerically,
     date_bool_and_enumeration_properties,
     string_contains_token_matches_whole_words_ignoring_case,
+    filter_values_are_normalised_like_ticket_values,
+    tags_have_a_value_when_there_is_any_tag,
     contains_token_splits_words_at_line_breaks_and_tabs,
     contains_token_splits_words_at_punctuation,
     contains_token_ignores_the_case_of_non_ascii_letters,
@@ -34,6 +36,7 @@ both_databases!(
     query_finds_words_inside_urls_paths_and_addresses,
     query_ignores_the_case_of_non_ascii_letters,
     query_follows_updates_of_subject_and_content,
+    query_follows_batch_writes,
     // Validation
     search_rejects_too_many_groups_or_filters,
     search_names_the_invalid_filter_field,
@@ -554,6 +557,84 @@ async fn string_contains_token_matches_whole_words_ignoring_case(app: TestApp) {
 // Groups and query
 // ---------------------------------------------------------------------------------------------------------------
 
+async fn filter_values_are_normalised_like_ticket_values(app: TestApp) {
+    app.define_property("score", PropertyType::Number).await;
+    app.define_property("vip_customer", PropertyType::Bool)
+        .await;
+    app.define_property("replied_at", PropertyType::Datetime)
+        .await;
+    let ten = app
+        .create_ticket(Ticket {
+            properties: properties(&[
+                ("score", "10"),
+                ("vip_customer", "true"),
+                ("replied_at", "2024-05-01T08:00:00Z"),
+            ]),
+            ..ticket("ten")
+        })
+        .await
+        .id;
+    let hundred = app
+        .create_ticket(Ticket {
+            properties: properties(&[("score", "100"), ("vip_customer", "false")]),
+            ..ticket("hundred")
+        })
+        .await
+        .id;
+    app.create_ticket(Ticket {
+        properties: properties(&[("score", "7")]),
+        ..ticket("seven")
+    })
+    .await;
+
+    let mut wrong = Vec::new();
+    for (case, filter, expected) in [
+        (
+            "NUMBER IN",
+            filter_in("score", In, &["10.0", "1e2"]),
+            vec![ten, hundred],
+        ),
+        (
+            "NUMBER NEQ",
+            filter("score", Neq, "7.00"),
+            vec![ten, hundred],
+        ),
+        ("BOOL EQ yes", filter("vip_customer", Eq, "YES"), vec![ten]),
+        ("BOOL EQ 0", filter("vip_customer", Eq, "0"), vec![hundred]),
+        (
+            "DATETIME EQ with an offset",
+            filter("replied_at", Eq, "2024-05-01T10:00:00+02:00"),
+            vec![ten],
+        ),
+    ] {
+        let found = app.search_ids(one(filter)).await;
+        if found != expected {
+            wrong.push(format!("{case}: expected {expected:?}, got {found:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+async fn tags_have_a_value_when_there_is_any_tag(app: TestApp) {
+    let tagged = app
+        .create_ticket(Ticket {
+            tags: strings(&["billing"]),
+            ..ticket("tagged")
+        })
+        .await;
+    let bare = app.create_ticket(ticket("no tags")).await;
+
+    assert_eq!(
+        app.search_ids(one(filter("tags", HasProperty, ""))).await,
+        vec![tagged.id]
+    );
+    assert_eq!(
+        app.search_ids(one(filter("tags", NotHasProperty, "")))
+            .await,
+        vec![bare.id]
+    );
+}
+
 /// Creates one ticket per summary (STRING property "summary") and returns their ids.
 async fn tickets_with_summaries(app: &TestApp, summaries: &[&str]) -> Vec<i64> {
     app.define_property("summary", PropertyType::String).await;
@@ -813,6 +894,38 @@ async fn query_follows_updates_of_subject_and_content(app: TestApp) {
         })
         .await;
     assert_eq!(ids(&archived), vec![t.id]);
+}
+
+async fn query_follows_batch_writes(app: TestApp) {
+    let created = ok(app
+        .tickets()
+        .batch_create_tickets(ticketd::proto::BatchCreateTicketsRequest {
+            requests: vec![
+                create_ticket_req(ticket("zebra printer")),
+                create_ticket_req(ticket("giraffe scanner")),
+            ],
+            request_id: String::new(),
+        })
+        .await)
+    .tickets;
+    assert_eq!(query_words(&app, "zebra").await, vec![created[0].id]);
+
+    ok(app
+        .tickets()
+        .batch_update_tickets(ticketd::proto::BatchUpdateTicketsRequest {
+            requests: vec![update_ticket_req(
+                Ticket {
+                    id: created[1].id,
+                    subject: "okapi scanner".into(),
+                    ..Default::default()
+                },
+                &["subject"],
+            )],
+            request_id: String::new(),
+        })
+        .await);
+    assert_eq!(query_words(&app, "okapi").await, vec![created[1].id]);
+    assert_eq!(query_words(&app, "giraffe").await, Vec::<i64>::new());
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ pub struct Model {
     pub number_value: Option<f64>,
     /// Set for DATE (midnight UTC) and DATETIME properties.
     pub time_value: Option<DateTimeUtc>,
+    /// Set for STRING properties: " word word ", lower case, split at non-alphanumerics.
+    pub tokens: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
