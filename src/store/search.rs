@@ -46,26 +46,25 @@ fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
             }
         }
         Target::Property(name) => {
-            let mut values = Query::select();
-            values
-                .expr(Expr::value(1))
+            // The tickets holding a matching value. As `id IN (…)` both planners may drive the search
+            // from the (name, value, ticket_id) indexes when the filter is selective; a correlated
+            // EXISTS made SQLite probe every ticket instead (160 ms against 2 ms on 100,000 tickets).
+            let mut holders = Query::select();
+            holders
+                .column((property_value::Entity, property_value::Column::TicketId))
                 .from(property_value::Entity)
-                .and_where(
-                    Expr::col((property_value::Entity, property_value::Column::TicketId))
-                        .equals((ticket::Entity, ticket::Column::Id)),
-                )
                 .and_where(
                     Expr::col((property_value::Entity, property_value::Column::Name))
                         .eq(name.as_str()),
                 );
             if let Some(matching) = property_condition(backend, &predicate.comparison) {
-                values.cond_where(matching);
+                holders.cond_where(matching);
             }
-            let exists = Expr::exists(values.to_owned());
+            let id = Expr::col((ticket::Entity, ticket::Column::Id));
             Condition::all().add(if predicate.negated {
-                exists.not()
+                id.not_in_subquery(holders.to_owned())
             } else {
-                exists
+                id.in_subquery(holders.to_owned())
             })
         }
     }
