@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod server;
 pub mod store;
 pub mod telemetry;

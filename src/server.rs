@@ -1,7 +1,7 @@
 //! Builds the gRPC server: ticketd's services, health and reflection (v1 and v1alpha) and gRPC-Web on one
 //! port, with graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
@@ -10,14 +10,15 @@ use tonic_web::GrpcWebLayer;
 
 use crate::{
     api::{
-        associations::AssociationApi, pipelines::PipelineApi, properties::PropertyApi,
-        tickets::TicketApi,
+        associations::AssociationApi, cards::CardApi, pipelines::PipelineApi,
+        properties::PropertyApi, tickets::TicketApi,
     },
     config::ServeConfig,
     error::{ServeError, StartupError},
+    events::{EventHub, HubConfig},
     proto::{
         self, association_service_server::AssociationServiceServer,
-        pipeline_service_server::PipelineServiceServer,
+        card_service_server::CardServiceServer, pipeline_service_server::PipelineServiceServer,
         property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
     },
     store::Store,
@@ -98,6 +99,9 @@ impl Application {
         health_reporter
             .set_serving::<AssociationServiceServer<AssociationApi>>()
             .await;
+        health_reporter
+            .set_serving::<CardServiceServer<CardApi>>()
+            .await;
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -109,6 +113,15 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        // Streams watch the same flag: on shutdown they end with a resumable status, so the drain that
+        // follows is not held up by clients that would otherwise stream forever.
+        let hub = EventHub::start(
+            self.store.clone(),
+            HubConfig::default(),
+            stopping_rx.clone(),
+        )
+        .await
+        .map_err(|error| ServeError::Events(error.to_string()))?;
         let signal = async move {
             shutdown.await;
             tracing::info!(
@@ -120,6 +133,7 @@ impl Application {
                 <PipelineServiceServer<PipelineApi> as tonic::server::NamedService>::NAME,
                 <PropertyServiceServer<PropertyApi> as tonic::server::NamedService>::NAME,
                 <AssociationServiceServer<AssociationApi> as tonic::server::NamedService>::NAME,
+                <CardServiceServer<CardApi> as tonic::server::NamedService>::NAME,
             ] {
                 health_reporter
                     .set_service_status(service, ServingStatus::NotServing)
@@ -139,7 +153,10 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(TicketServiceServer::new(TicketApi::new(self.store.clone())))
+            .add_service(TicketServiceServer::new(TicketApi::new(
+                self.store.clone(),
+                Arc::clone(&hub),
+            )))
             .add_service(PipelineServiceServer::new(PipelineApi::new(
                 self.store.clone(),
             )))
@@ -148,6 +165,10 @@ impl Application {
             )))
             .add_service(AssociationServiceServer::new(AssociationApi::new(
                 self.store.clone(),
+            )))
+            .add_service(CardServiceServer::new(CardApi::new(
+                self.store.clone(),
+                Arc::clone(&hub),
             )))
             .serve_with_incoming_shutdown(incoming, signal);
 

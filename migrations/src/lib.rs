@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_core;
 mod m20261122_000002_data_api;
+mod m20261122_000003_streams_cards;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261122_000002_data_api::Migration),
+            Box::new(m20261122_000003_streams_cards::Migration),
         ]
     }
 }

@@ -65,6 +65,21 @@ impl From<Error> for Status {
                     );
                 Code::Aborted
             }
+            Error::VersionMismatch {
+                resource,
+                id,
+                current,
+                ..
+            } => {
+                details
+                    .set_resource_info(resource, id, "", "")
+                    .set_error_info(
+                        "VERSION_MISMATCH",
+                        ERROR_DOMAIN,
+                        HashMap::from([("current_version".to_owned(), current.to_string())]),
+                    );
+                Code::Aborted
+            }
             Error::AlreadyExists {
                 resource,
                 field,

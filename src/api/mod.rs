@@ -2,6 +2,7 @@
 //! Shared request plumbing (timestamps, field masks, page tokens, request ids) lives here.
 
 pub mod associations;
+pub mod cards;
 pub mod error;
 pub mod pipelines;
 pub mod properties;
@@ -95,6 +96,19 @@ pub(crate) fn origin<R: IdempotentRequest>(
         actor_id,
         request: request_key(request)?,
     })
+}
+
+/// The status a stream ends with when it cannot continue: UNAVAILABLE, resumable from the trailer.
+pub(crate) fn watch_end_status(resume_after: i64, reason: &str) -> tonic::Status {
+    let mut status = tonic::Status::unavailable(format!(
+        "{reason}; reconnect with after_event_id = {resume_after}"
+    ));
+    if let Ok(value) = resume_after.to_string().parse() {
+        status
+            .metadata_mut()
+            .insert(crate::events::RESUME_TRAILER, value);
+    }
+    status
 }
 
 /// Refuses an empty batch or one over the limit; `field` names the list.

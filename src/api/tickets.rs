@@ -2,12 +2,15 @@
 
 use tonic::{Request, Response, Status};
 
+use std::{collections::HashSet, pin::Pin, sync::Arc};
+
 use prost::Message;
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 
 use super::{
     associations::{association_to_proto, spec_from_proto},
     bad_mask_path, check_batch_size, decode_page_token, encode_page_token, idempotent_requests,
-    origin, query_fingerprint, timestamp, update_paths,
+    origin, query_fingerprint, timestamp, update_paths, watch_end_status,
 };
 use crate::{
     domain::{
@@ -21,6 +24,7 @@ use crate::{
             parse_reference, parse_subject, parse_tags,
         },
     },
+    events::{EventHub, TicketFilter, WatchItem},
     proto::{self, ticket_service_server::TicketService},
     store::{NewTicket, Store, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate},
 };
@@ -60,17 +64,20 @@ const OUTPUT_ONLY_PATHS: &[&str] = &[
     "etag",
 ];
 
-/// Serves tickets from the store.
+/// Serves tickets from the store and streams their events through the hub.
 pub struct TicketApi {
     store: Store,
+    hub: Arc<EventHub>,
 }
 
 impl TicketApi {
-    /// A service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A service over `store`, streaming through `hub`.
+    pub fn new(store: Store, hub: Arc<EventHub>) -> Self {
+        Self { store, hub }
     }
 }
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::TicketEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl TicketService for TicketApi {
@@ -275,9 +282,43 @@ impl TicketService for TicketApi {
             .list_history(request.ticket_id, page_size, after)
             .await?;
         Ok(Response::new(proto::ListTicketHistoryResponse {
-            events: page.items.into_iter().map(event_to_proto).collect(),
+            events: page
+                .items
+                .into_iter()
+                .map(|event| event_to_proto(event, false))
+                .collect(),
             next_page_token: encode_page_token(&query, page.next),
         }))
+    }
+
+    type WatchTicketsStream = EventStream;
+
+    async fn watch_tickets(
+        &self,
+        request: Request<proto::WatchTicketsRequest>,
+    ) -> Result<Response<Self::WatchTicketsStream>, Status> {
+        let request = request.into_inner();
+        if request.after_event_id < 0 {
+            return Err(Error::invalid("after_event_id", "must not be negative").into());
+        }
+        let filter = TicketFilter {
+            ticket_ids: request.ticket_ids.into_iter().collect(),
+            pipeline_id: request.pipeline_id_set.then_some(request.pipeline_id),
+            stage_ids: request.stage_ids.into_iter().collect::<HashSet<_>>(),
+            assignee_id: (!request.assignee_id.is_empty()).then_some(request.assignee_id),
+            organization_id: (!request.organization_id.is_empty())
+                .then_some(request.organization_id),
+        };
+        let after = (request.after_event_id > 0).then_some(request.after_event_id);
+        let watch = self.hub.watch_tickets(filter, after);
+        let stream = ReceiverStream::new(watch).map(|item| match item {
+            WatchItem::Item(event) => Ok(event_to_proto((*event).clone(), true)),
+            WatchItem::End {
+                resume_after,
+                reason,
+            } => Err(watch_end_status(resume_after, reason)),
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn restore_ticket(
@@ -459,7 +500,8 @@ fn comment_to_proto(comment: Comment) -> proto::Comment {
     }
 }
 
-fn event_to_proto(event: TicketEvent) -> proto::TicketEvent {
+/// The wire form of an event; streams carry the ticket snapshot, history listings leave it out.
+fn event_to_proto(event: TicketEvent, with_ticket: bool) -> proto::TicketEvent {
     let kind = match event.kind {
         EventKind::Created => proto::TicketEventKind::Created,
         EventKind::Updated => proto::TicketEventKind::Updated,
@@ -492,6 +534,7 @@ fn event_to_proto(event: TicketEvent) -> proto::TicketEvent {
         create_time: Some(timestamp(event.create_time)),
         comment,
         association,
+        ticket: event.ticket.filter(|_| with_ticket).map(ticket_to_proto),
     }
 }
 

@@ -28,6 +28,14 @@ pub enum Error {
         sent: String,
         current: String,
     },
+    /// A versioned resource (a card) is not at the version the change was based on.
+    #[error("{resource} {id} is at version {current}, not {sent}")]
+    VersionMismatch {
+        resource: &'static str,
+        id: String,
+        sent: i64,
+        current: i64,
+    },
     /// A resource with the same unique key already exists.
     #[error("{resource} with {field} {value:?} already exists")]
     AlreadyExists {

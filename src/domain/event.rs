@@ -75,6 +75,8 @@ pub struct TicketEvent {
     pub actor_id: String,
     pub create_time: DateTime<Utc>,
     pub detail: Option<EventDetail>,
+    /// The ticket as it was when the change committed.
+    pub ticket: Option<Ticket>,
 }
 
 /// An event about to be written; the database assigns its id.

@@ -1,6 +1,8 @@
 //! Plain Rust types and the rules on them: no tonic, no SQL.
 
 pub mod association;
+pub mod card;
+pub mod chat_card;
 pub mod comment;
 pub mod error;
 pub mod etag;

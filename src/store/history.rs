@@ -8,7 +8,7 @@ use sea_orm::{
 use super::{
     Store, WriteTxn,
     entities::{comment, ticket, ticket_event},
-    from_json, to_json,
+    from_json,
 };
 use crate::domain::{
     Error, Origin,
@@ -137,27 +137,18 @@ impl Store {
     }
 }
 
-/// Appends an event in the caller's transaction, so the change and its record commit or vanish together.
+/// Queues an event in the caller's transaction; it is appended with the commit, so the change and its record
+/// commit or vanish together.
 pub(super) async fn record_event(
     txn: &WriteTxn,
     origin: &Origin,
     event: NewEvent,
 ) -> Result<(), Error> {
-    ticket_event::Entity::insert(ticket_event::ActiveModel {
-        event_id: NotSet,
-        ticket_id: Set(event.ticket_id),
-        kind: Set(event.kind.as_str().to_owned()),
-        actor_id: Set(origin.actor_id.clone()),
-        changes: Set(to_json(&event.changes)?),
-        detail: Set(event.detail.as_ref().map(to_json).transpose()?),
-        create_time: Set(now()),
-    })
-    .exec_without_returning(&**txn)
-    .await?;
+    txn.push_event(&origin.actor_id, event);
     Ok(())
 }
 
-fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
+pub(super) fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
     let kind = EventKind::from_stored(&row.kind).ok_or_else(|| {
         Error::internal(format!(
             "event {} has unknown kind {:?}",
@@ -172,6 +163,7 @@ fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, Error> {
         actor_id: row.actor_id,
         create_time: row.create_time,
         detail: row.detail.map(from_json).transpose()?,
+        ticket: row.ticket.map(from_json).transpose()?,
     })
 }
 

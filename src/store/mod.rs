@@ -1,9 +1,11 @@
 //! Persistence with sea-orm. Every request runs in at most one transaction; the API layer never sees SQL.
 
 mod associations;
+mod cards;
 mod entities;
 mod history;
 mod idempotency;
+mod outbox;
 mod pipelines;
 mod properties;
 mod search;
@@ -25,6 +27,8 @@ use crate::{
 };
 use idempotency::Claim;
 
+pub use cards::{CardChanges, NewCard, NewCardTemplate};
+pub use outbox::{OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
 pub use tickets::{
     MAX_BATCH, NewTicket, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate,
@@ -37,16 +41,22 @@ const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    url: String,
+    /// Wakes this process's outbox tailer after a commit that appended to the outbox.
+    signal: Arc<OutboxSignal>,
     /// SQLite allows one writer at a time and answers a second one with "database is locked" instead of
     /// waiting when both began by reading. Queuing write transactions here keeps that error away from
     /// clients; PostgreSQL needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
 }
 
-/// A write transaction, holding the SQLite write gate (when there is one) until it ends.
+/// A write transaction, holding the SQLite write gate (when there is one) until it ends. History entries
+/// and card renders it produces wait in `outbox` and are appended just before commit (see [`outbox`]).
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
+    outbox: std::sync::Mutex<outbox::Pending>,
+    signal: Arc<OutboxSignal>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -58,9 +68,15 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Makes the transaction's changes durable.
+    /// Appends the pending outbox entries (cards bound to changed tickets follow them first), then makes
+    /// everything durable at once and wakes the tailer.
     pub async fn commit(self) -> Result<(), Error> {
-        self.txn.commit().await.map_err(Error::from)
+        let appended = outbox::flush(&self).await?;
+        self.txn.commit().await?;
+        if appended {
+            self.signal.notify();
+        }
+        Ok(())
     }
 }
 
@@ -87,7 +103,22 @@ impl Store {
         let db = Database::connect(options).await?;
         let write_gate =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, write_gate })
+        Ok(Self {
+            db,
+            url: config.url.clone(),
+            signal: Arc::new(OutboxSignal::default()),
+            write_gate,
+        })
+    }
+
+    /// The signal raised after every commit that appended to the outbox.
+    pub fn outbox_signal(&self) -> Arc<OutboxSignal> {
+        Arc::clone(&self.signal)
+    }
+
+    /// The connection URL (the PostgreSQL listener opens its own connection with it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Which database this is.
@@ -148,7 +179,12 @@ impl Store {
             None => None,
         };
         let txn = self.db.begin().await?;
-        Ok(WriteTxn { txn, _gate: gate })
+        Ok(WriteTxn {
+            txn,
+            _gate: gate,
+            outbox: std::sync::Mutex::default(),
+            signal: Arc::clone(&self.signal),
+        })
     }
 }
 

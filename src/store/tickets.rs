@@ -614,6 +614,22 @@ fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
         .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
 }
 
+/// Reads tickets with their properties by id, in id order; unknown ids are left out.
+pub(super) async fn load_many(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<Vec<Ticket>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(ticket::Column::Id)
+        .all(db)
+        .await?;
+    with_properties(db, rows).await
+}
+
 /// Turns rows into tickets with their custom properties (one extra query for all of them).
 async fn with_properties(
     db: &impl ConnectionTrait,

@@ -683,3 +683,174 @@ pub fn sorted_ids(mut ids: Vec<i64>) -> Vec<i64> {
     ids.dedup();
     ids
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streams (WatchTickets, WatchCard) and cards
+// ---------------------------------------------------------------------------------------------------------------
+
+use ticketd::proto::{WatchTicketsRequest, card_service_client::CardServiceClient};
+use tonic::Streaming;
+
+/// How long a test waits for one message of a stream before failing (instead of hanging).
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The trailer of a WatchTickets stream that ends with UNAVAILABLE.
+pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
+
+/// The Kaizala card package the card tests load.
+pub const KAIZALA_FIXTURES: &str = "/work/shared/fixtures/kaizala";
+
+impl TestApp {
+    pub fn cards(&self) -> CardServiceClient<Channel> {
+        CardServiceClient::new(self.channel.clone())
+    }
+
+    /// Opens a WatchTickets stream; panics with the status when the call is refused.
+    pub async fn watch(&self, request: WatchTicketsRequest) -> Streaming<TicketEvent> {
+        let mut client = self.tickets();
+        let call = client.watch_tickets(request.clone());
+        match tokio::time::timeout(STREAM_TIMEOUT, call).await {
+            Ok(result) => ok(result),
+            Err(_) => panic!("WatchTickets {request:?} did not answer within {STREAM_TIMEOUT:?}"),
+        }
+    }
+
+    /// The id of a ticket's latest event (from ListTicketHistory).
+    pub async fn last_event_id(&self, ticket_id: i64) -> i64 {
+        self.history(ticket_id)
+            .await
+            .last()
+            .unwrap_or_else(|| panic!("ticket {ticket_id} has no history"))
+            .event_id
+    }
+
+    /// Every event of every ticket (archived ones included), in `event_id` order, from ListTicketHistory.
+    pub async fn all_history(&self) -> Vec<TicketEvent> {
+        let tickets = self
+            .list_all_tickets(ListTicketsRequest {
+                page_size: 500,
+                show_archived: true,
+                ..Default::default()
+            })
+            .await;
+        let mut events = Vec::new();
+        for t in tickets {
+            events.extend(self.history(t.id).await);
+        }
+        events.sort_by_key(|e| e.event_id);
+        events
+    }
+}
+
+/// A watch of every ticket replaying after `after_event_id` (0: live only).
+pub fn watch_all(after_event_id: i64) -> WatchTicketsRequest {
+    WatchTicketsRequest {
+        after_event_id,
+        ..Default::default()
+    }
+}
+
+/// The next item of a stream: `Ok(Some(message))`, `Ok(None)` at a clean end, `Err(status)` at an error end.
+/// Panics when nothing arrives within [`STREAM_TIMEOUT`].
+pub async fn next_item<T>(stream: &mut Streaming<T>, what: &str) -> Result<Option<T>, Status> {
+    match tokio::time::timeout(STREAM_TIMEOUT, stream.message()).await {
+        Ok(item) => item,
+        Err(_) => panic!("{what}: nothing arrived within {STREAM_TIMEOUT:?}"),
+    }
+}
+
+/// The next message, which must arrive within [`STREAM_TIMEOUT`].
+pub async fn next_message<T>(stream: &mut Streaming<T>, what: &str) -> T {
+    match next_item(stream, what).await {
+        Ok(Some(message)) => message,
+        Ok(None) => panic!("{what}: the stream ended (OK) instead of sending a message"),
+        Err(status) => panic!(
+            "{what}: the stream ended with {:?} {:?} instead of sending a message",
+            status.code(),
+            status.message()
+        ),
+    }
+}
+
+/// The next `count` messages.
+pub async fn next_messages<T>(stream: &mut Streaming<T>, count: usize, what: &str) -> Vec<T> {
+    let mut messages = Vec::with_capacity(count);
+    for i in 0..count {
+        messages
+            .push(next_message(stream, &format!("{what} (message {} of {count})", i + 1)).await);
+    }
+    messages
+}
+
+/// The value of the resume trailer of an UNAVAILABLE status; panics when it is missing or not a number.
+#[track_caller]
+pub fn resume_after(status: &Status) -> i64 {
+    let value = status.metadata().get(RESUME_TRAILER).unwrap_or_else(|| {
+        panic!(
+            "status {:?} {:?} carries no {RESUME_TRAILER} trailer (metadata: {:?})",
+            status.code(),
+            status.message(),
+            status.metadata()
+        )
+    });
+    let text = value
+        .to_str()
+        .unwrap_or_else(|_| panic!("{RESUME_TRAILER} is not ASCII: {value:?}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{RESUME_TRAILER} is not an event id: {text:?}"))
+}
+
+/// Reads a stream to its end, which must be UNAVAILABLE with the resume trailer: the messages that came
+/// first and the trailer's event id.
+pub async fn read_until_unavailable(
+    stream: &mut Streaming<TicketEvent>,
+    what: &str,
+) -> (Vec<TicketEvent>, i64) {
+    let mut events = Vec::new();
+    loop {
+        match next_item(stream, what).await {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => panic!(
+                "{what}: the stream ended with OK after {} events; expected UNAVAILABLE with {RESUME_TRAILER}",
+                events.len()
+            ),
+            Err(status) => {
+                assert_eq!(
+                    status.code(),
+                    Code::Unavailable,
+                    "{what}: the stream must end with UNAVAILABLE (message {:?}, after {} events)",
+                    status.message(),
+                    events.len()
+                );
+                let resume = resume_after(&status);
+                return (events, resume);
+            }
+        }
+    }
+}
+
+/// The event ids, in the order received.
+pub fn event_ids(events: &[TicketEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.event_id).collect()
+}
+
+/// Panics unless the ids strictly increase (no repeat, no reordering).
+#[track_caller]
+pub fn assert_strictly_increasing(ids: &[i64], what: &str) {
+    for (i, pair) in ids.windows(2).enumerate() {
+        assert!(
+            pair[1] > pair[0],
+            "{what}: event ids must strictly increase, got {} then {} at positions {i}, {}",
+            pair[0],
+            pair[1],
+            i + 1
+        );
+    }
+}
+
+/// A file of the Kaizala fixture package, as text.
+pub fn kaizala_fixture(name: &str) -> String {
+    let path = format!("{KAIZALA_FIXTURES}/{name}");
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("cannot read fixture {path}: {err}"))
+}

@@ -7,9 +7,11 @@ mod helpers;
 
 mod associations;
 mod batches;
+mod cards;
 mod history;
 mod pipelines;
 mod properties;
 mod search;
 mod server;
+mod streams;
 mod tickets;

@@ -2,6 +2,9 @@
 
 pub mod association;
 pub mod association_type;
+pub mod card;
+pub mod card_render;
+pub mod card_template;
 pub mod comment;
 pub mod idempotency_key;
 pub mod pipeline;

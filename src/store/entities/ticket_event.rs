@@ -17,6 +17,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub detail: Option<Json>,
     pub create_time: DateTimeUtc,
+    /// JSON of the ticket after the change.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub ticket: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

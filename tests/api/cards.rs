@@ -1,0 +1,790 @@
+//! Chat cards (Kaizala's ticket card): templates loaded from a real card package, cards sent for a ticket and
+//! kept in step with it, versioned property updates, renders and render streams.
+
+use serde_json::Value;
+use ticketd::proto::{
+    Card, CardTemplate, CreateCardTemplateRequest, GetCardRequest, GetCardTemplateRequest,
+    ListCardTemplatesRequest, ListCardsRequest, RenderCardRequest, RenderedCard, SendCardRequest,
+    Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+};
+use tonic::{Code, Streaming};
+
+use crate::helpers::*;
+
+both_databases!(
+    // Templates
+    create_card_template_keeps_the_kaizala_view_and_bindings,
+    create_card_template_names_the_invalid_node,
+    create_card_template_accepts_kaizala_spelling_variants,
+    create_card_template_retried_with_the_same_request_id_creates_once,
+    get_card_template_of_an_unknown_id_is_not_found,
+    list_card_templates_pages,
+    // Cards
+    send_card_fills_bound_properties_from_the_ticket,
+    send_card_validates_ticket_template_and_group,
+    send_card_retried_with_the_same_request_id_sends_once,
+    ticket_changes_update_bound_properties_and_the_version,
+    update_card_properties_checks_the_version,
+    bound_properties_follow_the_ticket_again_on_its_next_change,
+    list_cards_of_a_ticket_oldest_first,
+    // Renders
+    render_card_resolves_every_binding,
+    render_card_renders_missing_values_empty,
+    watch_card_follows_the_ticket_and_property_updates,
+    watch_card_after_version_skips_covered_versions,
+    watch_card_by_group_streams_every_card_of_the_group,
+);
+
+/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
+mod postgres_replicas {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another() {
+        super::a_ticket_change_through_one_replica_reaches_a_renderer_on_another(
+            crate::helpers::TestApp::postgres().await,
+        )
+        .await
+    }
+}
+
+const HEADER: &str = "XYZ CUSTOMER CARE";
+const CUSTOMER: &str = "NAME: John Thomas";
+const GROUP: &str = "group-1";
+const SUBSCRIBER: &str = "+15550100";
+
+fn fixture_schema() -> String {
+    kaizala_fixture("ChatCardView.json")
+}
+
+/// The fixture view after `edit` on its parsed JSON.
+fn schema_with(edit: impl FnOnce(&mut Value)) -> String {
+    let mut view: Value = serde_json::from_str(&fixture_schema()).expect("the fixture is JSON");
+    edit(&mut view);
+    view.to_string()
+}
+
+fn bindings() -> std::collections::BTreeMap<String, String> {
+    properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.label")])
+}
+
+fn template_req(name: &str) -> CreateCardTemplateRequest {
+    CreateCardTemplateRequest {
+        name: name.to_owned(),
+        schema: fixture_schema(),
+        app_model: kaizala_fixture("AppModel.json"),
+        bindings: bindings(),
+        request_id: String::new(),
+    }
+}
+
+fn send_req(template_id: i64, ticket_id: i64, group_id: &str) -> SendCardRequest {
+    SendCardRequest {
+        template_id,
+        ticket_id,
+        group_id: group_id.to_owned(),
+        subscribers: strings(&[SUBSCRIBER]),
+        send_to_all_subscribers: false,
+        properties: properties(&[("customername", CUSTOMER)]),
+        request_id: String::new(),
+    }
+}
+
+fn update_req(card_id: i64, version: i64, pairs: &[(&str, &str)]) -> UpdateCardPropertiesRequest {
+    UpdateCardPropertiesRequest {
+        card_id,
+        version,
+        update_properties: properties(pairs),
+        request_id: String::new(),
+    }
+}
+
+async fn create_template(app: &TestApp) -> CardTemplate {
+    ok(app
+        .cards()
+        .create_card_template(template_req("Ticket card"))
+        .await)
+}
+
+async fn send_card(app: &TestApp, request: SendCardRequest) -> Card {
+    ok(app.cards().send_card(request).await)
+}
+
+async fn get_card(app: &TestApp, card_id: i64) -> Card {
+    ok(app.cards().get_card(GetCardRequest { card_id }).await)
+}
+
+async fn render(app: &TestApp, card_id: i64) -> RenderedCard {
+    ok(app.cards().render_card(RenderCardRequest { card_id }).await)
+}
+
+async fn update_card(app: &TestApp, request: UpdateCardPropertiesRequest) -> Card {
+    ok(app.cards().update_card_properties(request).await)
+}
+
+async fn move_to_stage(app: &TestApp, ticket_id: i64, stage_id: i64) -> Ticket {
+    app.update_ticket(
+        Ticket {
+            id: ticket_id,
+            stage_id,
+            ..Default::default()
+        },
+        &["stage_id"],
+    )
+    .await
+}
+
+async fn watch_card(app: &TestApp, request: WatchCardRequest) -> Streaming<RenderedCard> {
+    let mut client = app.cards();
+    let call = client.watch_card(request.clone());
+    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
+        Ok(result) => ok(result),
+        Err(_) => panic!("WatchCard {request:?} did not answer within {STREAM_TIMEOUT:?}"),
+    }
+}
+
+/// What the fixture card shows for a ticket `id` in stage `status` with customer `customer`.
+fn texts(customer: &str, id: i64, status: &str) -> Vec<String> {
+    vec![
+        HEADER.to_owned(),
+        customer.to_owned(),
+        id.to_string(),
+        status.to_owned(),
+    ]
+}
+
+/// A card template, a ticket and a card for it sent to [`GROUP`].
+async fn seed(app: &TestApp) -> (CardTemplate, Ticket, Card) {
+    let template = create_template(app).await;
+    let t = app.create_ticket(ticket("Printer on fire")).await;
+    let card = send_card(app, send_req(template.id, t.id, GROUP)).await;
+    (template, t, card)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn create_card_template_keeps_the_kaizala_view_and_bindings(app: TestApp) {
+    let created = create_template(&app).await;
+
+    assert!(created.id > 0);
+    assert_eq!(created.name, "Ticket card");
+    assert_eq!(
+        created.schema,
+        fixture_schema(),
+        "the view is kept as given"
+    );
+    assert_eq!(created.app_model, kaizala_fixture("AppModel.json"));
+    assert_eq!(created.bindings, bindings());
+    assert!(created.create_time.is_some());
+
+    let fetched = ok(app
+        .cards()
+        .get_card_template(GetCardTemplateRequest { id: created.id })
+        .await);
+    assert_eq!(fetched, created);
+}
+
+async fn create_card_template_names_the_invalid_node(app: TestApp) {
+    let invalid_color = CreateCardTemplateRequest {
+        schema: schema_with(|view| view["schema"]["children"][2]["textColor"] = "#12".into()),
+        ..template_req("bad colour")
+    };
+    assert_invalid(
+        app.cards().create_card_template(invalid_color).await,
+        "schema.children[2].textColor",
+    );
+
+    let unknown_expression = CreateCardTemplateRequest {
+        schema: schema_with(|view| view["schema"]["children"][1]["string"] = "${foo}".into()),
+        ..template_req("bad expression")
+    };
+    assert_invalid(
+        app.cards().create_card_template(unknown_expression).await,
+        "schema.children[1].string",
+    );
+
+    let unknown_path = CreateCardTemplateRequest {
+        bindings: properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.colour")]),
+        ..template_req("bad binding")
+    };
+    assert_invalid(
+        app.cards().create_card_template(unknown_path).await,
+        "bindings.ticketstatus",
+    );
+
+    let nameless = template_req("");
+    assert_invalid(app.cards().create_card_template(nameless).await, "name");
+
+    let not_json = CreateCardTemplateRequest {
+        schema: "{\"schemaVersion\": 2, \"schema\": ".into(),
+        ..template_req("not JSON")
+    };
+    let status = assert_code(
+        app.cards().create_card_template(not_json).await,
+        Code::InvalidArgument,
+    );
+    use tonic_types::StatusExt;
+    let violations = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations)
+        .unwrap_or_default();
+    assert!(
+        violations.iter().any(|v| v.field.starts_with("schema")),
+        "a view that is not JSON is a violation of a `schema…` field, got {violations:?} ({:?})",
+        status.message()
+    );
+
+    let listed = ok(app
+        .cards()
+        .list_card_templates(ListCardTemplatesRequest::default())
+        .await);
+    assert!(
+        listed.card_templates.is_empty(),
+        "no invalid template was stored: {:?}",
+        listed.card_templates
+    );
+}
+
+async fn create_card_template_accepts_kaizala_spelling_variants(app: TestApp) {
+    // The fixture README: real packages spell keys and values with varying case.
+    let schema = schema_with(|view| {
+        let children = &mut view["schema"]["children"];
+        children[0]["type"] = "Text".into();
+        children[0]["fontStyle"] = "BOLD".into();
+        children[3]["string"] = "${Form.Properties[ticketstatus].Value}".into();
+    });
+    let template = ok(app
+        .cards()
+        .create_card_template(CreateCardTemplateRequest {
+            schema: schema.clone(),
+            ..template_req("varied spelling")
+        })
+        .await);
+    assert_eq!(template.schema, schema);
+
+    let t = app.create_ticket(ticket("spelled differently")).await;
+    let card = send_card(&app, send_req(template.id, t.id, GROUP)).await;
+    assert_eq!(
+        render(&app, card.id).await.texts,
+        texts(CUSTOMER, t.id, "New")
+    );
+}
+
+async fn create_card_template_retried_with_the_same_request_id_creates_once(app: TestApp) {
+    let request = CreateCardTemplateRequest {
+        request_id: request_id(),
+        ..template_req("retried")
+    };
+    let first = ok(app.cards().create_card_template(request.clone()).await);
+    let retried = ok(app.cards().create_card_template(request).await);
+    assert_eq!(retried, first);
+
+    let listed = ok(app
+        .cards()
+        .list_card_templates(ListCardTemplatesRequest::default())
+        .await);
+    assert_eq!(listed.card_templates, vec![first]);
+}
+
+async fn get_card_template_of_an_unknown_id_is_not_found(app: TestApp) {
+    assert_code(
+        app.cards()
+            .get_card_template(GetCardTemplateRequest { id: 424_242 })
+            .await,
+        Code::NotFound,
+    );
+}
+
+async fn list_card_templates_pages(app: TestApp) {
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(ok(app
+            .cards()
+            .create_card_template(template_req(&format!("template {i}")))
+            .await));
+    }
+
+    let mut request = ListCardTemplatesRequest {
+        page_size: 2,
+        ..Default::default()
+    };
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = ok(app.cards().list_card_templates(request.clone()).await);
+        pages += 1;
+        assert!(page.card_templates.len() <= 2, "page size 2: {page:?}");
+        listed.extend(page.card_templates);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        assert!(pages < 10, "ListCardTemplates never ends");
+        request.page_token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(listed, created, "every template once, oldest first");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cards
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn send_card_fills_bound_properties_from_the_ticket(app: TestApp) {
+    let (template, t, card) = seed(&app).await;
+
+    assert!(card.id > 0);
+    assert_eq!(card.template_id, template.id);
+    assert_eq!(card.ticket_id, t.id);
+    assert_eq!(card.group_id, GROUP);
+    assert_eq!(card.subscribers, strings(&[SUBSCRIBER]));
+    assert!(!card.send_to_all_subscribers);
+    assert_eq!(card.version, 1);
+    assert_eq!(
+        card.properties,
+        properties(&[
+            ("customername", CUSTOMER),
+            ("ticketnumber", t.id.to_string().as_str()),
+            ("ticketstatus", "New"),
+        ])
+    );
+    assert!(card.create_time.is_some());
+    assert!(card.update_time.is_some());
+
+    assert_eq!(get_card(&app, card.id).await, card);
+}
+
+async fn send_card_validates_ticket_template_and_group(app: TestApp) {
+    let template = create_template(&app).await;
+    let t = app.create_ticket(ticket("has no card")).await;
+
+    assert_code(
+        app.cards()
+            .send_card(send_req(template.id, 424_242, GROUP))
+            .await,
+        Code::NotFound,
+    );
+    assert_code(
+        app.cards().send_card(send_req(424_242, t.id, GROUP)).await,
+        Code::NotFound,
+    );
+    assert_invalid(
+        app.cards().send_card(send_req(template.id, t.id, "")).await,
+        "group_id",
+    );
+    assert_code(
+        app.cards()
+            .get_card(GetCardRequest { card_id: 424_242 })
+            .await,
+        Code::NotFound,
+    );
+
+    let cards = ok(app
+        .cards()
+        .list_cards(ListCardsRequest {
+            ticket_id: t.id,
+            ..Default::default()
+        })
+        .await);
+    assert!(
+        cards.cards.is_empty(),
+        "no card was sent: {:?}",
+        cards.cards
+    );
+}
+
+async fn send_card_retried_with_the_same_request_id_sends_once(app: TestApp) {
+    let template = create_template(&app).await;
+    let t = app.create_ticket(ticket("sent once")).await;
+    let request = SendCardRequest {
+        request_id: request_id(),
+        ..send_req(template.id, t.id, GROUP)
+    };
+    let first = send_card(&app, request.clone()).await;
+    let retried = send_card(&app, request).await;
+    assert_eq!(retried, first);
+
+    let cards = ok(app
+        .cards()
+        .list_cards(ListCardsRequest {
+            ticket_id: t.id,
+            ..Default::default()
+        })
+        .await);
+    assert_eq!(cards.cards, vec![first]);
+}
+
+async fn ticket_changes_update_bound_properties_and_the_version(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+
+    move_to_stage(&app, t.id, 4).await;
+
+    let changed = get_card(&app, card.id).await;
+    assert_eq!(
+        changed.version, 2,
+        "the ticket's change is a new card version"
+    );
+    assert_eq!(
+        changed.properties,
+        properties(&[
+            ("customername", CUSTOMER),
+            ("ticketnumber", t.id.to_string().as_str()),
+            ("ticketstatus", "Closed"),
+        ])
+    );
+    let rendered = render(&app, card.id).await;
+    assert_eq!(rendered.version, 2);
+    assert_eq!(rendered.texts, texts(CUSTOMER, t.id, "Closed"));
+}
+
+async fn update_card_properties_checks_the_version(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+    let id = t.id.to_string();
+
+    let last_write_wins = update_card(
+        &app,
+        update_req(card.id, -1, &[("customername", "NAME: A")]),
+    )
+    .await;
+    assert_eq!(last_write_wins.version, 2);
+    assert_eq!(last_write_wins.properties["customername"], "NAME: A");
+    assert_eq!(last_write_wins.properties["ticketnumber"], id);
+
+    let current = update_card(&app, update_req(card.id, 2, &[("customername", "NAME: B")])).await;
+    assert_eq!(current.version, 3);
+    assert_eq!(current.properties["customername"], "NAME: B");
+    assert_eq!(get_card(&app, card.id).await, current);
+
+    let status = assert_code(
+        app.cards()
+            .update_card_properties(update_req(card.id, 2, &[("customername", "NAME: stale")]))
+            .await,
+        Code::Aborted,
+    );
+    assert!(!status.message().is_empty());
+    assert_eq!(
+        get_card(&app, card.id).await,
+        current,
+        "a stale update changes nothing"
+    );
+
+    assert_code(
+        app.cards()
+            .update_card_properties(update_req(424_242, -1, &[("customername", "x")]))
+            .await,
+        Code::NotFound,
+    );
+}
+
+async fn bound_properties_follow_the_ticket_again_on_its_next_change(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+
+    let overridden = update_card(
+        &app,
+        update_req(card.id, -1, &[("ticketstatus", "STATUS: RESOLVED")]),
+    )
+    .await;
+    assert_eq!(overridden.properties["ticketstatus"], "STATUS: RESOLVED");
+    assert_eq!(
+        render(&app, card.id).await.texts,
+        texts(CUSTOMER, t.id, "STATUS: RESOLVED")
+    );
+
+    move_to_stage(&app, t.id, 2).await;
+    let recomputed = get_card(&app, card.id).await;
+    assert_eq!(recomputed.version, 3);
+    assert_eq!(recomputed.properties["ticketstatus"], "Waiting on contact");
+    assert_eq!(recomputed.properties["customername"], CUSTOMER);
+}
+
+async fn list_cards_of_a_ticket_oldest_first(app: TestApp) {
+    let template = create_template(&app).await;
+    let t = app.create_ticket(ticket("many cards")).await;
+    let other = app.create_ticket(ticket("other")).await;
+    let mut sent = Vec::new();
+    for group in ["group-a", "group-b", "group-c"] {
+        sent.push(send_card(&app, send_req(template.id, t.id, group)).await);
+    }
+    send_card(&app, send_req(template.id, other.id, "group-a")).await;
+
+    let mut request = ListCardsRequest {
+        ticket_id: t.id,
+        page_size: 2,
+        ..Default::default()
+    };
+    let mut listed = Vec::new();
+    for _ in 0..10 {
+        let page = ok(app.cards().list_cards(request.clone()).await);
+        assert!(page.cards.len() <= 2);
+        listed.extend(page.cards);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    assert_eq!(listed, sent);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Renders
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The root container of a rendered view, whether or not it is wrapped in `{"schemaVersion", "schema"}`.
+fn view_root(rendered: &RenderedCard) -> Value {
+    let view: Value = serde_json::from_str(&rendered.view)
+        .unwrap_or_else(|err| panic!("the view is not JSON ({err}): {}", rendered.view));
+    match view.get("schema") {
+        Some(root) if root.is_object() => root.clone(),
+        _ => view,
+    }
+}
+
+async fn render_card_resolves_every_binding(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+
+    let rendered = render(&app, card.id).await;
+    assert_eq!(rendered.card_id, card.id);
+    assert_eq!(rendered.version, 1);
+    assert_eq!(rendered.ticket_id, t.id);
+    assert_eq!(rendered.group_id, GROUP);
+    assert_eq!(rendered.texts, texts(CUSTOMER, t.id, "New"));
+
+    assert!(
+        !rendered.view.contains("${"),
+        "every binding is replaced: {}",
+        rendered.view
+    );
+    let root = view_root(&rendered);
+    let strings: Vec<&str> = root["children"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the view keeps its children: {root}"))
+        .iter()
+        .map(|child| child["string"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(strings, texts(CUSTOMER, t.id, "New"));
+    assert_eq!(
+        root["children"][0]["backgroundColor"], "#fcb72d",
+        "styles are kept"
+    );
+
+    assert_code(
+        app.cards()
+            .render_card(RenderCardRequest { card_id: 424_242 })
+            .await,
+        Code::NotFound,
+    );
+}
+
+async fn render_card_renders_missing_values_empty(app: TestApp) {
+    let template = create_template(&app).await;
+    let t = app.create_ticket(ticket("no customer name")).await;
+    let card = send_card(
+        &app,
+        SendCardRequest {
+            properties: Default::default(),
+            ..send_req(template.id, t.id, GROUP)
+        },
+    )
+    .await;
+
+    let rendered = render(&app, card.id).await;
+    assert_eq!(rendered.texts, texts("", t.id, "New"));
+    assert!(!rendered.view.contains("${"), "{}", rendered.view);
+}
+
+async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+    let mut renders = watch_card(
+        &app,
+        WatchCardRequest {
+            card_id: card.id,
+            ..Default::default()
+        },
+    )
+    .await;
+
+    let current = next_message(&mut renders, "the current render").await;
+    assert_eq!((current.card_id, current.version), (card.id, 1));
+    assert!(
+        current.texts.iter().any(|s| s == "New"),
+        "{:?}",
+        current.texts
+    );
+    assert_eq!(current.texts, texts(CUSTOMER, t.id, "New"));
+    assert_eq!(
+        (current.ticket_id, current.group_id.as_str()),
+        (t.id, GROUP)
+    );
+
+    // The ticket closes; nobody touches the card.
+    move_to_stage(&app, t.id, 4).await;
+    let closed = next_message(&mut renders, "the render after the ticket closed").await;
+    assert_eq!((closed.card_id, closed.version), (card.id, 2));
+    assert!(
+        closed.texts.iter().any(|s| s == "Closed"),
+        "{:?}",
+        closed.texts
+    );
+    assert_eq!(closed.texts, texts(CUSTOMER, t.id, "Closed"));
+
+    let updated = update_card(
+        &app,
+        update_req(card.id, -1, &[("customername", "NAME: Jane Doe")]),
+    )
+    .await;
+    assert_eq!(updated.version, 3);
+    let third = next_message(&mut renders, "the render after UpdateCardProperties").await;
+    assert_eq!(third.version, 3);
+    assert_eq!(third.texts, texts("NAME: Jane Doe", t.id, "Closed"));
+
+    assert_code(
+        app.cards()
+            .update_card_properties(update_req(card.id, 1, &[("customername", "NAME: stale")]))
+            .await,
+        Code::Aborted,
+    );
+    // The refused update made no version: the next render is version 4, from this update.
+    update_card(
+        &app,
+        update_req(card.id, 3, &[("customername", "NAME: J. Doe")]),
+    )
+    .await;
+    let fourth = next_message(&mut renders, "the render after the next update").await;
+    assert_eq!(fourth.version, 4);
+    assert_eq!(fourth.texts, texts("NAME: J. Doe", t.id, "Closed"));
+}
+
+async fn watch_card_after_version_skips_covered_versions(app: TestApp) {
+    let (_, t, card) = seed(&app).await;
+
+    let mut renders = watch_card(
+        &app,
+        WatchCardRequest {
+            card_id: card.id,
+            after_version: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    move_to_stage(&app, t.id, 3).await;
+    let first = next_message(&mut renders, "the first render after version 1").await;
+    assert_eq!(first.version, 2, "version 1 is covered by after_version");
+    assert_eq!(first.texts, texts(CUSTOMER, t.id, "Waiting on us"));
+
+    let mut from_start = watch_card(
+        &app,
+        WatchCardRequest {
+            card_id: card.id,
+            ..Default::default()
+        },
+    )
+    .await;
+    let current = next_message(&mut from_start, "the current render").await;
+    assert_eq!(current, first, "the current render is version 2");
+
+    assert_code(
+        app.cards()
+            .watch_card(WatchCardRequest {
+                card_id: 424_242,
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
+    let template = create_template(&app).await;
+    let t1 = app.create_ticket(ticket("first in group")).await;
+    let t2 = app.create_ticket(ticket("second in group")).await;
+    let t3 = app.create_ticket(ticket("in another group")).await;
+    let c1 = send_card(&app, send_req(template.id, t1.id, "group-g")).await;
+    let c2 = send_card(&app, send_req(template.id, t2.id, "group-g")).await;
+    let c3 = send_card(&app, send_req(template.id, t3.id, "group-other")).await;
+
+    let mut renders = watch_card(
+        &app,
+        WatchCardRequest {
+            group_id: "group-g".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut current = next_messages(&mut renders, 2, "the current renders of the group").await;
+    current.sort_by_key(|r| r.card_id);
+    assert_eq!(
+        current
+            .iter()
+            .map(|r| (r.card_id, r.version, r.group_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(c1.id, 1, "group-g"), (c2.id, 1, "group-g")]
+    );
+    assert_eq!(current[0].texts, texts(CUSTOMER, t1.id, "New"));
+    assert_eq!(current[1].texts, texts(CUSTOMER, t2.id, "New"));
+
+    // A change to the other group's card is not streamed; the next render is the group's.
+    move_to_stage(&app, t3.id, 4).await;
+    assert_eq!(get_card(&app, c3.id).await.version, 2);
+    move_to_stage(&app, t2.id, 2).await;
+    let next = next_message(&mut renders, "the render of the second card").await;
+    assert_eq!((next.card_id, next.version), (c2.id, 2));
+    assert_eq!(next.texts, texts(CUSTOMER, t2.id, "Waiting on contact"));
+
+    update_card(&app, update_req(c1.id, 1, &[("customername", "NAME: Ann")])).await;
+    let next = next_message(&mut renders, "the render of the first card").await;
+    assert_eq!((next.card_id, next.version), (c1.id, 2));
+    assert_eq!(next.texts, texts("NAME: Ann", t1.id, "New"));
+
+    // A card sent to the group later is streamed too.
+    let t4 = app.create_ticket(ticket("joins the group")).await;
+    let c4 = send_card(&app, send_req(template.id, t4.id, "group-g")).await;
+    let next = next_message(&mut renders, "the render of a card sent later").await;
+    assert_eq!((next.card_id, next.version), (c4.id, 1));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Two replicas over one PostgreSQL database
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another(app: TestApp) {
+    let b = app.another_server().await;
+    let (_, t, card) = seed(&app).await;
+    let mut renders = watch_card(
+        &app,
+        WatchCardRequest {
+            card_id: card.id,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        next_message(&mut renders, "the current render")
+            .await
+            .version,
+        1
+    );
+
+    b.update_ticket(
+        Ticket {
+            id: t.id,
+            stage_id: 4,
+            ..Default::default()
+        },
+        &["stage_id"],
+    )
+    .await;
+    let closed = next_message(&mut renders, "the render after a change through B").await;
+    assert_eq!(closed.version, 2);
+    assert_eq!(closed.texts, texts(CUSTOMER, t.id, "Closed"));
+
+    update_card(
+        &b,
+        update_req(card.id, 2, &[("customername", "NAME: via B")]),
+    )
+    .await;
+    let third = next_message(&mut renders, "the render after an update through B").await;
+    assert_eq!(third.version, 3);
+
+    drop(renders);
+    b.shutdown().await;
+    app.shutdown().await;
+}
