@@ -62,7 +62,7 @@ impl TicketFilter {
                 .map(|change| change.old_value.as_str())
         };
         let either = |field: &str, after: String, wanted: &dyn Fn(&str) -> bool| {
-            wanted(&after) || before(field).is_some_and(|old| wanted(old))
+            wanted(&after) || before(field).is_some_and(wanted)
         };
         let pipeline_ok = self.pipeline_id.is_none_or(|pipeline| {
             either("pipeline_id", ticket.pipeline_id.to_string(), &|value| {
@@ -133,15 +133,26 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
-/// Sends unless the client left or the server stops first; false means the stream is over.
+/// Sends unless the client left or the server stops first; false means the stream is over. It waits for two
+/// free slots and uses one, so the buffer always has room left for the final resumable status even when the
+/// client has stopped reading.
 async fn deliver<T>(
     tx: &mpsc::Sender<WatchItem<T>>,
     item: T,
     stopping: &mut watch::Receiver<bool>,
 ) -> bool {
-    tokio::select! {
-        sent = tx.send(WatchItem::Item(item)) => sent.is_ok(),
-        _ = stopped(stopping) => false,
+    let permits = tokio::select! {
+        permits = tx.reserve_many(2) => permits,
+        _ = stopped(stopping) => return false,
+    };
+    match permits {
+        Ok(mut permits) => {
+            if let Some(permit) = permits.next() {
+                permit.send(WatchItem::Item(item));
+            }
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -177,10 +188,12 @@ async fn run_ticket_watch(
             };
             let complete = (page.len() as u64) < hub.config.page_size;
             for event in page {
-                cursor = event.event_id;
+                // The cursor moves only past what was delivered: it is what the client resumes from.
+                let event_id = event.event_id;
                 if filter.matches(&event) && !deliver(&tx, Arc::new(event), &mut stopping).await {
                     return end(&tx, cursor, "the server is shutting down").await;
                 }
+                cursor = event_id;
             }
             if complete {
                 break;
@@ -199,10 +212,11 @@ async fn run_ticket_watch(
                     if event.event_id <= cursor {
                         continue;
                     }
-                    cursor = event.event_id;
+                    let event_id = event.event_id;
                     if filter.matches(&event) && !deliver(&tx, event, &mut stopping).await {
                         return end(&tx, cursor, "the server is shutting down").await;
                     }
+                    cursor = event_id;
                 }
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::debug!(

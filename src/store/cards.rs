@@ -278,12 +278,11 @@ pub(super) async fn follow_tickets(
         let Some(ticket) = by_id.get(&card.ticket_id) else {
             continue;
         };
-        if !templates.contains_key(&card.template_id) {
-            let template = template_to_domain(find_template(&**txn, card.template_id).await?)?;
-            templates.insert(card.template_id, template);
-        }
-        let Some(template) = templates.get(&card.template_id) else {
-            continue;
+        let template = match templates.entry(card.template_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(template_to_domain(
+                find_template(&**txn, card.template_id).await?,
+            )?),
         };
         if template.bindings.is_empty() {
             continue;

@@ -2,10 +2,13 @@
 //! kept in step with it, versioned property updates, renders and render streams.
 
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
 use ticketd::proto::{
-    Card, CardTemplate, CreateCardTemplateRequest, GetCardRequest, GetCardTemplateRequest,
-    ListCardTemplatesRequest, ListCardsRequest, RenderCardRequest, RenderedCard, SendCardRequest,
-    Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+    BatchCreateTicketsRequest, BatchUpdateTicketsRequest, Card, CardTemplate,
+    CreateCardTemplateRequest, GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest,
+    ListCardsRequest, RenderCardRequest, RenderedCard, SendCardRequest, Ticket,
+    UpdateCardPropertiesRequest, WatchCardRequest, card_service_client::CardServiceClient,
 };
 use tonic::{Code, Streaming};
 
@@ -33,6 +36,8 @@ both_databases!(
     watch_card_follows_the_ticket_and_property_updates,
     watch_card_after_version_skips_covered_versions,
     watch_card_by_group_streams_every_card_of_the_group,
+    a_slow_group_renderer_still_gets_every_version_in_order,
+    shutdown_ends_card_streams,
 );
 
 /// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
@@ -739,6 +744,159 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
     let c4 = send_card(&app, send_req(template.id, t4.id, "group-g")).await;
     let next = next_message(&mut renders, "the render of a card sent later").await;
     assert_eq!((next.card_id, next.version), (c4.id, 1));
+}
+
+const BUSY_CARDS: usize = 100;
+const BUSY_ROUNDS: usize = 100;
+
+async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
+    let template = create_template(&app).await;
+    let requests = (0..BUSY_CARDS)
+        .map(|i| create_ticket_req(ticket(&format!("busy {i}"))))
+        .collect();
+    let tickets = ok(app
+        .tickets()
+        .batch_create_tickets(BatchCreateTicketsRequest {
+            requests,
+            request_id: String::new(),
+        })
+        .await)
+    .tickets;
+    let mut card_ids = BTreeSet::new();
+    for t in &tickets {
+        card_ids.insert(
+            send_card(&app, send_req(template.id, t.id, "group-busy"))
+                .await
+                .id,
+        );
+    }
+
+    // The renderer has a connection of its own and reads the current renders, then stops reading.
+    let channel = connect(app.addr).await.expect("a second connection");
+    let request = WatchCardRequest {
+        group_id: "group-busy".into(),
+        ..Default::default()
+    };
+    let mut renders = ok(CardServiceClient::new(channel).watch_card(request).await);
+    let current = next_messages(&mut renders, BUSY_CARDS, "the current renders").await;
+    assert_eq!(
+        current.iter().map(|r| r.card_id).collect::<BTreeSet<_>>(),
+        card_ids
+    );
+    assert!(current.iter().all(|r| r.version == 1));
+
+    // Every round moves every ticket, so every card gets a new version: 10,000 renders in all.
+    for round in 0..BUSY_ROUNDS {
+        let stage_id = if round % 2 == 0 { 2 } else { 3 };
+        let requests = tickets
+            .iter()
+            .map(|t| {
+                update_ticket_req(
+                    Ticket {
+                        id: t.id,
+                        stage_id,
+                        ..Default::default()
+                    },
+                    &["stage_id"],
+                )
+            })
+            .collect();
+        ok(app
+            .tickets()
+            .batch_update_tickets(BatchUpdateTicketsRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await);
+    }
+    let last_version = 1 + BUSY_ROUNDS as i64;
+    for id in &card_ids {
+        assert_eq!(get_card(&app, *id).await.version, last_version, "card {id}");
+    }
+
+    // Now it reads: every card's versions 2..=last, in order, none twice, none missing.
+    let mut versions: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut done = 0;
+    let mut received = 0;
+    while done < BUSY_CARDS {
+        let render = next_message(
+            &mut renders,
+            &format!(
+                "the slow renderer ({received} of {} renders so far, {done} cards complete)",
+                BUSY_CARDS * BUSY_ROUNDS
+            ),
+        )
+        .await;
+        received += 1;
+        assert!(
+            card_ids.contains(&render.card_id),
+            "a card of the group: {}",
+            render.card_id
+        );
+        if render.version == last_version {
+            done += 1;
+        }
+        versions
+            .entry(render.card_id)
+            .or_default()
+            .push(render.version);
+    }
+    let expected: Vec<i64> = (2..=last_version).collect();
+    let wrong: Vec<(i64, usize, Vec<i64>)> = versions
+        .iter()
+        .filter(|(_, seen)| **seen != expected)
+        .map(|(id, seen)| {
+            let missing = expected
+                .iter()
+                .filter(|v| !seen.contains(v))
+                .copied()
+                .collect();
+            (*id, seen.len(), missing)
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {BUSY_CARDS} cards did not get versions 2..={last_version} exactly once in order; \
+         (card, renders received, missing versions) of the first: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}
+
+async fn shutdown_ends_card_streams(app: TestApp) {
+    let (_, _, card) = seed(&app).await;
+    let mut by_card = watch_card(
+        &app,
+        WatchCardRequest {
+            card_id: card.id,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut by_group = watch_card(
+        &app,
+        WatchCardRequest {
+            group_id: GROUP.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    next_message(&mut by_card, "the current render").await;
+    next_message(&mut by_group, "the current render of the group").await;
+
+    let stopping = tokio::spawn(app.shutdown());
+    for (what, stream) in [("by card", &mut by_card), ("by group", &mut by_group)] {
+        match next_item(stream, what).await {
+            Err(status) => assert_eq!(status.code(), Code::Unavailable, "{what}: {status:?}"),
+            other => {
+                panic!("{what}: a card stream must end with UNAVAILABLE at shutdown, got {other:?}")
+            }
+        }
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(90), stopping)
+        .await
+        .expect("the server stops although card streams were open")
+        .expect("shutdown returns Ok");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::{
 use ticketd::proto::{
     AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, CommentVisibility,
     FieldChange, Priority, RestoreTicketRequest, Ticket, TicketEvent, TicketEventKind,
-    WatchTicketsRequest,
+    WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -24,6 +24,8 @@ both_databases!(
     filters_match_the_ticket_before_or_after_the_change,
     resuming_after_a_restart_misses_nothing,
     shutdown_ends_streams_with_unavailable_and_the_resume_trailer,
+    shutdown_ends_an_unread_stream_resumably_too,
+    a_watch_sees_a_write_made_right_after_it_opened,
     concurrent_writers_reach_every_watcher_once_in_order,
     a_slow_subscriber_neither_blocks_others_nor_loses_events,
 );
@@ -777,6 +779,87 @@ async fn shutdown_ends_streams_with_unavailable_and_the_resume_trailer(app: Test
         .expect("shutdown returns Ok");
 }
 
+async fn shutdown_ends_an_unread_stream_resumably_too(app: TestApp) {
+    let seed = app.create_ticket(ticket("before the backlog")).await;
+    let baseline = app.last_event_id(seed.id).await;
+    let database = app.database.clone();
+
+    // A subscriber that reads nothing while a backlog builds up (8 MB), far beyond the transport's buffers.
+    let mut unread = app.watch(watch_all(baseline)).await;
+    let mut created = BTreeSet::new();
+    for b in 0..5 {
+        let requests = (0..100)
+            .map(|i| create_ticket_req(bulky_ticket(&format!("backlog {b}/{i}"))))
+            .collect();
+        let batch = ok(app
+            .tickets()
+            .batch_create_tickets(BatchCreateTicketsRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await);
+        created.extend(batch.tickets.iter().map(|t| t.id));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the server fill the stream's buffers
+
+    // The server stops while the stream is backed up; the client reads only now.
+    let stopping = tokio::spawn(app.shutdown());
+    let (received, resume) =
+        read_until_unavailable(&mut unread, "a stream backed up at shutdown").await;
+    eprintln!(
+        "backed-up stream: {} of {} events before the shutdown, resume after {resume}",
+        received.len(),
+        created.len()
+    );
+    assert_strictly_increasing(&event_ids(&received), "events before the shutdown");
+    assert_eq!(
+        resume,
+        received.last().map_or(baseline, |e| e.event_id),
+        "the trailer names the last event received ({} received)",
+        received.len()
+    );
+    tokio::time::timeout(STOP_TIMEOUT, stopping)
+        .await
+        .expect("the server stops")
+        .expect("shutdown returns Ok");
+
+    // Resuming on a new server yields the rest: together, one CREATED event per ticket, in order.
+    let app = TestApp::start(database).await;
+    let mut resumed = app.watch(watch_all(resume)).await;
+    let rest = next_messages(&mut resumed, created.len() - received.len(), "the rest").await;
+    let all: Vec<TicketEvent> = received.into_iter().chain(rest).collect();
+    assert_strictly_increasing(&event_ids(&all), "events before and after the shutdown");
+    assert_eq!(
+        all.iter().map(|e| e.ticket_id).collect::<BTreeSet<_>>(),
+        created,
+        "one CREATED event per ticket, none missing"
+    );
+    drop(resumed);
+    app.shutdown().await;
+}
+
+async fn a_watch_sees_a_write_made_right_after_it_opened(app: TestApp) {
+    // "Starts with the next event to commit": once the call is answered, the caller's next write is in it.
+    for round in 0..20 {
+        let watches = futures::future::join_all((0..8).map(|_| app.watch(watch_all(0)))).await;
+        let created = app
+            .create_ticket(ticket(&format!("right after the watches of round {round}")))
+            .await;
+        for (w, mut stream) in watches.into_iter().enumerate() {
+            let what = format!(
+                "round {round}, watch {w}, opened before ticket {} was created",
+                created.id
+            );
+            let first = next_message(&mut stream, &what).await;
+            assert_eq!(
+                (first.ticket_id, first.kind()),
+                (created.id, TicketEventKind::Created),
+                "{what}: the first event is that write"
+            );
+        }
+    }
+}
+
 /// Forwards every event of a stream to `tx`; returns the status the stream ended with.
 fn forward(
     mut stream: tonic::Streaming<TicketEvent>,
@@ -916,15 +999,32 @@ async fn concurrent_writers_reach_every_watcher_once_in_order(app: TestApp) {
     app.shutdown().await;
 }
 
-const FLOOD_BATCHES: usize = 30;
+/// Batches of big tickets that fill the slow subscriber's transport buffers (HTTP/2 windows) first.
+const JAM_BATCHES: usize = 3;
+/// Then batches of small ones: more events than the server can be expected to buffer per subscriber.
+const FLOOD_BATCHES: usize = 50;
 const FLOOD_BATCH_SIZE: usize = 100;
+
+/// A ticket whose event carries ~16 KB (the content is in the ticket snapshot of every event).
+fn bulky_ticket(subject: &str) -> Ticket {
+    Ticket {
+        content: "backlog ".repeat(2_000),
+        ..ticket(subject)
+    }
+}
 
 async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) {
     let seed = app.create_ticket(ticket("before the flood")).await;
     let baseline = app.last_event_id(seed.id).await;
-    let total = FLOOD_BATCHES * FLOOD_BATCH_SIZE;
+    let total = (JAM_BATCHES + FLOOD_BATCHES) * FLOOD_BATCH_SIZE;
 
-    let mut slow = app.watch(watch_all(baseline)).await;
+    // Each subscriber on a connection of its own, as separate clients would be.
+    let slow_channel = connect(app.addr)
+        .await
+        .expect("a second connection to the server");
+    let mut slow = ok(TicketServiceClient::new(slow_channel)
+        .watch_tickets(watch_all(baseline))
+        .await);
     let mut fast = app.watch(watch_all(baseline)).await;
     let fast_reader = tokio::spawn(async move {
         let mut events = Vec::with_capacity(total);
@@ -941,9 +1041,16 @@ async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) 
     });
 
     let mut created = BTreeSet::new();
-    for b in 0..FLOOD_BATCHES {
+    for b in 0..JAM_BATCHES + FLOOD_BATCHES {
         let requests = (0..FLOOD_BATCH_SIZE)
-            .map(|i| create_ticket_req(ticket(&format!("flood {b}/{i}"))))
+            .map(|i| {
+                let subject = format!("flood {b}/{i}");
+                create_ticket_req(if b < JAM_BATCHES {
+                    bulky_ticket(&subject)
+                } else {
+                    ticket(&subject)
+                })
+            })
             .collect();
         let batch = ok(app
             .tickets()
@@ -1000,6 +1107,10 @@ async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) 
                     resume,
                     last_received,
                     "the trailer names the last event the slow subscriber received ({} received)",
+                    slow_events.len()
+                );
+                eprintln!(
+                    "slow subscriber cut off after {} of {total} events; resuming after event {resume}",
                     slow_events.len()
                 );
                 slow = app.watch(watch_all(resume)).await;
