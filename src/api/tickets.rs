@@ -310,7 +310,7 @@ impl TicketService for TicketApi {
                 .then_some(request.organization_id),
         };
         let after = (request.after_event_id > 0).then_some(request.after_event_id);
-        let watch = self.hub.watch_tickets(filter, after);
+        let watch = self.hub.watch_tickets(filter, after).await?;
         let stream = ReceiverStream::new(watch).map(|item| match item {
             WatchItem::Item(event) => Ok(event_to_proto((*event).clone(), true)),
             WatchItem::End {

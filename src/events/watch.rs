@@ -8,7 +8,7 @@ use std::{
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 
 use super::hub::EventHub;
-use crate::domain::{chat_card::CardRender, event::TicketEvent};
+use crate::domain::{Error, chat_card::CardRender, event::TicketEvent};
 
 /// Trailer naming the last event id a stream delivered; reconnecting with it misses nothing.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
@@ -92,20 +92,21 @@ impl TicketFilter {
 }
 
 impl EventHub {
-    /// Starts a WatchTickets stream after `after_event_id` (`None`: after the newest committed event).
-    pub fn watch_tickets(
+    /// Starts a WatchTickets stream after `after_event_id` (`None`: after the newest committed event). The
+    /// starting point is fixed before this returns, so a write the caller makes once the call is answered is
+    /// in the stream.
+    pub async fn watch_tickets(
         self: &Arc<Self>,
         filter: TicketFilter,
         after_event_id: Option<i64>,
-    ) -> TicketWatch {
+    ) -> Result<TicketWatch, Error> {
+        let cursor = match after_event_id {
+            Some(after) => after,
+            None => self.store.last_event_id().await?,
+        };
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(run_ticket_watch(
-            Arc::clone(self),
-            filter,
-            after_event_id,
-            tx,
-        ));
-        rx
+        tokio::spawn(run_ticket_watch(Arc::clone(self), filter, cursor, tx));
+        Ok(rx)
     }
 
     /// Starts a WatchCard stream for one card or every card of a group.
@@ -167,17 +168,10 @@ async fn end<T>(tx: &mpsc::Sender<WatchItem<T>>, resume_after: i64, reason: &'st
 async fn run_ticket_watch(
     hub: Arc<EventHub>,
     filter: TicketFilter,
-    after_event_id: Option<i64>,
+    mut cursor: i64,
     tx: mpsc::Sender<WatchItem<Arc<TicketEvent>>>,
 ) {
     let mut stopping = hub.stopping.clone();
-    let mut cursor = match after_event_id {
-        Some(after) => after,
-        None => match hub.store.last_event_id().await {
-            Ok(last) => last,
-            Err(_) => return end(&tx, 0, "the database is unavailable").await,
-        },
-    };
     loop {
         // Subscribe before reading the database, so nothing committed in between is missed.
         let mut live = hub.tickets.subscribe();
