@@ -280,14 +280,35 @@ async fn run_card_watch(
         let batch = match next {
             Ok(item) => vec![item],
             Err(RecvError::Lagged(_)) => {
+                // Fell behind: re-subscribe first, then read everything after the cursor from the
+                // database, page by page, before following the channel again.
                 live = hub.cards.subscribe();
-                match hub.store.renders_after(cursor, hub.config.page_size).await {
-                    Ok(rows) => rows
-                        .into_iter()
-                        .map(|row| Arc::new((row.position, row.render)))
-                        .collect(),
-                    Err(_) => return end(&tx, 0, "the database is unavailable").await,
+                loop {
+                    let page = match hub.store.renders_after(cursor, hub.config.page_size).await {
+                        Ok(page) => page,
+                        Err(_) => return end(&tx, 0, "the database is unavailable").await,
+                    };
+                    let complete = (page.len() as u64) < hub.config.page_size;
+                    for row in page {
+                        cursor = cursor.max(row.position);
+                        let newest = sent
+                            .get(&row.render.card_id)
+                            .copied()
+                            .unwrap_or(after_version);
+                        if !wanted(&row.render) || row.render.version <= newest {
+                            continue;
+                        }
+                        sent.insert(row.render.card_id, row.render.version);
+                        if !deliver(&tx, Arc::new((row.position, row.render)), &mut stopping).await
+                        {
+                            return end(&tx, 0, "the server is shutting down").await;
+                        }
+                    }
+                    if complete {
+                        break;
+                    }
                 }
+                Vec::new()
             }
             Err(RecvError::Closed) => return end(&tx, 0, "the server is shutting down").await,
         };
