@@ -453,7 +453,7 @@ async fn watch_fanout(
     ticket_id: i64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let memory_before = args.server_pid.and_then(resident_kib);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.subscribers.max(1));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(args.subscribers.max(1));
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut subscribers = Vec::with_capacity(args.subscribers);
     for index in 0..args.subscribers {
@@ -469,9 +469,12 @@ async fn watch_fanout(
                 .await
             {
                 Ok(response) => response.into_inner(),
-                Err(_) => return (latencies, 1u64),
+                Err(_) => {
+                    let _ = ready_tx.send(false).await;
+                    return (latencies, 1u64);
+                }
             };
-            let _ = ready_tx.send(()).await;
+            let _ = ready_tx.send(true).await;
             loop {
                 tokio::select! {
                     _ = stop.notified() => return (latencies, 0),
@@ -492,9 +495,12 @@ async fn watch_fanout(
         }));
     }
     drop(ready_tx);
+    // Every subscriber reports once, opened or not.
     let mut opened = 0;
-    while ready_rx.recv().await.is_some() {
-        opened += 1;
+    for _ in 0..args.subscribers {
+        if ready_rx.recv().await == Some(true) {
+            opened += 1;
+        }
     }
     // Let the server settle its per-stream buffers before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
