@@ -28,6 +28,18 @@ pub struct Cli {
 pub enum Command {
     /// Apply pending migrations, then serve gRPC (the default).
     Serve(ServeConfig),
+    /// Ask a running server whether it is SERVING (for container health checks); exit 0 if so, 1 if not.
+    Healthcheck {
+        /// The server's gRPC address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// The service to ask about; empty means the whole server.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Give up after this many seconds.
+        #[arg(long = "timeout-secs", default_value = "5", value_parser = parse_seconds)]
+        timeout: Duration,
+    },
     /// Apply pending migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -53,6 +65,18 @@ pub struct ServeConfig {
     /// How long in-flight calls may run after SIGTERM/SIGINT before the server stops anyway (seconds).
     #[arg(long = "drain-timeout-secs", env = "TICKETD_DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub drain_timeout: Duration,
+    /// Address of the Prometheus `/metrics` endpoint (HTTP); off unless set.
+    #[arg(long = "metrics-listen", env = "TICKETD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Longest a call may take when the client sets no shorter `grpc-timeout` (seconds).
+    #[arg(long = "request-timeout-secs", env = "TICKETD_REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub request_timeout: Duration,
+    /// Largest request message accepted, in bytes; larger ones are refused before they are buffered.
+    #[arg(long = "max-message-bytes", env = "TICKETD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024))]
+    pub max_message_bytes: u32,
+    /// Calls answered at once before new ones are refused with RESOURCE_EXHAUSTED (streams count until open).
+    #[arg(long = "max-concurrent-requests", env = "TICKETD_MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_requests: u32,
     /// How long a `request_id` is remembered: a retry within this window gets the first answer (hours).
     #[arg(long = "request-id-ttl-hours", env = "TICKETD_REQUEST_ID_TTL_HOURS", default_value = "24", value_parser = parse_hours)]
     pub request_id_ttl: Duration,
@@ -68,6 +92,10 @@ impl ServeConfig {
         Self {
             listen,
             drain_timeout: Duration::from_secs(30),
+            metrics_listen: None,
+            request_timeout: Duration::from_secs(30),
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: 512,
             request_id_ttl: Duration::from_secs(24 * 3600),
             database: DatabaseConfig {
                 url: database_url.into(),

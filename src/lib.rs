@@ -8,6 +8,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod limits;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;

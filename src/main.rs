@@ -13,9 +13,18 @@ use ticketd::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let command = Cli::parse().into_command();
+    if let Command::Healthcheck {
+        addr,
+        service,
+        timeout,
+    } = &command
+    {
+        return healthcheck(addr, service, *timeout).await;
+    }
     let log = match &command {
         Command::Serve(config) => &config.log,
         Command::Migrate { log, .. } => log,
+        Command::Healthcheck { .. } => return ExitCode::SUCCESS,
     };
     if let Err(message) = telemetry::init(log, std::io::stderr) {
         eprintln!("ticketd: {message}");
@@ -24,6 +33,7 @@ async fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate { database, .. } => migrate(database).await,
+        Command::Healthcheck { .. } => Ok(()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,6 +64,51 @@ async fn migrate(database: ticketd::config::DatabaseConfig) -> Result<(), String
         .map_err(|error| format!("cannot apply database migrations: {error}"))?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// Exit 0 when the server at `addr` reports `service` SERVING; used by container probes and `helm test`.
+async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) -> ExitCode {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let asked = async {
+        let channel = tonic::transport::Endpoint::from_shared(uri)?
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await?;
+        Ok::<_, Box<dyn std::error::Error>>(response.into_inner().status())
+    };
+    match tokio::time::timeout(timeout, asked).await {
+        Ok(Ok(ServingStatus::Serving)) => {
+            println!("SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(status)) => {
+            eprintln!(
+                "ticketd healthcheck: {addr} reports {}",
+                status.as_str_name()
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
+            eprintln!("ticketd healthcheck: {addr}: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("ticketd healthcheck: {addr} did not answer within {timeout:?}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGTERM (how Kubernetes stops a pod) or SIGINT (Ctrl-C).

@@ -16,6 +16,8 @@ use crate::{
     config::ServeConfig,
     error::{ServeError, StartupError},
     events::{EventHub, HubConfig},
+    limits::ConcurrencyLimitLayer,
+    metrics::GrpcMetricsLayer,
     proto::{
         self, association_service_server::AssociationServiceServer,
         card_service_server::CardServiceServer, pipeline_service_server::PipelineServiceServer,
@@ -46,12 +48,28 @@ async fn purge_request_ids(store: Store, ttl: Duration) {
     }
 }
 
+/// How often the database pool's usage is sampled into metrics.
+const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn sample_pool(store: Store) {
+    let mut interval = tokio::time::interval(POOL_SAMPLE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let (size, idle) = store.pool_usage();
+        metrics::gauge!(crate::metrics::DB_CONNECTIONS, "state" => "idle").set(idle as f64);
+        metrics::gauge!(crate::metrics::DB_CONNECTIONS, "state" => "in_use")
+            .set(size.saturating_sub(idle) as f64);
+    }
+}
+
 /// A migrated database and a bound socket, ready to serve.
 pub struct Application {
     config: ServeConfig,
     store: Store,
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -67,17 +85,33 @@ impl Application {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let (metrics_listener, metrics_addr) = match config.metrics_listen {
+            None => (None, None),
+            Some(address) => {
+                let bind_error = |source| StartupError::Bind { address, source };
+                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                (Some(listener), Some(bound))
+            }
+        };
         Ok(Self {
             config,
             store,
             listener,
             local_addr,
+            metrics_listener,
+            metrics_addr,
         })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The metrics endpoint's address, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Serves until `shutdown` completes; then reports NOT_SERVING, stops accepting calls, lets in-flight
@@ -145,37 +179,51 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(HTTP2_KEEPALIVE_INTERVAL));
+        let max_message = self.config.max_message_bytes as usize;
         let server = Server::builder()
             .accept_http1(true)
+            // A client's shorter grpc-timeout wins over this default.
+            .timeout(self.config.request_timeout)
+            .layer(GrpcMetricsLayer)
+            .layer(ConcurrencyLimitLayer::new(
+                self.config.max_concurrent_requests as usize,
+            ))
             .layer(GrpcWebLayer::new())
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(TicketServiceServer::new(TicketApi::new(
-                self.store.clone(),
-                Arc::clone(&hub),
-            )))
-            .add_service(PipelineServiceServer::new(PipelineApi::new(
-                self.store.clone(),
-            )))
-            .add_service(PropertyServiceServer::new(PropertyApi::new(
-                self.store.clone(),
-            )))
-            .add_service(AssociationServiceServer::new(AssociationApi::new(
-                self.store.clone(),
-            )))
-            .add_service(CardServiceServer::new(CardApi::new(
-                self.store.clone(),
-                Arc::clone(&hub),
-            )))
+            .add_service(
+                TicketServiceServer::new(TicketApi::new(self.store.clone(), Arc::clone(&hub)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                PipelineServiceServer::new(PipelineApi::new(self.store.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                PropertyServiceServer::new(PropertyApi::new(self.store.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AssociationServiceServer::new(AssociationApi::new(self.store.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                CardServiceServer::new(CardApi::new(self.store.clone(), Arc::clone(&hub)))
+                    .max_decoding_message_size(max_message),
+            )
             .serve_with_incoming_shutdown(incoming, signal);
 
         let purger = tokio::spawn(purge_request_ids(
             self.store.clone(),
             self.config.request_id_ttl,
         ));
+        let pool_sampler = tokio::spawn(sample_pool(self.store.clone()));
+        if let (Some(listener), Some(handle)) = (self.metrics_listener, crate::metrics::handle()) {
+            tokio::spawn(crate::metrics::serve(listener, handle, stopping_rx.clone()));
+        }
         tracing::info!(address = %self.local_addr, backend = ?self.store.backend(), "serving gRPC");
         let drain_timeout = self.config.drain_timeout;
         tokio::select! {
@@ -188,6 +236,7 @@ impl Application {
             }
         }
         purger.abort();
+        pool_sampler.abort();
         if let Err(error) = self.store.close().await {
             tracing::warn!(%error, "closing database connections failed");
         }

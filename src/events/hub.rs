@@ -108,6 +108,7 @@ async fn publish_new(
         *event_cursor = event.event_id;
         // No receivers is not an error: nobody is watching right now.
         let _ = hub.tickets.send(Arc::new(event));
+        metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
     }
     let renders = hub.store.renders_after(*render_cursor, page).await?;
     let full = full || renders.len() as u64 == page;

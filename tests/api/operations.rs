@@ -1,0 +1,265 @@
+//! Operations: the healthcheck subcommand, Prometheus metrics, load shedding, deadlines and the request size
+//! limit.
+
+use std::{process::Command, time::Duration};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use ticketd::proto::{CreateTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::{TestApp, ticket};
+
+both_databases!(
+    healthcheck_subcommand_reports_a_serving_server,
+    metrics_endpoint_counts_calls_by_method_and_code,
+    calls_beyond_the_concurrency_limit_are_refused_at_once,
+    a_client_deadline_ends_a_blocked_call_and_changes_nothing,
+    requests_over_the_size_limit_are_refused,
+);
+
+/// Holds the tickets table so that ticket writes wait (reads do not): an exclusive transaction on SQLite, a
+/// SHARE table lock on PostgreSQL. Released by [`release`].
+async fn block_ticket_writes(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .expect("second connection to the test database");
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.execute_unprepared("BEGIN").await.expect("BEGIN");
+            // SHARE blocks inserts and updates but not reads.
+            db.execute_unprepared("LOCK TABLE tickets IN SHARE MODE")
+                .await
+                .expect("LOCK TABLE");
+        }
+        _ => {
+            db.execute_unprepared("BEGIN EXCLUSIVE")
+                .await
+                .expect("BEGIN EXCLUSIVE");
+        }
+    }
+    db
+}
+
+async fn release(db: DatabaseConnection) {
+    db.execute_unprepared("COMMIT").await.expect("COMMIT");
+    let _ = db.close().await;
+}
+
+async fn healthcheck_subcommand_reports_a_serving_server(app: TestApp) {
+    let binary = env!("CARGO_BIN_EXE_ticketd");
+    let serving = Command::new(binary)
+        .args(["healthcheck", "--addr", &app.addr.to_string()])
+        .output()
+        .expect("run ticketd healthcheck");
+    assert!(
+        serving.status.success(),
+        "healthcheck of a serving server: {serving:?}"
+    );
+
+    // A port nobody listens on: the check fails within its timeout instead of hanging.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let closed_addr = closed.local_addr().expect("its address");
+    drop(closed);
+    let down = Command::new(binary)
+        .args([
+            "healthcheck",
+            "--addr",
+            &closed_addr.to_string(),
+            "--timeout-secs",
+            "2",
+        ])
+        .output()
+        .expect("run ticketd healthcheck");
+    assert_eq!(
+        down.status.code(),
+        Some(1),
+        "healthcheck of nothing: {down:?}"
+    );
+}
+
+async fn metrics_endpoint_counts_calls_by_method_and_code(app: TestApp) {
+    let database = app.database.clone();
+    app.shutdown().await;
+    let app = TestApp::start_with(database, |config| {
+        config.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await;
+    let metrics_addr = app.metrics_addr.expect("metrics endpoint bound");
+    app.create_ticket(ticket("counted")).await;
+    let missing = app
+        .tickets()
+        .get_ticket(ticket_id(987_654))
+        .await
+        .expect_err("unknown ticket");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let body = http_get(metrics_addr, "/metrics").await;
+    for expected in [
+        "ticketd_grpc_requests_total{method=\"/ticketd.v1.TicketService/CreateTicket\",code=\"Ok\"}",
+        "ticketd_grpc_requests_total{method=\"/ticketd.v1.TicketService/GetTicket\",code=\"NotFound\"}",
+        "ticketd_grpc_request_duration_seconds_bucket",
+        "ticketd_grpc_requests_in_flight",
+    ] {
+        assert!(body.contains(expected), "metrics lack {expected}:\n{body}");
+    }
+    let not_found = http_get(metrics_addr, "/elsewhere").await;
+    assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
+}
+
+fn ticket_id(id: i64) -> ticketd::proto::GetTicketRequest {
+    ticketd::proto::GetTicketRequest { id }
+}
+
+/// A minimal HTTP/1.1 GET, so the test needs no HTTP client crate.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the metrics endpoint");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    response
+}
+
+async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
+    let database = app.database.clone();
+    app.shutdown().await;
+    let app = TestApp::start_with(database, |config| config.max_concurrent_requests = 1).await;
+
+    let lock = block_ticket_writes(&app.database.url).await;
+    let mut blocked_client = app.tickets();
+    let blocked = tokio::spawn(async move {
+        blocked_client
+            .create_ticket(CreateTicketRequest {
+                ticket: Some(ticket("waits for the lock")),
+                ..Default::default()
+            })
+            .await
+    });
+    // Let the first call reach the table (and take the only slot) before probing: a probe sent first would
+    // take the slot itself and the first call would be the one refused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = None;
+    for _ in 0..100 {
+        let mut pipelines = app.pipelines();
+        let probe = pipelines.list_pipelines(ListPipelinesRequest::default());
+        match tokio::time::timeout(Duration::from_secs(5), probe)
+            .await
+            .expect("a probe call is answered at once")
+        {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                refused = Some(status);
+                break;
+            }
+            other => {
+                assert!(
+                    !blocked.is_finished(),
+                    "the first call waits for the table: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+        }
+    }
+    let refused = refused.expect("a second call is refused while the first holds the only slot");
+    assert!(refused.message().contains("retry"), "{refused:?}");
+
+    // Health is never shed: probes keep answering under load.
+    let health = HealthClient::new(app.channel())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health check while shedding");
+    assert_eq!(health.into_inner().status, 1, "SERVING");
+
+    release(lock).await;
+    let created = blocked
+        .await
+        .expect("blocked call task")
+        .expect("the first call completes once the table is free");
+    assert_eq!(created.into_inner().subject, "waits for the lock");
+    app.tickets()
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("calls are accepted again");
+}
+
+async fn a_client_deadline_ends_a_blocked_call_and_changes_nothing(app: TestApp) {
+    let lock = block_ticket_writes(&app.database.url).await;
+    let mut request = tonic::Request::new(CreateTicketRequest {
+        ticket: Some(ticket("too late")),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = app
+        .tickets()
+        .create_ticket(request)
+        .await
+        .expect_err("the deadline passes while the table is locked");
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the deadline ended the call, not the lock wait"
+    );
+    release(lock).await;
+    let listed = app
+        .tickets()
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(
+        listed.tickets.iter().all(|t| t.subject != "too late"),
+        "a call ended by its deadline must not commit"
+    );
+}
+
+async fn requests_over_the_size_limit_are_refused(app: TestApp) {
+    let database = app.database.clone();
+    app.shutdown().await;
+    let app = TestApp::start_with(database, |config| config.max_message_bytes = 1024).await;
+    let status = app
+        .tickets()
+        .create_ticket(CreateTicketRequest {
+            ticket: Some(Ticket {
+                content: "x".repeat(4096),
+                ..ticket("too big")
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a 4 KiB request over a 1 KiB limit");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    let small = app.create_ticket(ticket("small enough")).await;
+    assert_eq!(small.subject, "small enough");
+    let listed = app
+        .tickets()
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        listed.tickets.len(),
+        1,
+        "the refused request created nothing"
+    );
+}
