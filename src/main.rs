@@ -26,10 +26,13 @@ async fn main() -> ExitCode {
         Command::Migrate { log, .. } => log,
         Command::Healthcheck { .. } => return ExitCode::SUCCESS,
     };
-    if let Err(message) = telemetry::init(log, std::io::stderr) {
-        eprintln!("ticketd: {message}");
-        return ExitCode::FAILURE;
-    }
+    let _telemetry = match telemetry::init(log, std::io::stderr) {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("ticketd: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate { database, .. } => migrate(database).await,

@@ -165,25 +165,58 @@ where
         let started = Instant::now();
         let in_flight = metrics::gauge!(IN_FLIGHT);
         in_flight.increment(1.0);
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            in_flight.decrement(1.0);
-            // Errors come as trailers-only responses with the status in the headers; a response without
-            // it is a success whose status follows in the trailers.
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.parse::<i32>().ok())
-                    .map(|code| format!("{:?}", tonic::Code::from(code)))
-                    .unwrap_or_else(|| "Ok".to_owned()),
-                Err(_) => "Unknown".to_owned(),
-            };
-            record(&method, &code, started.elapsed());
-            result
-        })
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        // Continue the caller's trace when it sent W3C `traceparent` metadata.
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let result = future.await;
+                in_flight.decrement(1.0);
+                // Errors come as trailers-only responses with the status in the headers; a response without
+                // it is a success whose status follows in the trailers.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<i32>().ok())
+                        .map(|code| format!("{:?}", tonic::Code::from(code)))
+                        .unwrap_or_else(|| "Ok".to_owned()),
+                    Err(_) => "Unknown".to_owned(),
+                };
+                tracing::Span::current().record("rpc.grpc.status_code", code.as_str());
+                record(&method, &code, started.elapsed());
+                result
+            },
+            span,
+        ))
+    }
+}
+
+/// Reads W3C trace context from HTTP/2 headers (gRPC metadata).
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
     }
 }
 

@@ -1,13 +1,61 @@
-//! Logging set-up: one function, any writer, so tests can silence or capture logs.
+//! Logging and tracing set-up: one function, any writer, so tests can silence or capture logs. When
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP/gRPC, and W3C `traceparent`
+//! metadata of incoming calls is continued (see `metrics::GrpcMetricsLayer`).
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+use opentelemetry::{KeyValue, global, trace::TracerProvider};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, registry, util::SubscriberInitExt,
+};
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. Fails on a filter that does not parse, so a typo is not silently ignored.
-pub fn init<W>(config: &LogConfig, writer: W) -> Result<(), String>
+/// Keeps the span exporter alive; dropping it flushes what is still buffered.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("ticketd: flushing trace spans failed: {error}");
+        }
+    }
+}
+
+/// The OTLP span pipeline named after this service, when an endpoint is configured.
+fn otlp_provider() -> Result<Option<SdkTracerProvider>, String> {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        return Ok(None);
+    }
+    // The exporter reads the endpoint (and OTEL_EXPORTER_OTLP_* options) from the environment itself.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|error| format!("cannot set up the OTLP span exporter: {error}"))?;
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource())
+            .build(),
+    ))
+}
+
+/// `service.name` and `service.version` of every exported span.
+pub fn resource() -> Resource {
+    Resource::builder()
+        .with_service_name("ticketd")
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Installs the global subscriber (and the OTLP exporter when configured). Fails on a filter that does not
+/// parse, so a typo is not silently ignored.
+pub fn init<W>(config: &LogConfig, writer: W) -> Result<TelemetryGuard, String>
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
@@ -15,13 +63,27 @@ where
         .map_err(|error| format!("invalid --log-level {:?}: {error}", config.level))?;
     // Colour codes only help a person at a terminal; in files and log pipelines they are noise.
     let ansi = config.format == LogFormat::Text && std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
-    let installed = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let logs = match config.format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .boxed(),
     };
-    installed.map_err(|error| format!("cannot install the log subscriber: {error}"))
+    let provider = otlp_provider()?;
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let traces = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("ticketd")));
+    registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .map_err(|error| format!("cannot install the log subscriber: {error}"))?;
+    Ok(TelemetryGuard { provider })
 }

@@ -1,7 +1,14 @@
 //! Operations: the healthcheck subcommand, Prometheus metrics, load shedding, deadlines and the request size
 //! limit.
 
-use std::{process::Command, time::Duration};
+use std::{process::Command, sync::OnceLock, time::Duration};
+
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::{
+    propagation::TraceContextPropagator,
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use tracing_subscriber::layer::SubscriberExt;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use ticketd::proto::{CreateTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
@@ -11,6 +18,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::helpers::{TestApp, ticket};
 
 both_databases!(
+    a_client_trace_is_continued_by_the_server_span,
     healthcheck_subcommand_reports_a_serving_server,
     metrics_endpoint_counts_calls_by_method_and_code,
     calls_beyond_the_concurrency_limit_are_refused_at_once,
@@ -261,5 +269,85 @@ async fn requests_over_the_size_limit_are_refused(app: TestApp) {
         listed.tickets.len(),
         1,
         "the refused request created nothing"
+    );
+}
+
+/// One in-memory span exporter for the whole test binary, behind the process-wide subscriber: servers run
+/// on runtime worker threads, which a thread-local subscriber would not reach. Tests tell their spans apart
+/// by trace id.
+fn exported_spans() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .with_resource(ticketd::telemetry::resource())
+            .build();
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("ticketd-tests")));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test installs a global subscriber");
+        // The provider must outlive every test; the process ends with them.
+        std::mem::forget(provider);
+        exporter
+    })
+}
+
+async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
+    let exporter = exported_spans();
+    let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let parent_span_id = "00f067aa0ba902b7";
+    let mut request = tonic::Request::new(CreateTicketRequest {
+        ticket: Some(ticket("traced")),
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_span_id}-01")
+            .parse()
+            .expect("traceparent metadata"),
+    );
+    app.tickets()
+        .create_ticket(request)
+        .await
+        .expect("traced call");
+
+    // The server span is exported when it closes, just after the response is sent.
+    let mut server_span = None;
+    for _ in 0..250 {
+        server_span = exporter
+            .get_finished_spans()
+            .expect("finished spans")
+            .into_iter()
+            .find(|span| {
+                span.span_context.trace_id().to_string() == trace_id
+                    && span.name.contains("CreateTicket")
+            });
+        if server_span.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server_span = server_span.expect("a server span in the client's trace");
+    assert_eq!(
+        server_span.parent_span_id.to_string(),
+        parent_span_id,
+        "the server span is a child of the client's span"
+    );
+    assert_eq!(
+        server_span.span_kind,
+        opentelemetry::trace::SpanKind::Server
+    );
+    let status = server_span
+        .attributes
+        .iter()
+        .find(|attribute| attribute.key.as_str() == "rpc.grpc.status_code")
+        .map(|attribute| attribute.value.to_string());
+    assert_eq!(
+        status.as_deref(),
+        Some("Ok"),
+        "{:?}",
+        server_span.attributes
     );
 }
