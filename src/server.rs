@@ -226,18 +226,24 @@ impl Application {
         }
         tracing::info!(address = %self.local_addr, backend = ?self.store.backend(), "serving gRPC");
         let drain_timeout = self.config.drain_timeout;
-        tokio::select! {
-            served = server => served?,
+        let drained = tokio::select! {
+            served = server => {
+                served?;
+                true
+            }
             _ = async {
                 let _ = stopping_rx.wait_for(|stopping| *stopping).await;
                 tokio::time::sleep(drain_timeout).await;
             } => {
                 tracing::warn!(?drain_timeout, "drain timeout elapsed; abandoning calls still running");
+                false
             }
-        }
+        };
         purger.abort();
         pool_sampler.abort();
-        if let Err(error) = self.store.close().await {
+        // Closing the pool waits for every connection to come back; after an abandoned drain a stuck call may
+        // hold one indefinitely, and the process is about to exit anyway.
+        if drained && let Err(error) = self.store.close().await {
             tracing::warn!(%error, "closing database connections failed");
         }
         tracing::info!("stopped");

@@ -19,6 +19,8 @@ use crate::helpers::{TestApp, ticket};
 
 both_databases!(
     a_client_trace_is_continued_by_the_server_span,
+    shutdown_lets_an_in_flight_call_finish,
+    shutdown_gives_up_on_calls_after_the_drain_timeout,
     healthcheck_subcommand_reports_a_serving_server,
     metrics_endpoint_counts_calls_by_method_and_code,
     calls_beyond_the_concurrency_limit_are_refused_at_once,
@@ -350,4 +352,71 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
         "{:?}",
         server_span.attributes
     );
+}
+
+async fn shutdown_lets_an_in_flight_call_finish(app: TestApp) {
+    let lock = block_ticket_writes(&app.database.url).await;
+    let mut client = app.tickets();
+    let in_flight = tokio::spawn(async move {
+        client
+            .create_ticket(CreateTicketRequest {
+                ticket: Some(ticket("in flight at shutdown")),
+                ..Default::default()
+            })
+            .await
+    });
+    // Let the call reach the locked table before the shutdown starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let database = app.database.clone();
+    let stopping = tokio::spawn(app.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the server waits for the call in flight"
+    );
+    release(lock).await;
+    let created = in_flight
+        .await
+        .expect("call task")
+        .expect("the call in flight completes during the shutdown")
+        .into_inner();
+    stopping.await.expect("shutdown task");
+
+    // It really committed: a new server over the same database has it.
+    let app = TestApp::start(database).await;
+    let stored = app.get_ticket(created.id).await;
+    assert_eq!(stored.subject, "in flight at shutdown");
+    app.shutdown().await;
+}
+
+async fn shutdown_gives_up_on_calls_after_the_drain_timeout(app: TestApp) {
+    let database = app.database.clone();
+    app.shutdown().await;
+    let app = TestApp::start_with(database, |config| {
+        config.drain_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let lock = block_ticket_writes(&app.database.url).await;
+    let mut client = app.tickets();
+    let stuck = tokio::spawn(async move {
+        client
+            .create_ticket(CreateTicketRequest {
+                ticket: Some(ticket("stuck at shutdown")),
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Keeps the database (and so the lock's connection) alive past the server.
+    let database = app.database.clone();
+    let started = std::time::Instant::now();
+    app.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the server stops about one drain timeout after the signal, not when the call ends"
+    );
+    // In a real process main() returns now and the abandoned call dies with it; here only the lock is left.
+    release(lock).await;
+    let _ = stuck.await;
+    drop(database);
 }
