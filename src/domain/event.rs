@@ -207,8 +207,11 @@ fn priority_text(ticket: &Ticket) -> String {
 }
 
 fn close_time_text(ticket: &Ticket) -> String {
-    ticket
-        .close_time
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    time_text(ticket.close_time)
+}
+
+/// A time as history records it: RFC 3339 UTC with microseconds, empty for none.
+pub fn time_text(time: Option<DateTime<Utc>>) -> String {
+    time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
 }

@@ -160,7 +160,8 @@ async fn listen(hub: Arc<EventHub>) {
     }
 }
 
-/// Completes when the server starts stopping, without holding the watch guard across an await.
-async fn stopped(stopping: &mut watch::Receiver<bool>) {
+/// Completes when the server starts stopping. Returning `()` drops the watch guard before any later await
+/// (it is not `Send`).
+pub(super) async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stopping| *stopping).await;
 }

@@ -7,7 +7,7 @@ use std::{
 
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 
-use super::hub::EventHub;
+use super::hub::{EventHub, stopped};
 use crate::domain::{Error, chat_card::CardRender, event::TicketEvent};
 
 /// Trailer naming the last event id a stream delivered; reconnecting with it misses nothing.
@@ -126,12 +126,6 @@ impl EventHub {
         ));
         rx
     }
-}
-
-/// Completes when the server starts stopping. Returning `()` drops the watch guard before any later await
-/// (it is not `Send`).
-async fn stopped(stopping: &mut watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 /// Sends unless the client left or the server stops first; false means the stream is over. It waits for two

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::{
     Store, WriteTxn,
-    entities::{association, association_type, ticket},
+    entities::{association, association_type},
     history::record_event,
     is_unique_violation,
 };
@@ -20,7 +20,6 @@ use crate::domain::{
     event::{EventDetail, EventKind, NewEvent},
     now,
     page::{Cursor, Page},
-    ticket::Ticket,
 };
 
 const LINK: &str = "association";
@@ -248,13 +247,7 @@ pub(super) async fn link(
                 "a ticket cannot be linked to itself",
             ));
         }
-        let exists = ticket::Entity::find_by_id(other)
-            .select_only()
-            .column(ticket::Column::Id)
-            .into_tuple::<i64>()
-            .one(&**txn)
-            .await?;
-        if exists.is_none() {
+        if !super::tickets::ticket_exists(&**txn, other).await? {
             return Err(Error::invalid(
                 "to.object_id",
                 format!("ticket {other} does not exist"),
@@ -381,14 +374,7 @@ async fn resolve_type(txn: &WriteTxn, spec: &AssociationSpec) -> Result<Associat
 }
 
 async fn require_ticket(txn: &WriteTxn, ticket_id: i64) -> Result<(), Error> {
-    ticket::Entity::find_by_id(ticket_id)
-        .select_only()
-        .column(ticket::Column::Id)
-        .into_tuple::<i64>()
-        .one(&**txn)
-        .await?
-        .map(drop)
-        .ok_or_else(|| Error::not_found(Ticket::RESOURCE, ticket_id))
+    super::tickets::require_ticket(&**txn, ticket_id).await
 }
 
 fn link_key(ticket_id: i64, to: &ObjectRef, type_id: i64) -> Condition {

@@ -125,15 +125,7 @@ impl Store {
 
     /// NOT_FOUND unless the ticket exists (archived or not).
     pub(super) async fn require_ticket(&self, ticket_id: i64) -> Result<(), Error> {
-        let exists = ticket::Entity::find_by_id(ticket_id)
-            .select_only()
-            .column(ticket::Column::Id)
-            .into_tuple::<i64>()
-            .one(&self.db)
-            .await?;
-        exists
-            .map(drop)
-            .ok_or_else(|| Error::not_found(Ticket::RESOURCE, ticket_id))
+        super::tickets::require_ticket(&self.db, ticket_id).await
     }
 }
 

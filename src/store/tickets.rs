@@ -20,7 +20,7 @@ use crate::domain::{
     Error, Origin,
     association::AssociationSpec,
     etag,
-    event::{FieldChange, NewEvent},
+    event::{FieldChange, NewEvent, time_text},
     now,
     page::{Cursor, Page},
     pipeline::{DEFAULT_PIPELINE_ID, Pipeline, TicketState},
@@ -478,14 +478,10 @@ async fn archive_locked(
 }
 
 fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -> FieldChange {
-    let text = |time: Option<DateTime<Utc>>| {
-        time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .unwrap_or_default()
-    };
     FieldChange {
         field: "archive_time".to_owned(),
-        old_value: text(before),
-        new_value: text(after),
+        old_value: time_text(before),
+        new_value: time_text(after),
     }
 }
 
@@ -584,15 +580,11 @@ pub(super) async fn restate_stage_tickets(
         .filter(ticket::Column::Id.is_in(affected.iter().map(|row| row.id)))
         .exec(&**txn)
         .await?;
-    let text = |time: Option<DateTime<Utc>>| {
-        time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .unwrap_or_default()
-    };
     for row in affected {
         let change = FieldChange {
             field: "close_time".to_owned(),
-            old_value: text(row.close_time),
-            new_value: text(close_time),
+            old_value: time_text(row.close_time),
+            new_value: time_text(close_time),
         };
         record_event(
             txn,
@@ -612,6 +604,26 @@ pub(super) async fn restate_stage_tickets(
 fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
+}
+
+/// Whether a ticket (archived or not) exists.
+pub(super) async fn ticket_exists(db: &impl ConnectionTrait, id: i64) -> Result<bool, Error> {
+    let found = ticket::Entity::find_by_id(id)
+        .select_only()
+        .column(ticket::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// NOT_FOUND unless the ticket exists (archived or not).
+pub(super) async fn require_ticket(db: &impl ConnectionTrait, id: i64) -> Result<(), Error> {
+    if ticket_exists(db, id).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found(RESOURCE, id))
+    }
 }
 
 /// Reads tickets with their properties by id, in id order; unknown ids are left out.
