@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/ticketd/v1/properties.proto",
         "proto/ticketd/v1/associations.proto",
         "proto/ticketd/v1/cards.proto",
+        "proto/ticketd/v1/portals.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))

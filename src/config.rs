@@ -1,6 +1,6 @@
 //! Command-line flags with environment-variable fallbacks: the one place configuration is read.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -84,6 +84,8 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub log: LogConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 impl ServeConfig {
@@ -102,8 +104,59 @@ impl ServeConfig {
                 max_connections: DatabaseConfig::DEFAULT_MAX_CONNECTIONS,
             },
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthConfig {
+    /// `none`: every caller is an admin (loopback only, for the quick start); `jwt`: bearer JWTs and API keys.
+    #[arg(long = "auth", env = "TICKETD_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub mode: AuthMode,
+    /// Serve with `--auth none` on a non-loopback address anyway (anyone who can reach the port is an admin).
+    #[arg(
+        long = "allow-insecure-auth-none",
+        env = "TICKETD_ALLOW_INSECURE_AUTH_NONE"
+    )]
+    pub allow_insecure_none: bool,
+    /// Shared secret for HS256 tokens (prefer the `_FILE` form: environment variables leak into process listings).
+    #[arg(
+        long = "jwt-hs256-secret",
+        env = "TICKETD_JWT_HS256_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_hs256_secret: Option<String>,
+    /// File holding the HS256 secret (surrounding white space is ignored).
+    #[arg(
+        long = "jwt-hs256-secret-file",
+        env = "TICKETD_JWT_HS256_SECRET_FILE",
+        conflicts_with = "jwt_hs256_secret"
+    )]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// RS256/ES256 verification keys: a PEM file (one or more public keys) or a JWKS JSON file.
+    #[arg(long = "jwt-public-keys-file", env = "TICKETD_JWT_PUBLIC_KEYS_FILE")]
+    pub jwt_public_keys_file: Option<PathBuf>,
+    /// Required `iss` claim; unchecked when unset.
+    #[arg(long = "jwt-issuer", env = "TICKETD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim; unchecked when unset.
+    #[arg(long = "jwt-audience", env = "TICKETD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// JSON file of static API keys, stored as SHA-256 hashes (see the README); accepted in `jwt` mode.
+    #[arg(long = "api-keys-file", env = "TICKETD_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+}
+
+/// Authentication mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No credentials: every caller is an admin.
+    #[default]
+    None,
+    /// Bearer JWTs (HS256, RS256, ES256) and static API keys.
+    Jwt,
 }
 
 /// Where the data lives.

@@ -9,6 +9,12 @@ pub enum StartupError {
     Database(#[source] sea_orm::DbErr),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[source] sea_orm::DbErr),
+    #[error("authentication is misconfigured: {0}")]
+    Auth(#[from] crate::auth::AuthSetupError),
+    #[error(
+        "refusing to serve on {address} with --auth none: anyone who can reach it would be an admin; use --auth jwt, listen on a loopback address, or pass --allow-insecure-auth-none"
+    )]
+    InsecureAuthNone { address: SocketAddr },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,

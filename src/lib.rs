@@ -4,6 +4,7 @@
 //! [`store`] (sea-orm). [`Application`] wires them into a server that `main.rs` and the tests both run.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;

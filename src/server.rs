@@ -10,10 +10,11 @@ use tonic_web::GrpcWebLayer;
 
 use crate::{
     api::{
-        associations::AssociationApi, cards::CardApi, pipelines::PipelineApi,
+        associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
         properties::PropertyApi, tickets::TicketApi,
     },
-    config::ServeConfig,
+    auth::{AuthLayer, Authenticator},
+    config::{AuthMode, ServeConfig},
     error::{ServeError, StartupError},
     events::{EventHub, HubConfig},
     limits::ConcurrencyLimitLayer,
@@ -21,7 +22,8 @@ use crate::{
     proto::{
         self, association_service_server::AssociationServiceServer,
         card_service_server::CardServiceServer, pipeline_service_server::PipelineServiceServer,
-        property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
+        portal_service_server::PortalServiceServer, property_service_server::PropertyServiceServer,
+        ticket_service_server::TicketServiceServer,
     },
     store::Store,
 };
@@ -65,6 +67,7 @@ async fn sample_pool(store: Store) {
 /// A migrated database and a bound socket, ready to serve.
 pub struct Application {
     config: ServeConfig,
+    authenticator: Authenticator,
     store: Store,
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -75,6 +78,19 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listen address (port 0 picks a free port).
     pub async fn build(config: ServeConfig) -> Result<Self, StartupError> {
+        // Checked before touching the database, so a bad credential setting fails in one clear line.
+        let authenticator = Authenticator::from_config(&config.auth)?;
+        if config.auth.mode == AuthMode::None {
+            if !config.listen.ip().is_loopback() && !config.auth.allow_insecure_none {
+                return Err(StartupError::InsecureAuthNone {
+                    address: config.listen,
+                });
+            }
+            tracing::warn!(
+                address = %config.listen,
+                "authentication is off (--auth none): every caller is an admin; use --auth jwt in production"
+            );
+        }
         let store = Store::connect(&config.database)
             .await
             .map_err(StartupError::Database)?;
@@ -96,6 +112,7 @@ impl Application {
         };
         Ok(Self {
             config,
+            authenticator,
             store,
             listener,
             local_addr,
@@ -136,6 +153,9 @@ impl Application {
         health_reporter
             .set_serving::<CardServiceServer<CardApi>>()
             .await;
+        health_reporter
+            .set_serving::<PortalServiceServer<PortalApi>>()
+            .await;
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -168,6 +188,7 @@ impl Application {
                 <PropertyServiceServer<PropertyApi> as tonic::server::NamedService>::NAME,
                 <AssociationServiceServer<AssociationApi> as tonic::server::NamedService>::NAME,
                 <CardServiceServer<CardApi> as tonic::server::NamedService>::NAME,
+                <PortalServiceServer<PortalApi> as tonic::server::NamedService>::NAME,
             ] {
                 health_reporter
                     .set_service_status(service, ServingStatus::NotServing)
@@ -189,6 +210,8 @@ impl Application {
                 self.config.max_concurrent_requests as usize,
             ))
             .layer(GrpcWebLayer::new())
+            // Inside gRPC-Web, so browsers' calls are checked the same way once translated.
+            .layer(AuthLayer::new(self.authenticator.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(health_service)
@@ -212,6 +235,10 @@ impl Application {
             )
             .add_service(
                 CardServiceServer::new(CardApi::new(self.store.clone(), Arc::clone(&hub)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                PortalServiceServer::new(PortalApi::new(self.store.clone()))
                     .max_decoding_message_size(max_message),
             )
             .serve_with_incoming_shutdown(incoming, signal);

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_core;
 mod m20261122_000002_data_api;
 mod m20261122_000003_streams_cards;
+mod m20261122_000004_access;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261122_000002_data_api::Migration),
             Box::new(m20261122_000003_streams_cards::Migration),
+            Box::new(m20261122_000004_access::Migration),
         ]
     }
 }

@@ -67,7 +67,7 @@ impl AssociationService for AssociationApi {
         &self,
         request: Request<proto::CreateAssociationTypeRequest>,
     ) -> Result<Response<proto::AssociationType>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         check_object_type("from_object_type", &request.from_object_type)?;
         check_object_type("to_object_type", &request.to_object_type)?;
@@ -96,7 +96,7 @@ impl AssociationService for AssociationApi {
         &self,
         request: Request<proto::CreateAssociationRequest>,
     ) -> Result<Response<proto::Association>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let spec =
             spec_from_proto(request.association).map_err(|error| error.within("association"))?;
@@ -111,7 +111,7 @@ impl AssociationService for AssociationApi {
         &self,
         request: Request<proto::DeleteAssociationRequest>,
     ) -> Result<Response<proto::DeleteAssociationResponse>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let spec =
             spec_from_proto(request.association).map_err(|error| error.within("association"))?;
@@ -151,7 +151,7 @@ impl AssociationService for AssociationApi {
         &self,
         request: Request<proto::BatchCreateAssociationsRequest>,
     ) -> Result<Response<proto::BatchCreateAssociationsResponse>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         check_batch_size("requests", request.requests.len())?;
         let links = request

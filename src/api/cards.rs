@@ -6,12 +6,13 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
-    decode_page_token, encode_page_token, idempotent_requests, origin, query_fingerprint,
-    timestamp, watch_end_status,
+    decode_page_token, encode_page_token, idempotent_requests, origin, principal,
+    query_fingerprint, timestamp, viewer, watch_end_status,
 };
 use crate::{
     domain::{
         Error,
+        access::Viewer,
         card::{parse_ticket_path, parse_view},
         chat_card::{
             Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
@@ -50,7 +51,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::CreateCardTemplateRequest>,
     ) -> Result<Response<proto::CardTemplate>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let name = parse_name("name", &request.name)?;
         // Parsing checks the whole view now, so sending and rendering can rely on it later.
@@ -107,7 +108,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::SendCardRequest>,
     ) -> Result<Response<proto::Card>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         check_card_properties("properties", &request.properties)?;
         let new = NewCard {
@@ -126,7 +127,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::UpdateCardPropertiesRequest>,
     ) -> Result<Response<proto::Card>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         if request.version < -1 || request.version == 0 {
             return Err(Error::invalid(
@@ -154,7 +155,9 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::GetCardRequest>,
     ) -> Result<Response<proto::Card>, Status> {
+        let viewer = self.viewer(request.extensions()).await?;
         let card = self.store.get_card(request.get_ref().card_id).await?;
+        self.check_customer_card(&viewer, &card).await?;
         Ok(Response::new(card_to_proto(card)))
     }
 
@@ -162,16 +165,29 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::ListCardsRequest>,
     ) -> Result<Response<proto::ListCardsResponse>, Status> {
+        let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
         let query = query_fingerprint(&format!("cards ticket={}", request.ticket_id));
         let after: Option<Cursor> = decode_page_token(&query, &request.page_token)?;
+        self.store
+            .require_visible_ticket(viewer.scope(), request.ticket_id)
+            .await?;
         let page = self
             .store
             .list_cards(request.ticket_id, page_size, after)
             .await?;
+        let mut cards = Vec::with_capacity(page.items.len());
+        for card in page.items {
+            // Cards showing fields the customer may not see are left out of its listing.
+            match self.check_customer_card(&viewer, &card).await {
+                Ok(()) => cards.push(card_to_proto(card)),
+                Err(Error::PermissionDenied { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
         Ok(Response::new(proto::ListCardsResponse {
-            cards: page.items.into_iter().map(card_to_proto).collect(),
+            cards,
             next_page_token: encode_page_token(&query, page.next),
         }))
     }
@@ -180,7 +196,13 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::RenderCardRequest>,
     ) -> Result<Response<proto::RenderedCard>, Status> {
-        let render = self.store.render_card(request.get_ref().card_id).await?;
+        let viewer = self.viewer(request.extensions()).await?;
+        let card_id = request.get_ref().card_id;
+        if viewer.customer().is_some() {
+            let card = self.store.get_card(card_id).await?;
+            self.check_customer_card(&viewer, &card).await?;
+        }
+        let render = self.store.render_card(card_id).await?;
         Ok(Response::new(render_to_proto(render)))
     }
 
@@ -190,15 +212,21 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::WatchCardRequest>,
     ) -> Result<Response<Self::WatchCardStream>, Status> {
+        let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
+        if viewer.customer().is_some() && !request.group_id.is_empty() {
+            // A group holds cards of many tickets; a customer watches the cards it may see one by one.
+            return Err(Error::denied("group_id", "customers watch one card by card_id").into());
+        }
         let (card_id, group_id) = match (request.card_id, request.group_id.is_empty()) {
             (0, true) => {
                 return Err(Error::invalid("card_id", "name a card_id or a group_id").into());
             }
             (0, false) => (None, Some(parse_name("group_id", &request.group_id)?)),
             (card_id, true) => {
-                // Fail fast with NOT_FOUND rather than an empty stream.
-                self.store.get_card(card_id).await?;
+                // Fails fast with NOT_FOUND rather than an empty stream.
+                let card = self.store.get_card(card_id).await?;
+                self.check_customer_card(&viewer, &card).await?;
                 (Some(card_id), None)
             }
             (_, false) => {
@@ -218,6 +246,44 @@ impl CardService for CardApi {
             } => Err(watch_end_status(resume_after, reason)),
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+impl CardApi {
+    /// How the caller sees tickets.
+    async fn viewer(&self, extensions: &tonic::Extensions) -> Result<Viewer, Error> {
+        viewer(&self.store, &principal(extensions)?).await
+    }
+
+    /// A customer reads a card only when its portal shows the card's ticket (else NOT_FOUND, as if the card
+    /// did not exist) and every ticket field the card binds (else PERMISSION_DENIED: the rendered card
+    /// would show a hidden value).
+    async fn check_customer_card(&self, viewer: &Viewer, card: &Card) -> Result<(), Error> {
+        let Some(view) = viewer.customer() else {
+            return Ok(());
+        };
+        self.store
+            .require_visible_ticket(viewer.scope(), card.ticket_id)
+            .await
+            .map_err(|error| match error {
+                Error::NotFound { .. } => Error::not_found("card", card.id),
+                other => other,
+            })?;
+        let template = self.store.get_card_template(card.template_id).await?;
+        for path in template.bindings.values() {
+            let field = match path.as_str() {
+                "pipeline.label" => "pipeline_id",
+                "stage.label" | "stage.state" => "stage_id",
+                other => other,
+            };
+            if !view.sees_field(field) {
+                return Err(Error::denied(
+                    "card_id",
+                    format!("card {} shows {path}, which this portal hides", card.id),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -21,6 +21,14 @@ impl From<Error> for Status {
                     .set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
                 Code::InvalidArgument
             }
+            Error::PermissionDenied { field, .. } => {
+                details.set_error_info(
+                    "PERMISSION_DENIED",
+                    ERROR_DOMAIN,
+                    HashMap::from([("field".to_owned(), field)]),
+                );
+                Code::PermissionDenied
+            }
             Error::RequestIdReused { request_id } => {
                 details
                     .add_bad_request_violation("request_id", message.clone())

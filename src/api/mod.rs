@@ -5,6 +5,7 @@ pub mod associations;
 pub mod cards;
 pub mod error;
 pub mod pipelines;
+pub mod portals;
 pub mod properties;
 pub mod tickets;
 
@@ -15,12 +16,11 @@ use prost_types::{FieldMask, Timestamp};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-use tonic::metadata::MetadataMap;
-
-use crate::domain::{Error, Origin, RequestKey};
-
-/// Metadata key naming the caller until authentication lands; recorded as history actor and comment author.
-pub const ACTOR_METADATA_KEY: &str = "x-actor-id";
+use crate::{
+    auth::{Principal, Role},
+    domain::{Error, Origin, RequestKey, access::Viewer},
+    store::Store,
+};
 
 /// Longest accepted `request_id`; a UUID needs 36.
 const REQUEST_ID_MAX_CHARS: usize = 255;
@@ -73,29 +73,45 @@ pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<Re
     }))
 }
 
-/// Who is asking (from `x-actor-id`) and the request's idempotency key.
+/// The authenticated caller, put in the request's extensions by the auth layer.
+pub(crate) fn principal(extensions: &tonic::Extensions) -> Result<Principal, Error> {
+    extensions
+        .get::<Principal>()
+        // Unreachable behind the auth layer, which every ticketd route sits behind.
+        .cloned()
+        .ok_or_else(|| Error::internal("a call reached a handler without passing the auth layer"))
+}
+
+/// Who is asking (the authenticated caller) and the request's idempotency key. The key's fingerprint covers
+/// the caller, so one caller's `request_id` never replays another caller's answer.
 pub(crate) fn origin<R: IdempotentRequest>(
-    metadata: &MetadataMap,
+    extensions: &tonic::Extensions,
     request: &R,
 ) -> Result<Origin, Error> {
-    let actor_id = match metadata.get(ACTOR_METADATA_KEY) {
-        None => String::new(),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .filter(|actor| actor.len() <= REQUEST_ID_MAX_CHARS)
-            .ok_or_else(|| {
-                Error::invalid(
-                    ACTOR_METADATA_KEY,
-                    format!("must be printable ASCII of at most {REQUEST_ID_MAX_CHARS} characters"),
-                )
-            })?
-            .to_owned(),
-    };
+    let caller = principal(extensions)?;
+    let request = request_key(request)?.map(|mut key| {
+        key.fingerprint = hex(&Sha256::digest(
+            format!("{}\n{}", caller.id, key.fingerprint).as_bytes(),
+        ));
+        key
+    });
     Ok(Origin {
-        actor_id,
-        request: request_key(request)?,
+        actor_id: caller.id,
+        request,
     })
+}
+
+/// How the caller sees tickets: staff see all; a customer through its portal (PERMISSION_DENIED when the
+/// token's portal no longer exists).
+pub(crate) async fn viewer(store: &Store, caller: &Principal) -> Result<Viewer, Error> {
+    if caller.role != Role::Customer {
+        return Ok(Viewer::Staff);
+    }
+    let portal = caller
+        .portal
+        .ok_or_else(|| Error::denied("portal", "customer credentials name no portal"))?;
+    let view = store.customer_view(&caller.id, &caller.org, portal).await?;
+    Ok(Viewer::Customer(Box::new(view)))
 }
 
 /// The status a stream ends with when it cannot continue: UNAVAILABLE, resumable from the trailer.

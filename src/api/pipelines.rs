@@ -52,7 +52,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::CreatePipelineRequest>,
     ) -> Result<Response<proto::Pipeline>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let pipeline = request
             .pipeline
@@ -95,7 +95,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::UpdatePipelineRequest>,
     ) -> Result<Response<proto::Pipeline>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let pipeline = request
             .pipeline
@@ -113,7 +113,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::DeletePipelineRequest>,
     ) -> Result<Response<proto::DeletePipelineResponse>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         self.store
             .delete_pipeline(request.id, &request.etag, &origin)
@@ -125,7 +125,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::CreateStageRequest>,
     ) -> Result<Response<proto::Stage>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let stage = request
             .stage
@@ -144,7 +144,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::UpdateStageRequest>,
     ) -> Result<Response<proto::Stage>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let stage = request
             .stage
@@ -162,7 +162,7 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<proto::DeleteStageRequest>,
     ) -> Result<Response<proto::DeleteStageResponse>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         self.store
             .delete_stage(request.id, &request.etag, &origin)

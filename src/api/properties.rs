@@ -61,7 +61,7 @@ impl PropertyService for PropertyApi {
         &self,
         request: Request<proto::CreatePropertyRequest>,
     ) -> Result<Response<proto::PropertyDefinition>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let property = request
             .into_inner()
             .property
@@ -110,7 +110,7 @@ impl PropertyService for PropertyApi {
         &self,
         request: Request<proto::UpdatePropertyRequest>,
     ) -> Result<Response<proto::PropertyDefinition>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let property = request
             .property
@@ -128,7 +128,7 @@ impl PropertyService for PropertyApi {
         &self,
         request: Request<proto::ArchivePropertyRequest>,
     ) -> Result<Response<proto::PropertyDefinition>, Status> {
-        let origin = origin(request.metadata(), request.get_ref())?;
+        let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
         let archived = self
             .store

@@ -959,6 +959,7 @@ mod tests {
             organization_id: "org-9".into(),
             ticket_type: "incident".into(),
             tags: vec!["hardware".into(), "urgent".into()],
+            project_id: String::new(),
             properties: props(&[("region", "EMEA")]),
             create_time: created,
             update_time: created + chrono::Duration::microseconds(1_500_250),

@@ -43,6 +43,9 @@ pub enum Error {
         field: String,
         value: String,
     },
+    /// The caller's role or portal does not allow this; `field` names what it may not touch.
+    #[error("{field}: {description}")]
+    PermissionDenied { field: String, description: String },
     /// A `request_id` already used for a different request (another RPC or other fields).
     #[error("request_id {request_id:?} was already used for a different request")]
     RequestIdReused { request_id: String },
@@ -65,6 +68,14 @@ impl Error {
     /// A malformed or dangling request field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// A field or action the caller may not touch.
+    pub fn denied(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::PermissionDenied {
             field: field.into(),
             description: description.into(),
         }
@@ -99,6 +110,10 @@ impl Error {
                 field: format!("{list}[{index}].{field}"),
                 description,
             },
+            Self::PermissionDenied { field, description } => Self::PermissionDenied {
+                field: format!("{list}[{index}].{field}"),
+                description,
+            },
             other => Self::InBatch {
                 list,
                 index,
@@ -111,6 +126,10 @@ impl Error {
     pub fn within(self, parent: &str) -> Self {
         match self {
             Self::InvalidArgument { field, description } => Self::InvalidArgument {
+                field: format!("{parent}.{field}"),
+                description,
+            },
+            Self::PermissionDenied { field, description } => Self::PermissionDenied {
                 field: format!("{parent}.{field}"),
                 description,
             },

@@ -182,6 +182,11 @@ pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
         after.ticket_type.clone(),
     );
     compare("tags", old(|t| t.tags.join(",")), after.tags.join(","));
+    compare(
+        "project_id",
+        old(|t| t.project_id.clone()),
+        after.project_id.clone(),
+    );
     compare("close_time", old(close_time_text), close_time_text(after));
     let empty = Default::default();
     let old_properties = before.map_or(&empty, |t| &t.properties);

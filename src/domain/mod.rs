@@ -1,5 +1,6 @@
 //! Plain Rust types and the rules on them: no tonic, no SQL.
 
+pub mod access;
 pub mod association;
 pub mod card;
 pub mod chat_card;
@@ -7,11 +8,13 @@ pub mod comment;
 pub mod error;
 pub mod etag;
 pub mod event;
+pub mod follower;
 pub mod page;
 pub mod pipeline;
 pub mod property;
 pub mod search;
 pub mod ticket;
+pub mod time_entry;
 
 pub use error::{Error, Result};
 

@@ -58,6 +58,7 @@ pub enum CoreField {
     OrganizationId,
     TicketType,
     Tags,
+    ProjectId,
     CreateTime,
     UpdateTime,
     CloseTime,
@@ -75,6 +76,7 @@ impl CoreField {
             "organization_id" => Self::OrganizationId,
             "ticket_type" => Self::TicketType,
             "tags" => Self::Tags,
+            "project_id" => Self::ProjectId,
             "create_time" => Self::CreateTime,
             "update_time" => Self::UpdateTime,
             "close_time" => Self::CloseTime,
@@ -86,9 +88,11 @@ impl CoreField {
         match self {
             Self::Id | Self::PipelineId | Self::StageId => ValueKind::Integer,
             Self::Priority => ValueKind::Priority,
-            Self::RequesterId | Self::AssigneeId | Self::OrganizationId | Self::TicketType => {
-                ValueKind::Text
-            }
+            Self::RequesterId
+            | Self::AssigneeId
+            | Self::OrganizationId
+            | Self::TicketType
+            | Self::ProjectId => ValueKind::Text,
             Self::Tags => ValueKind::Tag,
             Self::CreateTime | Self::UpdateTime | Self::CloseTime => ValueKind::Time,
         }

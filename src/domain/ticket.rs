@@ -70,6 +70,9 @@ pub struct Ticket {
     pub organization_id: String,
     pub ticket_type: String,
     pub tags: Vec<String>,
+    /// Defaulted when reading snapshots stored before tickets had projects.
+    #[serde(default)]
+    pub project_id: String,
     pub properties: BTreeMap<String, String>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -215,6 +218,7 @@ pub struct TicketDraft {
     pub organization_id: String,
     pub ticket_type: String,
     pub tags: Vec<String>,
+    pub project_id: String,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -231,6 +235,7 @@ pub struct TicketChanges {
     pub organization_id: Option<String>,
     pub ticket_type: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub project_id: Option<String>,
     /// Replaces the whole map.
     pub properties: Option<BTreeMap<String, String>>,
     /// Sets (`Some`) or removes (`None`) single properties, after `properties` is applied.
@@ -253,6 +258,7 @@ impl TicketChanges {
         set(&mut ticket.organization_id, self.organization_id);
         set(&mut ticket.ticket_type, self.ticket_type);
         set(&mut ticket.tags, self.tags);
+        set(&mut ticket.project_id, self.project_id);
         set(&mut ticket.properties, self.properties);
         for (name, value) in self.property_updates {
             match value {

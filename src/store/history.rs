@@ -12,6 +12,7 @@ use super::{
 };
 use crate::domain::{
     Error, Origin,
+    access::TicketScope,
     comment::{Comment, Visibility},
     event::{EventDetail, EventKind, NewEvent, TicketEvent},
     now,
@@ -26,9 +27,11 @@ impl Store {
         ticket_id: i64,
         body: String,
         visibility: Visibility,
+        scope: Option<&TicketScope>,
         origin: &Origin,
     ) -> Result<Comment, Error> {
         self.write(origin.request.as_ref(), async |txn| {
+            super::access::require_visible(&**txn, scope, ticket_id).await?;
             let ticket = ticket::Entity::find_by_id(ticket_id)
                 .one(&**txn)
                 .await?
@@ -67,14 +70,19 @@ impl Store {
     }
 
     /// A ticket's comments, oldest first.
+    /// A customer (`scope` set) sees only public comments of tickets its portal shows.
     pub async fn list_comments(
         &self,
         ticket_id: i64,
+        scope: Option<&TicketScope>,
         page_size: u64,
         after: Option<Cursor>,
     ) -> Result<Page<Comment>, Error> {
-        self.require_ticket(ticket_id).await?;
+        super::access::require_visible(&self.db, scope, ticket_id).await?;
         let mut select = comment::Entity::find().filter(comment::Column::TicketId.eq(ticket_id));
+        if scope.is_some() {
+            select = select.filter(comment::Column::Visibility.eq(Visibility::Public.as_str()));
+        }
         if let Some(cursor) = after {
             select = select.filter(comment::Column::Id.gt(cursor.id));
         }
@@ -96,13 +104,15 @@ impl Store {
     }
 
     /// A ticket's history, oldest first.
+    /// For a customer (`scope` set) the ticket must be one its portal shows; the caller redacts the events.
     pub async fn list_history(
         &self,
         ticket_id: i64,
+        scope: Option<&TicketScope>,
         page_size: u64,
         after: Option<Cursor>,
     ) -> Result<Page<TicketEvent>, Error> {
-        self.require_ticket(ticket_id).await?;
+        super::access::require_visible(&self.db, scope, ticket_id).await?;
         let mut select =
             ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(ticket_id));
         if let Some(cursor) = after {

@@ -1,5 +1,6 @@
 //! Persistence with sea-orm. Every request runs in at most one transaction; the API layer never sees SQL.
 
+mod access;
 mod associations;
 mod cards;
 mod entities;

@@ -89,6 +89,7 @@ fn core_column(field: CoreField) -> ticket::Column {
         CoreField::OrganizationId => ticket::Column::OrganizationId,
         CoreField::TicketType => ticket::Column::TicketType,
         CoreField::Tags => ticket::Column::Tags,
+        CoreField::ProjectId => ticket::Column::ProjectId,
         CoreField::CreateTime => ticket::Column::CreateTime,
         CoreField::UpdateTime => ticket::Column::UpdateTime,
         CoreField::CloseTime => ticket::Column::CloseTime,
@@ -116,7 +117,8 @@ fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison)
             CoreField::RequesterId
             | CoreField::AssigneeId
             | CoreField::OrganizationId
-            | CoreField::TicketType => condition.add(column.ne("")),
+            | CoreField::TicketType
+            | CoreField::ProjectId => condition.add(column.ne("")),
             // Ids and creation/update times always have a value: an empty AND is true.
             _ => condition,
         },
@@ -135,6 +137,7 @@ fn column_name(field: CoreField) -> &'static str {
         CoreField::RequesterId => "requester_id",
         CoreField::AssigneeId => "assignee_id",
         CoreField::OrganizationId => "organization_id",
+        CoreField::ProjectId => "project_id",
         _ => "ticket_type",
     }
 }

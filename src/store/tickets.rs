@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::{
-    Store, WriteTxn, associations,
+    Store, WriteTxn, access, associations,
     entities::{stage, ticket},
     from_json,
     history::record_event,
@@ -18,6 +18,7 @@ use super::{
 };
 use crate::domain::{
     Error, Origin,
+    access::TicketScope,
     association::AssociationSpec,
     etag,
     event::{FieldChange, NewEvent, time_text},
@@ -61,6 +62,8 @@ pub struct TicketListQuery {
     pub filter_groups: Vec<Vec<Predicate>>,
     /// Words that must all appear in subject or content.
     pub words: Vec<String>,
+    /// A customer's visibility rules; `None` for staff.
+    pub scope: Option<TicketScope>,
 }
 
 impl TicketOrder {
@@ -120,9 +123,13 @@ impl Store {
         .await
     }
 
-    /// Reads one ticket, archived or not.
-    pub async fn get_ticket(&self, id: i64) -> Result<Ticket, Error> {
-        let row = ticket::Entity::find_by_id(id)
+    /// Reads one ticket, archived or not; one a customer may not see is NOT_FOUND.
+    pub async fn get_ticket(&self, id: i64, scope: Option<&TicketScope>) -> Result<Ticket, Error> {
+        let mut select = ticket::Entity::find_by_id(id);
+        if let Some(scope) = scope {
+            select = select.filter(access::scope_condition(scope));
+        }
+        let row = select
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::not_found(RESOURCE, id))?;
@@ -133,11 +140,17 @@ impl Store {
     }
 
     /// Reads several tickets in the order asked; any unknown id fails the call.
-    pub async fn batch_get_tickets(&self, ids: &[i64]) -> Result<Vec<Ticket>, Error> {
-        let rows = ticket::Entity::find()
-            .filter(ticket::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.db)
-            .await?;
+    pub async fn batch_get_tickets(
+        &self,
+        ids: &[i64],
+        scope: Option<&TicketScope>,
+    ) -> Result<Vec<Ticket>, Error> {
+        let mut select =
+            ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied()));
+        if let Some(scope) = scope {
+            select = select.filter(access::scope_condition(scope));
+        }
+        let rows = select.all(&self.db).await?;
         let by_id: HashMap<i64, Ticket> = with_properties(&self.db, rows)
             .await?
             .into_iter()
@@ -185,6 +198,9 @@ impl Store {
         if !query.show_archived {
             select = select.filter(ticket::Column::ArchiveTime.is_null());
         }
+        if let Some(scope) = &query.scope {
+            select = select.filter(access::scope_condition(scope));
+        }
         if let Some(cursor) = query.after {
             let after_id = if query.order.descending {
                 ticket::Column::Id.lt(cursor.id)
@@ -227,11 +243,12 @@ impl Store {
         id: i64,
         sent_etag: &str,
         changes: TicketChanges,
+        scope: Option<&TicketScope>,
         origin: &Origin,
     ) -> Result<Ticket, Error> {
         self.write(origin.request.as_ref(), async |txn| {
             let definitions = properties::definitions_for_write(txn).await?;
-            update_locked(txn, &definitions, id, sent_etag, changes, origin).await
+            update_locked(txn, &definitions, id, sent_etag, changes, scope, origin).await
         })
         .await
     }
@@ -240,6 +257,7 @@ impl Store {
     pub async fn batch_update_tickets(
         &self,
         updates: Vec<TicketUpdate>,
+        scope: Option<&TicketScope>,
         origin: &Origin,
     ) -> Result<Vec<Ticket>, Error> {
         check_distinct(updates.iter().map(|update| update.id), "ticket.id")?;
@@ -253,6 +271,7 @@ impl Store {
                     update.id,
                     &update.etag,
                     update.changes,
+                    scope,
                     origin,
                 )
                 .await
@@ -371,6 +390,7 @@ async fn insert_ticket(
         organization_id: Set(draft.organization_id),
         ticket_type: Set(draft.ticket_type),
         tags: Set(to_json(&draft.tags)?),
+        project_id: Set(draft.project_id),
         create_time: Set(now),
         update_time: Set(now),
         close_time: Set(close_time_after(None, stage.state, now)),
@@ -393,6 +413,9 @@ async fn insert_ticket(
             .collect(),
     )
     .await?;
+    if !ticket.requester_id.is_empty() {
+        access::add_follower(txn, ticket.id, &ticket.requester_id).await?;
+    }
     record_event(txn, origin, NewEvent::created(&ticket)).await?;
     for (index, link) in links.into_iter().enumerate() {
         associations::link(txn, ticket.id, link, origin)
@@ -408,8 +431,11 @@ async fn update_locked(
     id: i64,
     sent_etag: &str,
     changes: TicketChanges,
+    scope: Option<&TicketScope>,
     origin: &Origin,
 ) -> Result<Ticket, Error> {
+    // Checked inside the transaction, so a ticket that left the customer's view a moment ago stays out of reach.
+    access::require_visible(&**txn, scope, id).await?;
     let before = lock_ticket(txn, id).await?;
     etag::check(RESOURCE, id, before.version, sent_etag)?;
     if before.archived() {
@@ -440,6 +466,9 @@ async fn update_locked(
     let value_changes = normalize_changes(definitions, &before.properties, &mut ticket.properties)?;
     let saved = save(txn, ticket).await?;
     properties::write_values(txn, id, value_changes).await?;
+    if saved.requester_id != before.requester_id && !saved.requester_id.is_empty() {
+        access::add_follower(txn, id, &saved.requester_id).await?;
+    }
     if let Some(event) = NewEvent::for_update(&before, &saved) {
         record_event(txn, origin, event).await?;
     }
@@ -517,6 +546,7 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
             organization_id: Set(ticket.organization_id.clone()),
             ticket_type: Set(ticket.ticket_type.clone()),
             tags: Set(to_json(&ticket.tags)?),
+            project_id: Set(ticket.project_id.clone()),
             create_time: NotSet,
             update_time: Set(ticket.update_time),
             close_time: Set(ticket.close_time),
@@ -676,6 +706,7 @@ fn to_domain(row: ticket::Model, properties: BTreeMap<String, String>) -> Result
         organization_id: row.organization_id,
         ticket_type: row.ticket_type,
         tags: from_json::<Vec<String>>(row.tags)?,
+        project_id: row.project_id,
         properties,
         create_time: row.create_time,
         update_time: row.update_time,

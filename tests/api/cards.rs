@@ -777,7 +777,9 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
         group_id: "group-busy".into(),
         ..Default::default()
     };
-    let mut renders = ok(CardServiceClient::new(channel).watch_card(request).await);
+    let mut renders = ok(CardServiceClient::with_interceptor(channel, admin_bearer())
+        .watch_card(request)
+        .await);
     let current = next_messages(&mut renders, BUSY_CARDS, "the current renders").await;
     assert_eq!(
         current.iter().map(|r| r.card_id).collect::<BTreeSet<_>>(),

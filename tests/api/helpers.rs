@@ -9,6 +9,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 use tempfile::TempDir;
 use ticketd::{
     Application,
+    auth::credentials::{Claims, mint_hs256},
     config::ServeConfig,
     proto::{
         CreatePipelineRequest, CreateTicketRequest, GetPipelineRequest, GetTicketRequest,
@@ -197,6 +198,9 @@ impl TestApp {
     ) -> Self {
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut config = ServeConfig::new(listen, database.url.clone());
+        // Every test server checks credentials unless the test turns that off; the default clients carry an
+        // admin token.
+        enable_jwt(&mut config);
         configure(&mut config);
         let app = Application::build(config).await.unwrap_or_else(|err| {
             panic!("Application::build failed for {}: {err:?}", database.url)
@@ -259,12 +263,12 @@ impl TestApp {
         self.channel.clone()
     }
 
-    pub fn tickets(&self) -> TicketServiceClient<Channel> {
-        TicketServiceClient::new(self.channel.clone())
+    pub fn tickets(&self) -> TicketServiceClient<Authed> {
+        self.tickets_as(&admin_token(TEST_ADMIN))
     }
 
-    pub fn pipelines(&self) -> PipelineServiceClient<Channel> {
-        PipelineServiceClient::new(self.channel.clone())
+    pub fn pipelines(&self) -> PipelineServiceClient<Authed> {
+        self.pipelines_as(&admin_token(TEST_ADMIN))
     }
 
     // Happy-path shortcuts: each panics with the status when the call fails.
@@ -526,12 +530,12 @@ use ticketd::proto::{
 };
 
 impl TestApp {
-    pub fn properties(&self) -> PropertyServiceClient<Channel> {
-        PropertyServiceClient::new(self.channel.clone())
+    pub fn properties(&self) -> PropertyServiceClient<Authed> {
+        self.properties_as(&admin_token(TEST_ADMIN))
     }
 
-    pub fn associations(&self) -> AssociationServiceClient<Channel> {
-        AssociationServiceClient::new(self.channel.clone())
+    pub fn associations(&self) -> AssociationServiceClient<Authed> {
+        self.associations_as(&admin_token(TEST_ADMIN))
     }
 
     /// Defines an optional custom property `name` of type `r#type`, labelled with its name.
@@ -627,11 +631,166 @@ pub fn property_def(name: &str, r#type: PropertyType) -> PropertyDefinition {
 
 /// `message` with the caller's id in the `x-actor-id` metadata.
 pub fn with_actor<T>(message: T, actor: &str) -> tonic::Request<T> {
+    with_token(message, &agent_token(actor))
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ASCII token"),
+    );
     request
-        .metadata_mut()
-        .insert("x-actor-id", actor.parse().expect("ASCII actor id"));
-    request
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The HS256 secret of servers started in JWT mode.
+pub const TEST_JWT_SECRET: &str = "ticketd-integration-tests-hs256-secret-0123456789";
+
+/// Switches a configuration to `--auth jwt` with [`TEST_JWT_SECRET`].
+pub fn enable_jwt(config: &mut ServeConfig) {
+    config.auth.mode = ticketd::config::AuthMode::Jwt;
+    config.auth.jwt_hs256_secret = Some(TEST_JWT_SECRET.to_owned());
+}
+
+/// A token signed with [`TEST_JWT_SECRET`], valid for an hour unless `claims.exp` is set.
+pub fn token(mut claims: Claims) -> String {
+    if claims.exp == 0 {
+        claims.exp = chrono::Utc::now().timestamp() + 3600;
+    }
+    mint_hs256(TEST_JWT_SECRET.as_bytes(), &claims).expect("signing a test token")
+}
+
+fn claims(sub: &str, role: &str) -> Claims {
+    Claims {
+        sub: sub.to_owned(),
+        role: role.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub fn admin_token(sub: &str) -> String {
+    token(claims(sub, "admin"))
+}
+
+pub fn agent_token(sub: &str) -> String {
+    token(claims(sub, "agent"))
+}
+
+/// A service token holding `scopes` (e.g. `tickets:read`).
+pub fn service_token(sub: &str, scopes: &[&str]) -> String {
+    token(Claims {
+        scope: scopes.join(" "),
+        ..claims(sub, "service")
+    })
+}
+
+/// A customer of organization `org` (empty: none) signed in through `portal`.
+pub fn customer_token(sub: &str, org: &str, portal: i64) -> String {
+    token(Claims {
+        org: org.to_owned(),
+        portal: Some(portal),
+        ..claims(sub, "customer")
+    })
+}
+
+/// Adds `authorization: Bearer <token>` to every call of a client.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    /// A token set on the request itself (see [`with_token`]) wins over the client's.
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if !request.metadata().contains_key("authorization") {
+            request
+                .metadata_mut()
+                .insert("authorization", self.0.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The caller of the default clients.
+pub const TEST_ADMIN: &str = "test-admin";
+
+/// The default clients' interceptor, for clients over channels of their own.
+pub fn admin_bearer() -> Bearer {
+    Bearer(
+        format!("Bearer {}", admin_token(TEST_ADMIN))
+            .parse()
+            .expect("ASCII token"),
+    )
+}
+
+/// A channel whose calls carry a token.
+pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+impl TestApp {
+    /// Stops this server and starts one with `--auth none` over the same database.
+    pub async fn without_auth(self) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start_with(database, |config| {
+            config.auth.mode = ticketd::config::AuthMode::None;
+        })
+        .await
+    }
+
+    fn bearer(&self, token: &str) -> Bearer {
+        Bearer(format!("Bearer {token}").parse().expect("ASCII token"))
+    }
+
+    pub fn tickets_as(&self, token: &str) -> TicketServiceClient<Authed> {
+        TicketServiceClient::with_interceptor(self.channel.clone(), self.bearer(token))
+    }
+
+    pub fn pipelines_as(&self, token: &str) -> PipelineServiceClient<Authed> {
+        PipelineServiceClient::with_interceptor(self.channel.clone(), self.bearer(token))
+    }
+
+    pub fn properties_as(
+        &self,
+        token: &str,
+    ) -> ticketd::proto::property_service_client::PropertyServiceClient<Authed> {
+        ticketd::proto::property_service_client::PropertyServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(token),
+        )
+    }
+
+    pub fn associations_as(
+        &self,
+        token: &str,
+    ) -> ticketd::proto::association_service_client::AssociationServiceClient<Authed> {
+        ticketd::proto::association_service_client::AssociationServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(token),
+        )
+    }
+
+    pub fn cards_as(
+        &self,
+        token: &str,
+    ) -> ticketd::proto::card_service_client::CardServiceClient<Authed> {
+        ticketd::proto::card_service_client::CardServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(token),
+        )
+    }
+
+    pub fn portals_as(
+        &self,
+        token: &str,
+    ) -> ticketd::proto::portal_service_client::PortalServiceClient<Authed> {
+        ticketd::proto::portal_service_client::PortalServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(token),
+        )
+    }
 }
 
 /// A search filter with a single `value`.
@@ -713,8 +872,8 @@ pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
 pub const KAIZALA_FIXTURES: &str = "/work/shared/fixtures/kaizala";
 
 impl TestApp {
-    pub fn cards(&self) -> CardServiceClient<Channel> {
-        CardServiceClient::new(self.channel.clone())
+    pub fn cards(&self) -> CardServiceClient<Authed> {
+        self.cards_as(&admin_token(TEST_ADMIN))
     }
 
     /// Opens a WatchTickets stream; panics with the status when the call is refused.

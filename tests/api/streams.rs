@@ -1022,9 +1022,11 @@ async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) 
     let slow_channel = connect(app.addr)
         .await
         .expect("a second connection to the server");
-    let mut slow = ok(TicketServiceClient::new(slow_channel)
-        .watch_tickets(watch_all(baseline))
-        .await);
+    let mut slow = ok(
+        TicketServiceClient::with_interceptor(slow_channel, admin_bearer())
+            .watch_tickets(watch_all(baseline))
+            .await,
+    );
     let mut fast = app.watch(watch_all(baseline)).await;
     let fast_reader = tokio::spawn(async move {
         let mut events = Vec::with_capacity(total);

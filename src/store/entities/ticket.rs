@@ -25,6 +25,7 @@ pub struct Model {
     pub close_time: Option<DateTimeUtc>,
     pub archive_time: Option<DateTimeUtc>,
     pub version: i64,
+    pub project_id: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
