@@ -6,8 +6,10 @@
 mod helpers;
 
 mod associations;
+mod auth;
 mod batches;
 mod cards;
+mod customers;
 mod history;
 mod operations;
 mod pipelines;

@@ -1,0 +1,1 @@
+//! Customers and portals: filled in below.
