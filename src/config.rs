@@ -24,6 +24,8 @@ pub struct Cli {
 }
 
 /// What the binary does.
+// `Serve` is much larger than the others; the value is built once per process, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve gRPC (the default).
@@ -40,6 +42,9 @@ pub enum Command {
         #[arg(long = "timeout-secs", default_value = "5", value_parser = parse_seconds)]
         timeout: Duration,
     },
+    /// Print an HS256 token signed with the server's secret (for tests and scripts; use your identity provider in
+    /// production).
+    Token(TokenArgs),
     /// Apply pending migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -107,6 +112,51 @@ impl ServeConfig {
             auth: AuthConfig::default(),
         }
     }
+}
+
+/// What `ticketd token` puts in the token.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The caller's id (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// `admin`, `agent`, `service` or `customer`.
+    #[arg(long)]
+    pub role: String,
+    /// Organization id (`org`).
+    #[arg(long, default_value = "")]
+    pub org: String,
+    /// E-mail address (`email`).
+    #[arg(long, default_value = "")]
+    pub email: String,
+    /// Portal id (`portal`), required for customers.
+    #[arg(long)]
+    pub portal: Option<i64>,
+    /// Space-separated scopes for services, e.g. `tickets:read tickets:write`.
+    #[arg(long, default_value = "")]
+    pub scope: String,
+    /// How long the token is valid (seconds).
+    #[arg(long = "ttl-secs", default_value_t = 3600)]
+    pub ttl_secs: i64,
+    /// `iss` claim (match the server's `--jwt-issuer`).
+    #[arg(long = "jwt-issuer", env = "TICKETD_JWT_ISSUER")]
+    pub issuer: Option<String>,
+    /// `aud` claim (match the server's `--jwt-audience`).
+    #[arg(long = "jwt-audience", env = "TICKETD_JWT_AUDIENCE")]
+    pub audience: Option<String>,
+    /// The secret, from the same flags and variables the server reads.
+    #[arg(
+        long = "jwt-hs256-secret",
+        env = "TICKETD_JWT_HS256_SECRET",
+        hide_env_values = true
+    )]
+    pub secret: Option<String>,
+    #[arg(
+        long = "jwt-hs256-secret-file",
+        env = "TICKETD_JWT_HS256_SECRET_FILE",
+        conflicts_with = "secret"
+    )]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// How callers prove who they are.

@@ -21,10 +21,13 @@ async fn main() -> ExitCode {
     {
         return healthcheck(addr, service, *timeout).await;
     }
+    if let Command::Token(args) = &command {
+        return print_token(args);
+    }
     let log = match &command {
         Command::Serve(config) => &config.log,
         Command::Migrate { log, .. } => log,
-        Command::Healthcheck { .. } => return ExitCode::SUCCESS,
+        Command::Healthcheck { .. } | Command::Token(_) => return ExitCode::SUCCESS,
     };
     let _telemetry = match telemetry::init(log, std::io::stderr) {
         Ok(guard) => guard,
@@ -36,7 +39,7 @@ async fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate { database, .. } => migrate(database).await,
-        Command::Healthcheck { .. } => Ok(()),
+        Command::Healthcheck { .. } | Command::Token(_) => Ok(()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +70,62 @@ async fn migrate(database: ticketd::config::DatabaseConfig) -> Result<(), String
         .map_err(|error| format!("cannot apply database migrations: {error}"))?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// Prints a signed HS256 token for `ticketd token`.
+fn print_token(args: &ticketd::config::TokenArgs) -> ExitCode {
+    use ticketd::auth::{
+        Role,
+        credentials::{Claims, mint_hs256, read_secret},
+    };
+    let fail = |message: String| {
+        eprintln!("ticketd token: {message}");
+        ExitCode::FAILURE
+    };
+    if Role::parse(&args.role).is_none() {
+        return fail(format!(
+            "--role must be admin, agent, service or customer, not {:?}",
+            args.role
+        ));
+    }
+    if args.role == "customer" && args.portal.is_none() {
+        return fail("customer tokens need --portal".to_owned());
+    }
+    let config = ticketd::config::AuthConfig {
+        jwt_hs256_secret: args.secret.clone(),
+        jwt_hs256_secret_file: args.secret_file.clone(),
+        ..Default::default()
+    };
+    let secret = match read_secret(&config) {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            return fail(
+                "set TICKETD_JWT_HS256_SECRET(_FILE) or --jwt-hs256-secret(-file)".to_owned(),
+            );
+        }
+        Err(error) => return fail(error.to_string()),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: args.sub.clone(),
+        role: args.role.clone(),
+        org: args.org.clone(),
+        email: args.email.clone(),
+        portal: args.portal,
+        scope: args.scope.clone(),
+        exp: now + args.ttl_secs.max(1),
+        nbf: None,
+        iat: Some(now),
+        iss: args.issuer.clone(),
+        aud: args.audience.clone(),
+    };
+    match mint_hs256(&secret, &claims) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error.to_string()),
+    }
 }
 
 /// Exit 0 when the server at `addr` reports `service` SERVING; used by container probes and `helm test`.

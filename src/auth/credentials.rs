@@ -543,7 +543,8 @@ fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, AuthSetupError>
     })
 }
 
-fn read_secret(config: &AuthConfig) -> Result<Option<Vec<u8>>, AuthSetupError> {
+/// The HS256 secret the flags name (trimmed and length-checked as the server does), `None` when unset.
+pub fn read_secret(config: &AuthConfig) -> Result<Option<Vec<u8>>, AuthSetupError> {
     let (from, value) = match (&config.jwt_hs256_secret, &config.jwt_hs256_secret_file) {
         (Some(_), Some(_)) => return Err(AuthSetupError::TwoSecrets),
         (Some(secret), None) => (SECRET_FLAG, secret.clone().into_bytes()),

@@ -629,7 +629,7 @@ pub fn property_def(name: &str, r#type: PropertyType) -> PropertyDefinition {
     }
 }
 
-/// `message` with the caller's id in the `x-actor-id` metadata.
+/// `message` sent by an agent named `actor` (its token's `sub`).
 pub fn with_actor<T>(message: T, actor: &str) -> tonic::Request<T> {
     with_token(message, &agent_token(actor))
 }

@@ -1,5 +1,5 @@
-//! Comments (AddComment, ListComments) and the per-ticket history (ListTicketHistory), both recording the caller
-//! named by the `x-actor-id` metadata.
+//! Comments (AddComment, ListComments) and the per-ticket history (ListTicketHistory), both recording the
+//! authenticated caller (the token's `sub`).
 
 use ticketd::proto::{
     AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, Comment, CommentVisibility,
@@ -112,7 +112,10 @@ async fn add_comment_records_the_caller_as_author(app: TestApp) {
             CommentVisibility::Internal,
         ))
         .await);
-    assert_eq!(anonymous.author_id, "", "no x-actor-id, no author");
+    assert_eq!(
+        anonymous.author_id, TEST_ADMIN,
+        "the default clients' token names the author"
+    );
     assert_eq!(anonymous.visibility(), CommentVisibility::Internal);
 
     assert_eq!(
@@ -416,8 +419,8 @@ async fn property_changes_appear_as_properties_fields(app: TestApp) {
         &change("properties.tier", "gold", "platinum")
     );
     assert!(
-        events.iter().all(|e| e.actor_id.is_empty()),
-        "no x-actor-id, empty actor"
+        events.iter().all(|e| e.actor_id == TEST_ADMIN),
+        "the default clients' token names the actor"
     );
 
     // Values appear in their normalised form.
