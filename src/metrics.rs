@@ -172,6 +172,9 @@ where
             rpc.system = "grpc",
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
+            // Filled in by the auth layer, which runs inside this span.
+            enduser.id = tracing::field::Empty,
+            enduser.role = tracing::field::Empty,
         );
         // Continue the caller's trace when it sent W3C `traceparent` metadata.
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {

@@ -238,13 +238,40 @@ impl CardService for CardApi {
         let watch = self
             .hub
             .watch_cards(card_id, group_id, request.after_version.max(0));
-        let stream = ReceiverStream::new(watch).map(|item| match item {
-            WatchItem::Item(item) => Ok(render_to_proto(item.1.clone())),
-            WatchItem::End {
-                resume_after,
-                reason,
-            } => Err(watch_end_status(resume_after, reason)),
-        });
+        // A customer keeps receiving a card only while its portal still shows the card's ticket (an agent may
+        // unfollow it for the customer mid-stream).
+        let scope = viewer.scope().cloned().map(Arc::new);
+        let store = self.store.clone();
+        let stream = ReceiverStream::new(watch)
+            .then(move |item| {
+                let (store, scope) = (store.clone(), scope.clone());
+                async move {
+                    match item {
+                        WatchItem::Item(item) => {
+                            let render = &item.1;
+                            if let Some(scope) = scope {
+                                match store.ticket_visible(&scope, render.ticket_id).await {
+                                    Ok(true) => {}
+                                    Ok(false) => return None,
+                                    Err(error) => {
+                                        tracing::warn!(%error, "checking a customer's card render failed; ending the stream");
+                                        return Some(Err(watch_end_status(
+                                            render.version - 1,
+                                            "the database could not be reached",
+                                        )));
+                                    }
+                                }
+                            }
+                            Some(Ok(render_to_proto(render.clone())))
+                        }
+                        WatchItem::End {
+                            resume_after,
+                            reason,
+                        } => Some(Err(watch_end_status(resume_after, reason))),
+                    }
+                }
+            })
+            .filter_map(|item| item);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -85,7 +85,9 @@ where
             let status = tonic::Status::permission_denied(message);
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        tracing::Span::current().record("enduser.id", principal.id.as_str());
+        let span = tracing::Span::current();
+        span.record("enduser.id", principal.id.as_str());
+        span.record("enduser.role", principal.role.as_str());
         request.extensions_mut().insert(principal);
         Box::pin(self.inner.call(request))
     }

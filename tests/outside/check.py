@@ -16,6 +16,7 @@ Prints each step; exits 0 when every check passed, 1 on the first failure.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -57,12 +58,13 @@ def expect(condition: bool, message: str) -> None:
 class Service:
     """Generic unary calls to one reflected service."""
 
-    def __init__(self, channel: grpc.Channel, pool: descriptor_pool.DescriptorPool, name: str):
+    def __init__(self, channel: grpc.Channel, pool: descriptor_pool.DescriptorPool, name: str, token: str = ""):
         try:
             self.descriptor = pool.FindServiceByName(name)
         except KeyError as error:
             raise CheckFailed(f"reflection has no descriptor for service {name}: {error}") from error
         self.name = name
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channel = channel
         self._pool = pool
 
@@ -93,7 +95,7 @@ class Service:
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=response_class.FromString,
         )
-        return stub(request, timeout=CALL_TIMEOUT)
+        return stub(request, timeout=CALL_TIMEOUT, metadata=self._metadata)
 
     def _method(self, name: str):
         method = self.descriptor.methods_by_name.get(name)
@@ -201,13 +203,28 @@ def run(address: str) -> None:
         pool = check_reflection(channel)
 
         step("load the reflected service descriptors")
-        tickets = Service(channel, pool, TICKET_SERVICE)
-        pipelines = Service(channel, pool, PIPELINE_SERVICE)
+        # With TICKETD_OUTSIDE_TOKEN set the server runs with --auth jwt: calls carry that bearer token, and a
+        # call without it must be refused.
+        token = os.environ.get("TICKETD_OUTSIDE_TOKEN", "")
+        tickets = Service(channel, pool, TICKET_SERVICE, token)
+        pipelines = Service(channel, pool, PIPELINE_SERVICE, token)
         print(f"    {TICKET_SERVICE}: {', '.join(tickets.method_names())}")
         print(f"    {PIPELINE_SERVICE}: {', '.join(pipelines.method_names())}")
         for method in ("CreateTicket", "GetTicket", "ListTickets", "UpdateTicket"):
             expect(method in tickets.method_names(), f"{TICKET_SERVICE} lacks {method}")
         ok("descriptors loaded")
+
+        if token:
+            step("a call without credentials is UNAUTHENTICATED")
+            anonymous = Service(channel, pool, TICKET_SERVICE)
+            try:
+                anonymous.call("ListTickets", anonymous.request("ListTickets"))
+            except grpc.RpcError as error:
+                expect(error.code() == grpc.StatusCode.UNAUTHENTICATED, f"expected UNAUTHENTICATED, got {error.code().name}")
+                print(f"    UNAUTHENTICATED: {error.details()}")
+            else:
+                raise CheckFailed("ListTickets without credentials was answered")
+            ok("refused without a token; the calls below carry one")
 
         high = enum_number(pool, "ticketd.v1.Priority", "PRIORITY_HIGH")
         low = enum_number(pool, "ticketd.v1.Priority", "PRIORITY_LOW")
