@@ -19,6 +19,10 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 K8S_VERSIONS=(1.27.0 1.30.0)
 CHART=helm/ticketd
 EXAMPLES=("$CHART/examples/sqlite.yaml" "$CHART/examples/postgres.yaml")
+# auth.mode defaults to jwt, which needs a key the defaults cannot name (the chart refuses to render without one,
+# asserted below): renders "of the defaults" add this existing HS256 Secret.
+AUTH=(--set auth.jwt.hs256Secret.existingSecret=ticketd-jwt)
+HS256_VALUE=0123456789abcdef0123456789abcdef-test
 
 CACHE="${TMPDIR:-/tmp}/ticketd-helm-cache"
 mkdir -p "$CACHE"
@@ -138,24 +142,29 @@ EOF
 
 # ------------------------------------------------------------------------------------------------- lint
 step "helm lint --strict"
-"$HELM" lint --strict --quiet "$CHART"
+"$HELM" lint --strict --quiet "$CHART" "${AUTH[@]}"
 for example in "${EXAMPLES[@]}"; do
     "$HELM" lint --strict --quiet "$CHART" -f "$example"
 done
-echo "lint ok: defaults and ${#EXAMPLES[@]} examples"
+echo "lint ok: defaults (plus an HS256 Secret) and ${#EXAMPLES[@]} examples"
 
 # ------------------------------------------------------------------------------------------------- render
 step "helm template | kubernetes-validate --strict"
-render default
+render default "${AUTH[@]}"
 render sqlite -f "$CHART/examples/sqlite.yaml"
 render postgres -f "$CHART/examples/postgres.yaml" --api-versions monitoring.coreos.com/v1
 render postgres-no-crd -f "$CHART/examples/postgres.yaml"
 render postgres-url --set-string 'database.url=postgres://ticketd:secret@db:5432/ticketd' --set replicaCount=2 \
-    --set terminationGracePeriodSeconds=60 --set-string config.otlpEndpoint=http://collector:4317
+    --set terminationGracePeriodSeconds=60 --set-string config.otlpEndpoint=http://collector:4317 \
+    --set-string auth.jwt.hs256Secret.value="$HS256_VALUE" --set auth.jwt.publicKeys.existingSecret=idp-keys \
+    --set auth.jwt.publicKeys.key=keys.pem --set auth.apiKeys.existingSecret=api-keys \
+    --set-string auth.jwt.issuer=https://idp.example.com/ --set-string auth.jwt.audience=ticketd
+render auth-none --set auth.mode=none --set auth.allowInsecureNone=true \
+    --set auth.jwt.hs256Secret.existingSecret=ignored-in-none-mode
 
 step "rendered manifests"
-"$PY" - "$WORK" <<'EOF'
-import base64, sys, yaml
+HS256_VALUE="$HS256_VALUE" "$PY" - "$WORK" <<'EOF'
+import base64, os, sys, yaml
 work = sys.argv[1]
 failures = []
 def check(cond, message):
@@ -168,6 +177,51 @@ def kinds(docs):
     return sorted(k for k, _ in docs)
 def hook(doc):
     return doc["metadata"].get("annotations", {})
+
+AUTH_DIR = "/etc/ticketd/auth"
+AUTH_FILES = {"TICKETD_JWT_HS256_SECRET_FILE": "jwt-hs256-secret", "TICKETD_JWT_PUBLIC_KEYS_FILE": "jwt-public-keys",
+              "TICKETD_API_KEYS_FILE": "api-keys.json"}
+
+def auth_sources(pod):
+    """{file name in the auth volume: (kind, name, key)} of the projected `auth` volume."""
+    volume = {v["name"]: v for v in pod["volumes"]}.get("auth")
+    if volume is None:
+        return None
+    sources = {}
+    for source in volume["projected"]["sources"]:
+        (kind, ref), = source.items()
+        for item in ref["items"]:
+            sources[item["path"]] = (kind, ref["name"], item["key"])
+    return sources
+
+def check_auth(name, docs, pod, c, cm, env):
+    """Auth settings every render must get right: no secret in the environment, mode in the ConfigMap, and
+    every TICKETD_*_FILE pointing at a file of the read-only `auth` volume (jwt mode) or none at all (none)."""
+    for key in ("TICKETD_JWT_HS256_SECRET", "TICKETD_ALLOW_INSECURE_AUTH_NONE"):
+        check(key not in env, f"{name}: {key} set in the container env")
+    check("TICKETD_JWT_HS256_SECRET" not in cm, f"{name}: the HS256 secret itself is in the ConfigMap")
+    mode = cm.get("TICKETD_AUTH")
+    check(mode in ("jwt", "none"), f"{name}: TICKETD_AUTH {mode!r}")
+    sources = auth_sources(pod)
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    if mode == "none":
+        check(cm.get("TICKETD_ALLOW_INSECURE_AUTH_NONE") == "true", f"{name}: none without the insecure flag")
+        check(sources is None and "auth" not in mounts, f"{name}: auth volume in none mode")
+        check(not any(k.startswith("TICKETD_JWT_") or k == "TICKETD_API_KEYS_FILE" for k in cm),
+              f"{name}: jwt settings in none mode")
+        return
+    check("TICKETD_ALLOW_INSECURE_AUTH_NONE" not in cm, f"{name}: insecure flag in jwt mode")
+    check(sources, f"{name}: jwt mode without an auth volume")
+    check(mounts.get("auth") == {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+          f"{name}: auth mount {mounts.get('auth')}")
+    configured = {file for var, file in AUTH_FILES.items() if var in cm}
+    check(configured == set(sources or {}), f"{name}: ConfigMap files {configured} != volume {set(sources or {})}")
+    for var, file in AUTH_FILES.items():
+        if var in cm:
+            check(cm[var] == f"{AUTH_DIR}/{file}", f"{name}: {var}={cm[var]}")
+    for path, (kind, _, _) in (sources or {}).items():
+        allowed = ("secret", "configMap") if path == "jwt-public-keys" else ("secret",)
+        check(kind in allowed, f"{name}: {path} from a {kind}")
 
 def check_server(name, docs):
     dep = docs[("Deployment", "ticketd")]
@@ -199,6 +253,7 @@ def check_server(name, docs):
           f"{name}: terminationGracePeriodSeconds not above the drain timeout")
     check(c["envFrom"] == [{"configMapRef": {"name": "ticketd"}}], f"{name}: envFrom")
     env = {e["name"]: e for e in c["env"]}
+    check_auth(name, docs, pod, c, cm, env)
     check("secretKeyRef" in env["DATABASE_URL"]["valueFrom"], f"{name}: DATABASE_URL not from a Secret")
     svc = docs[("Service", "ticketd")]
     ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
@@ -232,6 +287,15 @@ check("emptyDir" in {v["name"]: v for v in default[("Deployment", "ticketd")]["s
 sqlite_volumes = {v["name"]: v for v in sqlite[("Deployment", "ticketd")]["spec"]["template"]["spec"]["volumes"]}
 check(sqlite_volumes["data"].get("persistentVolumeClaim") == {"claimName": "ticketd-data"}, "sqlite: data PVC")
 check(("PersistentVolumeClaim", "ticketd-data") in sqlite, "sqlite: no PersistentVolumeClaim")
+default_pod = default[("Deployment", "ticketd")]["spec"]["template"]["spec"]
+check(auth_sources(default_pod) == {"jwt-hs256-secret": ("secret", "ticketd-jwt", "secret")},
+      f"default: auth sources {auth_sources(default_pod)}")
+check(not any(k == "Secret" and n != "ticketd" for k, n in default), "default: the HS256 Secret exists already")
+sqlite_cm = sqlite[("ConfigMap", "ticketd")]["data"]
+check(auth_sources(sqlite[("Deployment", "ticketd")]["spec"]["template"]["spec"])
+      == {"jwt-public-keys": ("configMap", "ticketd-jwt-keys", "jwks.json")}, "sqlite: public keys from the ConfigMap")
+check(sqlite_cm.get("TICKETD_JWT_ISSUER") == "https://login.example.com/" and
+      sqlite_cm.get("TICKETD_JWT_AUDIENCE") == "ticketd", "sqlite: issuer and audience")
 
 # PostgreSQL example: existing Secret, HPA, PDB, ServiceMonitor, migration hook.
 pg = load("postgres")
@@ -261,6 +325,14 @@ jenv = {e["name"]: e for e in jc["env"]}
 check(jenv["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ticketd-database", "key": "DATABASE_URL"},
       "postgres: Job DATABASE_URL")
 check(jc["securityContext"]["readOnlyRootFilesystem"] is True, "postgres: Job securityContext")
+check(auth_sources(pod) == {"jwt-hs256-secret": ("secret", "ticketd-jwt", "secret"),
+                            "api-keys.json": ("secret", "ticketd-api-keys", "api-keys.json")},
+      f"postgres: auth sources {auth_sources(pod)}")
+check("TICKETD_JWT_ISSUER" not in cm and "TICKETD_JWT_AUDIENCE" not in cm,
+      "postgres: empty issuer/audience must leave the variables unset")
+job_spec = job["spec"]["template"]["spec"]
+check(not any(e["name"].startswith(("TICKETD_AUTH", "TICKETD_JWT", "TICKETD_API")) for e in jc["env"])
+      and "auth" not in {v["name"] for v in job_spec["volumes"]}, "postgres: the migration Job needs no auth")
 check(not any(k == "ServiceMonitor" for k, _ in load("postgres-no-crd")),
       "postgres without monitoring.coreos.com/v1: ServiceMonitor must not render")
 
@@ -282,31 +354,60 @@ check(pu[("Deployment", "ticketd")]["spec"]["template"]["spec"]["terminationGrac
       "postgres-url: terminationGracePeriodSeconds")
 check(("PodDisruptionBudget", "ticketd") in pu and ("HorizontalPodAutoscaler", "ticketd") not in pu,
       "postgres-url: 2 replicas want a PDB and no HPA")
+# ... with every auth source: the HS256 secret from values in a chart-created Secret (a release resource: only
+# the server reads it, so no hook copy), public keys from a Secret, API keys, issuer and audience.
+auth_secret = pu[("Secret", "ticketd-auth")]
+check(not hook(auth_secret), "postgres-url: the HS256 Secret must be a release resource, not a hook")
+check(base64.b64decode(auth_secret["data"]["jwt-hs256-secret"]).decode() == os.environ["HS256_VALUE"],
+      "postgres-url: HS256 secret value")
+pu_dep = pu[("Deployment", "ticketd")]
+check(auth_sources(pu_dep["spec"]["template"]["spec"]) == {
+    "jwt-hs256-secret": ("secret", "ticketd-auth", "jwt-hs256-secret"),
+    "jwt-public-keys": ("secret", "idp-keys", "keys.pem"),
+    "api-keys.json": ("secret", "api-keys", "api-keys.json")}, "postgres-url: auth sources")
+check("checksum/auth" in pu_dep["spec"]["template"]["metadata"]["annotations"], "postgres-url: checksum/auth")
+pu_cm = pu[("ConfigMap", "ticketd")]["data"]
+check(pu_cm.get("TICKETD_JWT_ISSUER") == "https://idp.example.com/" and pu_cm.get("TICKETD_JWT_AUDIENCE") == "ticketd",
+      "postgres-url: issuer and audience")
+check(not any(k == "Secret" and n.endswith("-auth") and hook(d) for (k, n), d in pu.items()),
+      "postgres-url: no hook copy of the HS256 Secret")
+
+# auth.mode=none with allowInsecureNone: nothing of jwt mode rendered, even with a key named.
+an = load("auth-none")
+check_server("auth-none", an)
+check(an[("ConfigMap", "ticketd")]["data"]["TICKETD_AUTH"] == "none", "auth-none: TICKETD_AUTH")
 
 if failures:
     sys.exit("rendered manifests:\n  " + "\n  ".join(failures))
-print("ok: default, sqlite, postgres (with and without the ServiceMonitor CRD), postgres-url")
+print("ok: default, sqlite, postgres (with and without the ServiceMonitor CRD), postgres-url, auth-none")
 EOF
 
 # ------------------------------------------------------------------------------------------------- schema
 step "values the chart must refuse"
-refuse "SQLite with replicaCount 2" "/replicaCount" --set replicaCount=2
+refuse "SQLite with replicaCount 2" "/replicaCount" "${AUTH[@]}" --set replicaCount=2
 refuse "SQLite (example) with replicaCount 3" "/replicaCount" -f "$CHART/examples/sqlite.yaml" --set replicaCount=3
-refuse "SQLite with autoscaling" "/autoscaling/enabled" --set autoscaling.enabled=true
-refuse "an unknown top-level key" "additional properties 'replicas' not allowed" --set replicas=3
-refuse "an unknown nested key" "additional properties 'port' not allowed" --set service.port=80
-refuse "a SQLite file outside the /data volume" "/database/url" --set-string 'database.url=sqlite://ticketd.db?mode=rwc'
-refuse "no database at all" "/database/existingSecret/name" --set-string database.url=
-refuse "an unknown log format" "/config/logFormat" --set config.logFormat=xml
+refuse "SQLite with autoscaling" "/autoscaling/enabled" "${AUTH[@]}" --set autoscaling.enabled=true
+refuse "an unknown top-level key" "additional properties 'replicas' not allowed" "${AUTH[@]}" --set replicas=3
+refuse "an unknown nested key" "additional properties 'port' not allowed" "${AUTH[@]}" --set service.port=80
+refuse "a SQLite file outside the /data volume" "/database/url" "${AUTH[@]}" \
+    --set-string 'database.url=sqlite://ticketd.db?mode=rwc'
+refuse "no database at all" "/database/existingSecret/name" "${AUTH[@]}" --set-string database.url=
+refuse "an unknown log format" "/config/logFormat" "${AUTH[@]}" --set config.logFormat=xml
 refuse "a grace period not above the drain timeout" "must be greater than config.drainTimeoutSecs" \
-    --set terminationGracePeriodSeconds=30
+    "${AUTH[@]}" --set terminationGracePeriodSeconds=30
+refuse "an unknown auth mode" "at '/auth/mode': value must be one of 'jwt', 'none'" "${AUTH[@]}" --set auth.mode=basic
+refuse "auth.mode none without allowInsecureNone (ticketd would not start on 0.0.0.0)" \
+    "auth.mode=none needs auth.allowInsecureNone=true" --set auth.mode=none
+refuse "the defaults: auth.mode jwt without any key" "auth.mode=jwt needs something to verify credentials with"
+refuse "an HS256 secret shorter than 32 bytes" "ticketd needs an HS256 secret of at least 32 bytes" \
+    --set-string auth.jwt.hs256Secret.value=too-short
 refuse "autoscaling min above max" "must not exceed autoscaling.maxReplicas" \
     -f "$CHART/examples/postgres.yaml" --set autoscaling.minReplicas=7
 refuse "Kubernetes older than 1.27" "chart requires kubeVersion" --kube-version 1.26.0
-"$HELM" template ticketd "$CHART" --set-string 'database.url=postgresql://db/ticketd' --set replicaCount=4 >/dev/null ||
+"$HELM" template ticketd "$CHART" "${AUTH[@]}" --set-string 'database.url=postgresql://db/ticketd' --set replicaCount=4 >/dev/null ||
     fail "PostgreSQL with 4 replicas must be accepted"
 echo "accepted: PostgreSQL with 4 replicas"
-"$HELM" template ticketd "$CHART" --set database.existingSecret.name=db --set replicaCount=3 >/dev/null ||
+"$HELM" template ticketd "$CHART" "${AUTH[@]}" --set database.existingSecret.name=db --set replicaCount=3 >/dev/null ||
     fail "an existing Secret with 3 replicas must be accepted (database.url keeps its SQLite default, ignored)"
 echo "accepted: existing database Secret with 3 replicas"
 

@@ -175,6 +175,8 @@ where
             // Filled in by the auth layer, which runs inside this span.
             enduser.id = tracing::field::Empty,
             enduser.role = tracing::field::Empty,
+            // Recorded by handlers that address one ticket.
+            ticket.id = tracing::field::Empty,
         );
         // Continue the caller's trace when it sent W3C `traceparent` metadata.
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {

@@ -114,6 +114,11 @@ pub(crate) async fn viewer(store: &Store, caller: &Principal) -> Result<Viewer, 
     Ok(Viewer::Customer(Box::new(view)))
 }
 
+/// Names the addressed ticket on the call's span, so traces and logs of one ticket can be found.
+pub(crate) fn record_ticket_id(id: i64) {
+    tracing::Span::current().record("ticket.id", id);
+}
+
 /// The status a stream ends with when it cannot continue: UNAVAILABLE, resumable from the trailer.
 pub(crate) fn watch_end_status(resume_after: i64, reason: &str) -> tonic::Status {
     let mut status = tonic::Status::unavailable(format!(

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, origin, principal,
-    query_fingerprint, timestamp, update_paths,
+    query_fingerprint, timestamp, update_paths, viewer,
 };
 use crate::{
     auth::Role,
@@ -75,8 +75,12 @@ impl PortalService for PortalApi {
         let caller = principal(request.extensions())?;
         let id = request.get_ref().id;
         // A customer reads its own portal (to know what it may edit); any other id is NOT_FOUND to it.
-        if caller.role == Role::Customer && caller.portal != Some(id) {
-            return Err(Error::not_found(Portal::RESOURCE, id).into());
+        if caller.role == Role::Customer {
+            if caller.portal != Some(id) {
+                return Err(Error::not_found(Portal::RESOURCE, id).into());
+            }
+            // Its own portal deleted: refused like every other call of that customer.
+            viewer(&self.store, &caller).await?;
         }
         Ok(Response::new(portal_to_proto(
             self.store.get_portal(id).await?,

@@ -10,7 +10,8 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use super::{
     associations::{association_to_proto, spec_from_proto},
     bad_mask_path, check_batch_size, decode_page_token, encode_page_token, idempotent_requests,
-    origin, principal, query_fingerprint, timestamp, update_paths, viewer, watch_end_status,
+    origin, principal, query_fingerprint, record_ticket_id, timestamp, update_paths, viewer,
+    watch_end_status,
 };
 use crate::{
     auth::{Principal, Role},
@@ -105,6 +106,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<proto::Ticket>, Status> {
         let viewer = self.viewer(request.extensions()).await?;
         let id = request.into_inner().id;
+        record_ticket_id(id);
         let ticket = self.store.get_ticket(id, viewer.scope()).await?;
         Ok(Response::new(ticket_to_proto(viewer.redact(ticket))))
     }
@@ -151,6 +153,7 @@ impl TicketService for TicketApi {
         let origin = origin(request.extensions(), request.get_ref())?;
         let viewer = self.viewer(request.extensions()).await?;
         let update = update_from_proto(request.into_inner())?;
+        record_ticket_id(update.id);
         if let Some(view) = viewer.customer() {
             view.check_changes(&update.changes)
                 .map_err(|error| error.within("ticket"))?;
@@ -175,6 +178,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<proto::Ticket>, Status> {
         let origin = origin(request.extensions(), request.get_ref())?;
         let request = request.into_inner();
+        record_ticket_id(request.id);
         let archived = self
             .store
             .archive_ticket(request.id, &request.etag, &origin)
@@ -296,6 +300,7 @@ impl TicketService for TicketApi {
         let origin = origin(request.extensions(), request.get_ref())?;
         let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
+        record_ticket_id(request.ticket_id);
         let body = parse_body(request.body)?;
         let visibility = parse_visibility(request.visibility)?;
         if viewer.customer().is_some() && visibility != Visibility::Public {
@@ -317,6 +322,7 @@ impl TicketService for TicketApi {
         let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
+        record_ticket_id(request.ticket_id);
         let query = query_fingerprint(&format!("comments ticket={}", request.ticket_id));
         let after: Option<Cursor> = decode_page_token(&query, &request.page_token)?;
         let page = self
@@ -336,6 +342,7 @@ impl TicketService for TicketApi {
         let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
+        record_ticket_id(request.ticket_id);
         let query = query_fingerprint(&format!("history ticket={}", request.ticket_id));
         let after: Option<Cursor> = decode_page_token(&query, &request.page_token)?;
         let page = self
@@ -429,6 +436,7 @@ impl TicketService for TicketApi {
         request: Request<proto::RestoreTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
         let origin = origin(request.extensions(), request.get_ref())?;
+        record_ticket_id(request.get_ref().id);
         let restored = self
             .store
             .restore_ticket(request.get_ref().id, &origin)
@@ -556,6 +564,7 @@ impl TicketService for TicketApi {
         let origin = origin(request.extensions(), request.get_ref())?;
         let viewer = self.viewer(request.extensions()).await?;
         let request = request.into_inner();
+        record_ticket_id(request.ticket_id);
         let entry = NewTimeEntry::parse(
             request.ticket_id,
             request.minutes,

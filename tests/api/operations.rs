@@ -11,11 +11,13 @@ use opentelemetry_sdk::{
 use tracing_subscriber::layer::SubscriberExt;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
-use ticketd::proto::{CreateTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
+use ticketd::proto::{
+    CreateTicketRequest, GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket,
+};
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{TestApp, ticket};
+use crate::helpers::{TEST_ADMIN, TestApp, ticket};
 
 both_databases!(
     a_client_trace_is_continued_by_the_server_span,
@@ -351,6 +353,50 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
         Some("Ok"),
         "{:?}",
         server_span.attributes
+    );
+    let attribute = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
+        span.attributes
+            .iter()
+            .find(|attribute| attribute.key.as_str() == key)
+            .map(|attribute| attribute.value.to_string())
+    };
+    assert_eq!(
+        attribute(&server_span, "enduser.id").as_deref(),
+        Some(TEST_ADMIN),
+        "the authenticated caller is on the span"
+    );
+
+    // A call addressing one ticket names it on its span.
+    let created = app.create_ticket(ticket("traced by id")).await;
+    let mut request = tonic::Request::new(GetTicketRequest { id: created.id });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_span_id}-01")
+            .parse()
+            .expect("traceparent metadata"),
+    );
+    app.tickets().get_ticket(request).await.expect("traced get");
+    let mut get_span = None;
+    for _ in 0..250 {
+        get_span = exporter
+            .get_finished_spans()
+            .expect("finished spans")
+            .into_iter()
+            .find(|span| {
+                span.span_context.trace_id().to_string() == trace_id
+                    && span.name.contains("GetTicket")
+            });
+        if get_span.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let get_span = get_span.expect("a GetTicket span in the client's trace");
+    assert_eq!(
+        attribute(&get_span, "ticket.id"),
+        Some(created.id.to_string()),
+        "{:?}",
+        get_span.attributes
     );
 }
 

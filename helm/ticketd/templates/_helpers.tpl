@@ -121,6 +121,68 @@ tolerations:
 {{- if and (include "ticketd.sqlite" .) (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
 {{- fail "SQLite mode runs exactly one server per database file: set replicaCount to 1 and autoscaling.enabled to false, or use PostgreSQL" }}
 {{- end }}
+{{- include "ticketd.validateAuth" . }}
+{{- end }}
+
+{{/* The auth settings ticketd itself would refuse at start-up, refused at render time with the fix. */}}
+{{- define "ticketd.validateAuth" -}}
+{{- $auth := .Values.auth }}
+{{- if eq $auth.mode "none" }}
+{{- if not $auth.allowInsecureNone }}
+{{- fail "auth.mode=none needs auth.allowInsecureNone=true: the pods listen on 0.0.0.0:50051, where ticketd refuses to start without authentication (every caller would be an admin). Use auth.mode=jwt with a key (auth.jwt.hs256Secret, auth.jwt.publicKeys or auth.apiKeys), or set auth.allowInsecureNone=true on a throwaway cluster" }}
+{{- end }}
+{{- else }}
+{{- if and $auth.jwt.hs256Secret.existingSecret $auth.jwt.hs256Secret.value }}
+{{- fail "auth.jwt.hs256Secret: set existingSecret or value, not both" }}
+{{- end }}
+{{- with $auth.jwt.hs256Secret.value }}
+{{- if lt (len (trim .)) 32 }}
+{{- fail (printf "auth.jwt.hs256Secret.value is %d bytes; ticketd needs an HS256 secret of at least 32 bytes, e.g. from `openssl rand -hex 32`" (len (trim .))) }}
+{{- end }}
+{{- end }}
+{{- if and $auth.jwt.publicKeys.existingSecret $auth.jwt.publicKeys.existingConfigMap }}
+{{- fail "auth.jwt.publicKeys: set existingSecret or existingConfigMap, not both" }}
+{{- end }}
+{{- if not (include "ticketd.authFiles" .) }}
+{{- fail "auth.mode=jwt needs something to verify credentials with (ticketd refuses to start otherwise): set auth.jwt.hs256Secret.existingSecret (or .value), auth.jwt.publicKeys.existingSecret (or .existingConfigMap) or auth.apiKeys.existingSecret; or auth.mode=none with auth.allowInsecureNone=true on a throwaway cluster" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Authentication files, mounted read-only in one projected volume at /etc/ticketd/auth. Each helper below is
+"true" (or the value) only in jwt mode, so auth.mode=none mounts and sets nothing but TICKETD_AUTH.
+*/}}
+{{- define "ticketd.authDir" -}}/etc/ticketd/auth{{- end }}
+
+{{- define "ticketd.authHs256" -}}
+{{- if and (eq .Values.auth.mode "jwt") (or .Values.auth.jwt.hs256Secret.existingSecret .Values.auth.jwt.hs256Secret.value) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the chart creates the Secret <fullname>-auth for auth.jwt.hs256Secret.value. */}}
+{{- define "ticketd.authSecret" -}}
+{{- if and (include "ticketd.authHs256" .) (not .Values.auth.jwt.hs256Secret.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{- define "ticketd.authPublicKeys" -}}
+{{- if and (eq .Values.auth.mode "jwt") (or .Values.auth.jwt.publicKeys.existingSecret .Values.auth.jwt.publicKeys.existingConfigMap) }}true{{ end }}
+{{- end }}
+
+{{- define "ticketd.authApiKeys" -}}
+{{- if and (eq .Values.auth.mode "jwt") .Values.auth.apiKeys.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "ticketd.authFiles" -}}
+{{- if or (include "ticketd.authHs256" .) (include "ticketd.authPublicKeys" .) (include "ticketd.authApiKeys" .) }}true{{ end }}
+{{- end }}
+
+{{/* Name and key of the Secret holding the HS256 secret. */}}
+{{- define "ticketd.authHs256SecretName" -}}
+{{- default (printf "%s-auth" (include "ticketd.fullname" .)) .Values.auth.jwt.hs256Secret.existingSecret }}
+{{- end }}
+
+{{- define "ticketd.authHs256SecretKey" -}}
+{{- if .Values.auth.jwt.hs256Secret.existingSecret }}{{ .Values.auth.jwt.hs256Secret.key }}{{ else }}jwt-hs256-secret{{ end }}
 {{- end }}
 
 {{/* Selects the server pods only (not the migration Job's or the test's). */}}
