@@ -19,7 +19,12 @@ use ticketd::proto::{
 };
 use tokio::sync::Mutex;
 use tokio_stream::StreamExt;
-use tonic::{Code, transport::Channel};
+use tonic::{
+    Code,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 
 /// Load generator for ticketd.
 #[derive(Debug, Parser)]
@@ -53,6 +58,9 @@ struct Args {
     /// Ticket updates per second made by `watch-fanout`'s writer.
     #[arg(long, default_value_t = 10)]
     write_rate: u64,
+    /// Bearer token sent with every call (a server running `--auth jwt`; mint one with `ticketd token`).
+    #[arg(long, env = "TICKETD_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Server process id: `watch-fanout` reports its resident memory before and after opening the streams.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -89,6 +97,27 @@ const AGENTS: u64 = 50;
 const ORGANIZATIONS: u64 = 1_000;
 const SEED_BATCH: usize = 100;
 
+/// Adds the `--token` to every call, when one was given.
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connection whose calls carry the token.
+type Conn = InterceptedService<Channel, BearerToken>;
+
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
@@ -99,9 +128,14 @@ struct Tally {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let token = match &args.token {
+        None => None,
+        Some(token) => Some(format!("Bearer {token}").parse::<MetadataValue<Ascii>>()?),
+    };
     let mut channels = Vec::with_capacity(args.connections.max(1));
     for _ in 0..args.connections.max(1) {
-        channels.push(Channel::from_shared(args.addr.clone())?.connect().await?);
+        let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
+        channels.push(InterceptedService::new(channel, BearerToken(token.clone())));
     }
     define_properties(PropertyServiceClient::new(channels[0].clone())).await?;
     if args.seed > 0 {
@@ -137,9 +171,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The NUMBER properties the scenarios write; already defined is fine.
-async fn define_properties(
-    mut client: PropertyServiceClient<Channel>,
-) -> Result<(), tonic::Status> {
+async fn define_properties(mut client: PropertyServiceClient<Conn>) -> Result<(), tonic::Status> {
     for name in ["counter", "bench_score"] {
         let created = client
             .create_property(CreatePropertyRequest {
@@ -162,7 +194,7 @@ async fn define_properties(
 }
 
 /// Loads `--seed` tickets, `--concurrency` batches at a time.
-async fn seed(args: &Args, channels: &[Channel]) -> Result<(), Box<dyn std::error::Error>> {
+async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let batches = args.seed.div_ceil(SEED_BATCH);
     let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -229,7 +261,7 @@ fn seeded_ticket(index: u64) -> Ticket {
 }
 
 async fn seed_hot_tickets(
-    mut client: TicketServiceClient<Channel>,
+    mut client: TicketServiceClient<Conn>,
     count: usize,
 ) -> Result<Vec<i64>, tonic::Status> {
     let mut ids = Vec::with_capacity(count);
@@ -268,7 +300,7 @@ fn filter(property: &str, operator: FilterOperator, value: String) -> Filter {
 async fn run_worker(
     worker: usize,
     scenario: Scenario,
-    mut client: TicketServiceClient<Channel>,
+    mut client: TicketServiceClient<Conn>,
     hot_ids: &[i64],
     deadline: Instant,
     tally: &Mutex<Tally>,
@@ -379,7 +411,7 @@ async fn run_worker(
 
 /// Get, bump a counter property, update with the etag; on ABORTED start over (counted as a retry).
 async fn read_modify_write(
-    client: &mut TicketServiceClient<Channel>,
+    client: &mut TicketServiceClient<Conn>,
     id: i64,
     aborted_retries: &mut u64,
 ) -> Result<(), tonic::Status> {
@@ -449,7 +481,7 @@ fn resident_kib(pid: u32) -> Option<u64> {
 /// Opens the streams, drives the writer for the duration, and reports delivery latency and memory.
 async fn watch_fanout(
     args: &Args,
-    channels: &[Channel],
+    channels: &[Conn],
     ticket_id: i64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let memory_before = args.server_pid.and_then(resident_kib);
