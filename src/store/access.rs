@@ -163,19 +163,10 @@ impl Store {
             settings.check(&definitions)?;
             let now = now();
             let row = portal::Entity::insert(portal::ActiveModel {
-                id: NotSet,
-                name: Set(settings.name.trim().to_owned()),
-                requested_tickets: Set(settings.rules.requested),
-                followed_tickets: Set(settings.rules.followed),
-                organization_tickets: Set(settings.rules.organization),
-                followed_project_tickets: Set(settings.rules.followed_projects),
-                ticket_types: Set(to_json(&settings.ticket_types)?),
-                visible_properties: Set(to_json(&settings.visible_properties)?),
-                editable_properties: Set(to_json(&settings.editable_properties)?),
-                time_logging: Set(settings.time_logging),
                 version: Set(1),
                 create_time: Set(now),
                 update_time: Set(now),
+                ..portal_settings_model(&settings)?
             })
             .exec_with_returning(&**txn)
             .await?;
@@ -238,18 +229,9 @@ impl Store {
             settings.check(&definitions)?;
             let updated = portal::Entity::update(portal::ActiveModel {
                 id: Set(id),
-                name: Set(settings.name.trim().to_owned()),
-                requested_tickets: Set(settings.rules.requested),
-                followed_tickets: Set(settings.rules.followed),
-                organization_tickets: Set(settings.rules.organization),
-                followed_project_tickets: Set(settings.rules.followed_projects),
-                ticket_types: Set(to_json(&settings.ticket_types)?),
-                visible_properties: Set(to_json(&settings.visible_properties)?),
-                editable_properties: Set(to_json(&settings.editable_properties)?),
-                time_logging: Set(settings.time_logging),
                 version: Set(current.version + 1),
-                create_time: NotSet,
                 update_time: Set(now()),
+                ..portal_settings_model(&settings)?
             })
             .exec(&**txn)
             .await?;
@@ -569,6 +551,25 @@ pub(super) async fn add_follower(
     .exec_without_returning(&**txn)
     .await?;
     Ok(())
+}
+
+/// The settings columns of a portal row; id, version and times are left for the caller.
+fn portal_settings_model(settings: &PortalSettings) -> Result<portal::ActiveModel, Error> {
+    Ok(portal::ActiveModel {
+        id: NotSet,
+        name: Set(settings.name.trim().to_owned()),
+        requested_tickets: Set(settings.rules.requested),
+        followed_tickets: Set(settings.rules.followed),
+        organization_tickets: Set(settings.rules.organization),
+        followed_project_tickets: Set(settings.rules.followed_projects),
+        ticket_types: Set(to_json(&settings.ticket_types)?),
+        visible_properties: Set(to_json(&settings.visible_properties)?),
+        editable_properties: Set(to_json(&settings.editable_properties)?),
+        time_logging: Set(settings.time_logging),
+        version: NotSet,
+        create_time: NotSet,
+        update_time: NotSet,
+    })
 }
 
 fn portal_to_domain(row: portal::Model) -> Result<Portal, Error> {
