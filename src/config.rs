@@ -197,6 +197,14 @@ pub struct AuthConfig {
     /// JSON file of static API keys, stored as SHA-256 hashes (see the README); accepted in `jwt` mode.
     #[arg(long = "api-keys-file", env = "TICKETD_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
+    /// The same JSON as `--api-keys-file`, inline (for platforms that inject secrets as variables).
+    #[arg(
+        long = "api-keys",
+        env = "TICKETD_API_KEYS",
+        hide_env_values = true,
+        conflicts_with = "api_keys_file"
+    )]
+    pub api_keys: Option<String>,
 }
 
 /// Authentication mode.

@@ -35,6 +35,7 @@ const SECRET_FLAG: &str = "--jwt-hs256-secret";
 const SECRET_FILE_FLAG: &str = "--jwt-hs256-secret-file";
 const PUBLIC_KEYS_FLAG: &str = "--jwt-public-keys-file";
 const API_KEYS_FLAG: &str = "--api-keys-file";
+const API_KEYS_ENV: &str = "TICKETD_API_KEYS";
 
 const MISSING_MESSAGE: &str = "missing `authorization: Bearer <token>` metadata";
 const NOT_BEARER_MESSAGE: &str = "authorization metadata must be `Bearer <token>`";
@@ -65,9 +66,9 @@ pub enum AuthSetupError {
     /// The public keys file is neither a usable PEM nor a usable JWKS.
     #[error("{PUBLIC_KEYS_FLAG} {}: {reason}", path.display())]
     PublicKeys { path: PathBuf, reason: String },
-    /// The API keys file, or one of its entries, is malformed.
-    #[error("{API_KEYS_FLAG} {}: {reason}", path.display())]
-    ApiKeys { path: PathBuf, reason: String },
+    /// The API keys (file or `TICKETD_API_KEYS`), or one of their entries, are malformed.
+    #[error("{source_name}: {reason}")]
+    ApiKeys { source_name: String, reason: String },
     /// `--auth jwt` was chosen without any way to verify a credential.
     #[error(
         "--auth jwt needs something to verify credentials with: {SECRET_FLAG} (or {SECRET_FILE_FLAG}), {PUBLIC_KEYS_FLAG} or {API_KEYS_FLAG}"
@@ -173,9 +174,13 @@ impl Authenticator {
             Some(path) => load_public_keys(path)?,
             None => Vec::new(),
         };
-        let api_keys = match &config.api_keys_file {
-            Some(path) => load_api_keys(path)?,
-            None => Vec::new(),
+        let api_keys = match (&config.api_keys_file, &config.api_keys) {
+            (Some(path), _) => parse_api_keys(
+                &read_file(API_KEYS_FLAG, path)?,
+                format!("{API_KEYS_FLAG} {}", path.display()),
+            )?,
+            (None, Some(inline)) => parse_api_keys(inline.as_bytes(), API_KEYS_ENV.to_owned())?,
+            (None, None) => Vec::new(),
         };
         if secret.is_none() && public_keys.is_empty() && api_keys.is_empty() {
             return Err(AuthSetupError::NothingToVerify);
@@ -724,15 +729,15 @@ fn check_ec_key(key: &DecodingKey) -> Result<(), String> {
     }
 }
 
-fn load_api_keys(path: &Path) -> Result<Vec<ApiKey>, AuthSetupError> {
+/// Reads the API keys JSON, from the file or from `TICKETD_API_KEYS` (`source_name` says which, for errors).
+fn parse_api_keys(content: &[u8], source_name: String) -> Result<Vec<ApiKey>, AuthSetupError> {
     #[derive(Deserialize)]
     struct KeysFile {
         keys: Vec<serde_json::Value>,
     }
 
-    let content = read_file(API_KEYS_FLAG, path)?;
     let error = |reason: String| AuthSetupError::ApiKeys {
-        path: path.to_owned(),
+        source_name: source_name.clone(),
         reason,
     };
     let file: KeysFile = serde_json::from_slice(&content)
@@ -1492,6 +1497,22 @@ mod tests {
         API_KEYS
             .replace("SHA", &hash_api_key("tk_live_billing").to_uppercase())
             .replace("OPS", &hash_api_key("tk_live_ops"))
+    }
+
+    #[test]
+    fn api_keys_may_come_inline_from_the_environment() {
+        let config = AuthConfig {
+            api_keys: Some(api_keys_file()),
+            ..jwt_config()
+        };
+        let auth = authenticator(&config);
+        assert_eq!(bearer(&auth, "tk_live_ops").unwrap().id, "ops");
+        let broken = AuthConfig {
+            api_keys: Some("{\"keys\": [{\"id\": \"x\"}]}".to_owned()),
+            ..jwt_config()
+        };
+        let message = setup_error(&broken);
+        assert!(message.starts_with("TICKETD_API_KEYS: "), "{message}");
     }
 
     #[test]
