@@ -740,7 +740,7 @@ fn parse_api_keys(content: &[u8], source_name: String) -> Result<Vec<ApiKey>, Au
         source_name: source_name.clone(),
         reason,
     };
-    let file: KeysFile = serde_json::from_slice(&content)
+    let file: KeysFile = serde_json::from_slice(content)
         .map_err(|e| error(format!("expected JSON `{{\"keys\": [...]}}`: {e}")))?;
     let mut keys: Vec<ApiKey> = Vec::with_capacity(file.keys.len());
     for (index, entry) in file.keys.iter().enumerate() {
