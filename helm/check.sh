@@ -247,8 +247,13 @@ def check_server(name, docs):
     check(cm["TICKETD_METRICS_LISTEN"] == "0.0.0.0:9090", f"{name}: TICKETD_METRICS_LISTEN")
     check(cm["TICKETD_LOG_FORMAT"] == "json", f"{name}: TICKETD_LOG_FORMAT")
     for key in ("TICKETD_LOG", "TICKETD_DATABASE_MAX_CONNECTIONS", "TICKETD_DRAIN_TIMEOUT_SECS",
-                "TICKETD_REQUEST_ID_TTL_HOURS"):
+                "TICKETD_REQUEST_ID_TTL_HOURS", "TICKETD_REQUEST_TIMEOUT_SECS", "TICKETD_MAX_MESSAGE_BYTES",
+                "TICKETD_MAX_CONCURRENT_REQUESTS"):
         check(key in cm, f"{name}: ConfigMap lacks {key}")
+    # Whole numbers, as the server parses them (not Helm's float64 form such as 4.194304e+06).
+    for key in ("TICKETD_DATABASE_MAX_CONNECTIONS", "TICKETD_DRAIN_TIMEOUT_SECS", "TICKETD_REQUEST_ID_TTL_HOURS",
+                "TICKETD_REQUEST_TIMEOUT_SECS", "TICKETD_MAX_MESSAGE_BYTES", "TICKETD_MAX_CONCURRENT_REQUESTS"):
+        check(str(cm.get(key, "")).isdigit(), f"{name}: {key}={cm.get(key)!r} is not a whole number")
     check(pod["terminationGracePeriodSeconds"] > int(cm["TICKETD_DRAIN_TIMEOUT_SECS"]),
           f"{name}: terminationGracePeriodSeconds not above the drain timeout")
     check(c["envFrom"] == [{"configMapRef": {"name": "ticketd"}}], f"{name}: envFrom")
@@ -288,6 +293,11 @@ sqlite_volumes = {v["name"]: v for v in sqlite[("Deployment", "ticketd")]["spec"
 check(sqlite_volumes["data"].get("persistentVolumeClaim") == {"claimName": "ticketd-data"}, "sqlite: data PVC")
 check(("PersistentVolumeClaim", "ticketd-data") in sqlite, "sqlite: no PersistentVolumeClaim")
 default_pod = default[("Deployment", "ticketd")]["spec"]["template"]["spec"]
+default_cm = default[("ConfigMap", "ticketd")]["data"]
+limits = {k: default_cm.get(k) for k in ("TICKETD_REQUEST_TIMEOUT_SECS", "TICKETD_MAX_MESSAGE_BYTES",
+                                         "TICKETD_MAX_CONCURRENT_REQUESTS")}
+check(limits == {"TICKETD_REQUEST_TIMEOUT_SECS": "30", "TICKETD_MAX_MESSAGE_BYTES": "4194304",
+                 "TICKETD_MAX_CONCURRENT_REQUESTS": "512"}, f"default: limits {limits}")
 check(auth_sources(default_pod) == {"jwt-hs256-secret": ("secret", "ticketd-jwt", "secret")},
       f"default: auth sources {auth_sources(default_pod)}")
 check(not any(k == "Secret" and n != "ticketd" for k, n in default), "default: the HS256 Secret exists already")
@@ -393,6 +403,7 @@ refuse "a SQLite file outside the /data volume" "/database/url" "${AUTH[@]}" \
     --set-string 'database.url=sqlite://ticketd.db?mode=rwc'
 refuse "no database at all" "/database/existingSecret/name" "${AUTH[@]}" --set-string database.url=
 refuse "an unknown log format" "/config/logFormat" "${AUTH[@]}" --set config.logFormat=xml
+refuse "a request message limit below 1 KiB" "/config/maxMessageBytes" "${AUTH[@]}" --set config.maxMessageBytes=10
 refuse "a grace period not above the drain timeout" "must be greater than config.drainTimeoutSecs" \
     "${AUTH[@]}" --set terminationGracePeriodSeconds=30
 refuse "an unknown auth mode" "at '/auth/mode': value must be one of 'jwt', 'none'" "${AUTH[@]}" --set auth.mode=basic
