@@ -1,6 +1,6 @@
 //! `ticketd.v1.CardService`.
 
-use std::{pin::Pin, sync::Arc};
+use std::{collections::HashMap, pin::Pin, sync::Arc};
 
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
@@ -12,7 +12,7 @@ use super::{
 use crate::{
     domain::{
         Error,
-        access::Viewer,
+        access::{CustomerView, Viewer},
         card::{parse_ticket_path, parse_view},
         chat_card::{
             Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
@@ -178,13 +178,25 @@ impl CardService for CardApi {
             .list_cards(request.ticket_id, page_size, after)
             .await?;
         let mut cards = Vec::with_capacity(page.items.len());
+        // The ticket's visibility was checked above; each template is read once however many cards share it.
+        let mut binds_visible: HashMap<i64, bool> = HashMap::new();
         for card in page.items {
-            // Cards showing fields the customer may not see are left out of its listing.
-            match self.check_customer_card(&viewer, &card).await {
-                Ok(()) => cards.push(card_to_proto(card)),
-                Err(Error::PermissionDenied { .. }) => {}
-                Err(error) => return Err(error.into()),
+            if let Some(view) = viewer.customer() {
+                let visible = match binds_visible.get(&card.template_id) {
+                    Some(visible) => *visible,
+                    None => {
+                        let template = self.store.get_card_template(card.template_id).await?;
+                        let visible = hidden_binding(view, &template).is_none();
+                        binds_visible.insert(card.template_id, visible);
+                        visible
+                    }
+                };
+                // Cards showing fields the customer may not see are left out of its listing.
+                if !visible {
+                    continue;
+                }
             }
+            cards.push(card_to_proto(card));
         }
         Ok(Response::new(proto::ListCardsResponse {
             cards,
@@ -297,21 +309,26 @@ impl CardApi {
                 other => other,
             })?;
         let template = self.store.get_card_template(card.template_id).await?;
-        for path in template.bindings.values() {
-            let field = match path.as_str() {
-                "pipeline.label" => "pipeline_id",
-                "stage.label" | "stage.state" => "stage_id",
-                other => other,
-            };
-            if !view.sees_field(field) {
-                return Err(Error::denied(
-                    "card_id",
-                    format!("card {} shows {path}, which this portal hides", card.id),
-                ));
-            }
+        match hidden_binding(view, &template) {
+            None => Ok(()),
+            Some(path) => Err(Error::denied(
+                "card_id",
+                format!("card {} shows {path}, which this portal hides", card.id),
+            )),
         }
-        Ok(())
     }
+}
+
+/// The first ticket path a template binds that the customer may not see, if any.
+fn hidden_binding<'a>(view: &CustomerView, template: &'a CardTemplate) -> Option<&'a str> {
+    template.bindings.values().map(String::as_str).find(|path| {
+        let field = match *path {
+            "pipeline.label" => "pipeline_id",
+            "stage.label" | "stage.state" => "stage_id",
+            other => other,
+        };
+        !view.sees_field(field)
+    })
 }
 
 fn template_to_proto(template: CardTemplate) -> proto::CardTemplate {
