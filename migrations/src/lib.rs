@@ -7,6 +7,7 @@ mod m20261121_000001_core;
 mod m20261122_000002_data_api;
 mod m20261122_000003_streams_cards;
 mod m20261122_000004_access;
+mod m20261122_000005_outbox_position;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_data_api::Migration),
             Box::new(m20261122_000003_streams_cards::Migration),
             Box::new(m20261122_000004_access::Migration),
+            Box::new(m20261122_000005_outbox_position::Migration),
         ]
     }
 }

@@ -25,6 +25,7 @@ use tonic::{
     service::{Interceptor, interceptor::InterceptedService},
     transport::Channel,
 };
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 /// Load generator for ticketd.
 #[derive(Debug, Parser)]
@@ -64,6 +65,10 @@ struct Args {
     /// Server process id: `watch-fanout` reports its resident memory before and after opening the streams.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A ticketd database the `raw-*` scenarios talk to directly (`sqlite://ticketd.db` or `postgres://…`);
+    /// they recreate `raw_tickets` there as a copy of its `tickets` table.
+    #[arg(long)]
+    raw_database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +90,19 @@ enum Scenario {
     /// `--subscribers` WatchTickets streams; one writer updates a ticket `--write-rate` times a second;
     /// latency is from the event's commit (its create_time) to its arrival at each subscriber.
     WatchFanout,
+    /// UpdateTicket of `--hot-tickets` tickets without an etag (last write wins), setting `content`:
+    /// the service's counterpart of a blind primary-key UPDATE.
+    UpdateBlind,
+    /// `grpc.health.v1.Health/Check`: one gRPC round trip with no database work, the transport's ceiling
+    /// for this client, these connections and this machine.
+    Noop,
+    /// One-row INSERT into `raw_tickets` (a copy of the `tickets` table of the ticketd database at
+    /// `--raw-database-url`: same columns and indexes) straight through sqlx, no service in between.
+    RawInsert,
+    /// SELECT by primary key from `raw_tickets` (1,000 rows).
+    RawSelect,
+    /// UPDATE by primary key of `raw_tickets` (`--hot-tickets` rows).
+    RawUpdate,
 }
 
 /// Words seeded tickets are written with; searches pick from them.
@@ -128,6 +146,12 @@ struct Tally {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if matches!(
+        args.scenario,
+        Scenario::RawInsert | Scenario::RawSelect | Scenario::RawUpdate
+    ) {
+        return raw::run(&args).await;
+    }
     let token = match &args.token {
         None => None,
         Some(token) => Some(format!("Bearer {token}").parse::<MetadataValue<Ascii>>()?),
@@ -156,7 +180,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut workers = Vec::with_capacity(args.concurrency);
     for worker in 0..args.concurrency {
-        let client = TicketServiceClient::new(channels[worker % channels.len()].clone());
+        let client = channels[worker % channels.len()].clone();
         let (hot_ids, tally) = (Arc::clone(&hot_ids), Arc::clone(&tally));
         workers.push(tokio::spawn(async move {
             run_worker(worker, args.scenario, client, &hot_ids, deadline, &tally).await
@@ -300,12 +324,14 @@ fn filter(property: &str, operator: FilterOperator, value: String) -> Filter {
 async fn run_worker(
     worker: usize,
     scenario: Scenario,
-    mut client: TicketServiceClient<Conn>,
+    connection: Conn,
     hot_ids: &[i64],
     deadline: Instant,
     tally: &Mutex<Tally>,
 ) {
     let mut local = Tally::default();
+    let mut client = TicketServiceClient::new(connection.clone());
+    let mut health = HealthClient::new(connection);
     // A small xorshift keeps the choice of ticket cheap and reproducible per worker.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
     let mut next = move || {
@@ -342,6 +368,26 @@ async fn run_worker(
                 .await
                 .map(drop),
             Scenario::Get => client.get_ticket(GetTicketRequest { id }).await.map(drop),
+            Scenario::Noop => health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(drop),
+            Scenario::UpdateBlind => client
+                .update_ticket(UpdateTicketRequest {
+                    ticket: Some(Ticket {
+                        id,
+                        content: format!("write {worker}-{sequence}"),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["content".to_owned()],
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .map(drop),
             Scenario::SearchIndexed => client
                 .search_tickets(search(
                     vec![FilterGroup {
@@ -387,9 +433,13 @@ async fn run_worker(
                     .await
                     .map(drop)
             }
-            Scenario::Update | Scenario::Mixed | Scenario::WatchFanout => {
+            Scenario::Update | Scenario::Mixed => {
                 read_modify_write(&mut client, id, &mut local.aborted_retries).await
             }
+            Scenario::WatchFanout
+            | Scenario::RawInsert
+            | Scenario::RawSelect
+            | Scenario::RawUpdate => unreachable!("{action:?} does not run in the request loop"),
         };
         match outcome {
             Ok(()) => local.latencies.push(started.elapsed()),
@@ -600,4 +650,221 @@ async fn watch_fanout(
         memory_open,
     );
     Ok(())
+}
+
+/// The `raw-*` scenarios: the database alone, through the driver the service itself uses (sqlx), with the
+/// service's SQLite settings (WAL, `synchronous=FULL`), so the ratio service/raw isolates what the service adds.
+mod raw {
+    use std::{str::FromStr, sync::Arc, time::Duration};
+
+    use sea_orm::sqlx::{
+        self, PgPool, SqlitePool,
+        postgres::PgPoolOptions,
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    };
+    use tokio::{sync::Mutex, time::Instant};
+
+    use super::{Args, Scenario, Tally, report};
+
+    /// Rows `raw-select` reads from.
+    const SELECT_ROWS: i64 = 1_000;
+
+    /// `raw_tickets` is a copy of the service's own `tickets` table: same columns, defaults, generated
+    /// search column and indexes, so the raw figure pays for everything the data model needs.
+    const POSTGRES_SCHEMA: &str = "DROP TABLE IF EXISTS raw_tickets; \
+        CREATE TABLE raw_tickets (LIKE tickets INCLUDING ALL);";
+    const POSTGRES_INSERT: &str = "INSERT INTO raw_tickets (subject, content, pipeline_id, stage_id, \
+        priority, tags, create_time, update_time) VALUES ($1, 'load test ticket', 1, 1, 'medium', \
+        '[\"bench\"]', now(), now())";
+    const POSTGRES_SELECT: &str = "SELECT * FROM raw_tickets WHERE id = $1";
+    const POSTGRES_UPDATE: &str = "UPDATE raw_tickets SET content = $1, update_time = now(), version = version + 1 WHERE id = $2";
+
+    /// SQLite has no `LIKE`: the DDL of `tickets` (table, indexes, full-text table and its triggers) is
+    /// replayed with every `tickets` renamed.
+    const SQLITE_SCHEMA_SOURCE: &str = "SELECT sql FROM sqlite_master \
+        WHERE tbl_name IN ('tickets', 'tickets_fts') AND sql IS NOT NULL \
+        ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END";
+    const SQLITE_INSERT: &str = "INSERT INTO raw_tickets (subject, content, pipeline_id, stage_id, \
+        priority, tags, create_time, update_time) VALUES (?, 'load test ticket', 1, 1, 'medium', \
+        '[\"bench\"]', strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now'))";
+    const SQLITE_SELECT: &str = "SELECT * FROM raw_tickets WHERE id = ?";
+    const SQLITE_UPDATE: &str = "UPDATE raw_tickets SET content = ?, \
+        update_time = strftime('%Y-%m-%d %H:%M:%f', 'now'), version = version + 1 WHERE id = ?";
+
+    #[derive(Clone)]
+    enum Pool {
+        Sqlite(SqlitePool),
+        Postgres(PgPool),
+    }
+
+    impl Pool {
+        async fn connect(url: &str, connections: u32) -> Result<Self, sqlx::Error> {
+            if url.starts_with("sqlite:") {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(connections)
+                    .connect_with(options)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            } else {
+                let pool = PgPoolOptions::new()
+                    .max_connections(connections)
+                    .connect(url)
+                    .await?;
+                Ok(Self::Postgres(pool))
+            }
+        }
+
+        /// Recreates `raw_tickets` from the service's `tickets` table.
+        async fn copy_tickets_table(&self) -> Result<(), sqlx::Error> {
+            match self {
+                Self::Postgres(pool) => {
+                    sqlx::raw_sql(POSTGRES_SCHEMA).execute(pool).await.map(drop)
+                }
+                Self::Sqlite(pool) => {
+                    sqlx::raw_sql(
+                        "DROP TABLE IF EXISTS raw_tickets; DROP TABLE IF EXISTS raw_tickets_fts;",
+                    )
+                    .execute(pool)
+                    .await?;
+                    let statements: Vec<String> = sqlx::query_scalar(SQLITE_SCHEMA_SOURCE)
+                        .fetch_all(pool)
+                        .await?;
+                    if statements.is_empty() {
+                        return Err(sqlx::Error::Protocol(
+                            "no tickets table: point --raw-database-url at a ticketd database"
+                                .into(),
+                        ));
+                    }
+                    for statement in statements {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(
+                            statement.replace("tickets", "raw_tickets"),
+                        ))
+                        .execute(pool)
+                        .await?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+
+        async fn insert(&self, subject: &str) -> Result<(), sqlx::Error> {
+            match self {
+                Self::Sqlite(pool) => sqlx::query(SQLITE_INSERT)
+                    .bind(subject)
+                    .execute(pool)
+                    .await
+                    .map(drop),
+                Self::Postgres(pool) => sqlx::query(POSTGRES_INSERT)
+                    .bind(subject)
+                    .execute(pool)
+                    .await
+                    .map(drop),
+            }
+        }
+
+        async fn select(&self, id: i64) -> Result<(), sqlx::Error> {
+            let found = match self {
+                Self::Sqlite(pool) => sqlx::query(SQLITE_SELECT)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some(),
+                Self::Postgres(pool) => sqlx::query(POSTGRES_SELECT)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some(),
+            };
+            if found {
+                Ok(())
+            } else {
+                Err(sqlx::Error::RowNotFound)
+            }
+        }
+
+        async fn update(&self, id: i64, content: &str) -> Result<(), sqlx::Error> {
+            let updated = match self {
+                Self::Sqlite(pool) => sqlx::query(SQLITE_UPDATE)
+                    .bind(content)
+                    .bind(id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+                Self::Postgres(pool) => sqlx::query(POSTGRES_UPDATE)
+                    .bind(content)
+                    .bind(id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+            };
+            if updated == 1 {
+                Ok(())
+            } else {
+                Err(sqlx::Error::RowNotFound)
+            }
+        }
+    }
+
+    pub async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+        let url = args
+            .raw_database_url
+            .as_deref()
+            .ok_or("the raw-* scenarios need --raw-database-url")?;
+        let workers = args.concurrency.max(1);
+        let pool = Pool::connect(url, u32::try_from(workers)?).await?;
+        pool.copy_tickets_table().await?;
+        for row in 0..SELECT_ROWS.max(args.hot_tickets as i64) {
+            pool.insert(&format!("raw seed {row}")).await?;
+        }
+        let hot_rows = args.hot_tickets.max(1) as u64;
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.duration_secs);
+        let mut tasks = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let (pool, tally, scenario) = (pool.clone(), Arc::clone(&tally), args.scenario);
+            tasks.push(tokio::spawn(async move {
+                let mut local = Tally::default();
+                let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
+                let mut sequence = 0u64;
+                while Instant::now() < deadline {
+                    sequence += 1;
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let text = format!("raw {worker}-{sequence}");
+                    let begun = Instant::now();
+                    let outcome = match scenario {
+                        Scenario::RawInsert => pool.insert(&text).await,
+                        Scenario::RawSelect => {
+                            pool.select(1 + (state % SELECT_ROWS as u64) as i64).await
+                        }
+                        _ => pool.update(1 + (state % hot_rows) as i64, &text).await,
+                    };
+                    match outcome {
+                        Ok(()) => local.latencies.push(begun.elapsed()),
+                        Err(error) => {
+                            *local.failures.entry(error.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+                let mut total = tally.lock().await;
+                total.latencies.append(&mut local.latencies);
+                for (error, count) in local.failures {
+                    *total.failures.entry(error).or_default() += count;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        let elapsed = started.elapsed();
+        report(args, elapsed, &mut *tally.lock().await);
+        Ok(())
+    }
 }

@@ -7,7 +7,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     domain::{Error, chat_card::CardRender, event::TicketEvent},
-    store::{OUTBOX_CHANNEL, Store},
+    store::{Appended, OUTBOX_CHANNEL, Store},
 };
 
 /// Tuning of the fan-out.
@@ -76,47 +76,56 @@ impl EventHub {
 async fn tail(hub: Arc<EventHub>, mut event_cursor: i64, mut render_cursor: i64) {
     let signal = hub.store.outbox_signal();
     let mut stopping = hub.stopping.clone();
+    // The first round reads everything that may have committed before the tailer started.
+    let mut wanted = Appended::ALL;
     loop {
-        loop {
-            match publish_new(&hub, &mut event_cursor, &mut render_cursor).await {
-                Ok(true) => continue,
-                Ok(false) => break,
+        while wanted.any() {
+            match publish_new(&hub, &mut event_cursor, &mut render_cursor, wanted).await {
+                // A full page: more of that kind may be waiting.
+                Ok(full) => wanted = full,
                 Err(error) => {
                     tracing::warn!(%error, "reading the outbox failed; retrying");
                     break;
                 }
             }
         }
-        tokio::select! {
-            _ = signal.notified() => {}
-            _ = tokio::time::sleep(hub.config.poll_interval) => {}
+        wanted = tokio::select! {
+            _ = signal.notified() => signal.take_appended(),
+            // The safety net for a lost notification (the listener reconnecting) looks at both tables.
+            _ = tokio::time::sleep(hub.config.poll_interval) => Appended::ALL,
             _ = stopped(&mut stopping) => return,
-        }
+        };
     }
 }
 
-/// Publishes one page of each kind; true when a page was full (more may be waiting).
+/// Publishes one page of each `wanted` kind; returns the kinds whose page was full.
 async fn publish_new(
     hub: &EventHub,
     event_cursor: &mut i64,
     render_cursor: &mut i64,
-) -> Result<bool, Error> {
+    wanted: Appended,
+) -> Result<Appended, Error> {
     let page = hub.config.page_size;
-    let events = hub.store.events_after(*event_cursor, page).await?;
-    let full = events.len() as u64 == page;
-    for event in events {
-        *event_cursor = event.event_id;
-        // No receivers is not an error: nobody is watching right now.
-        let _ = hub.tickets.send(Arc::new(event));
-        metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
+    let mut full = Appended::default();
+    if wanted.events {
+        let events = hub.store.events_after(*event_cursor, page).await?;
+        full.events = events.len() as u64 == page;
+        for event in events {
+            *event_cursor = event.event_id;
+            // No receivers is not an error: nobody is watching right now.
+            let _ = hub.tickets.send(Arc::new(event));
+            metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
+        }
     }
-    let renders = hub.store.renders_after(*render_cursor, page).await?;
-    let full = full || renders.len() as u64 == page;
-    for positioned in renders {
-        *render_cursor = positioned.position;
-        let _ = hub
-            .cards
-            .send(Arc::new((positioned.position, positioned.render)));
+    if wanted.renders {
+        let renders = hub.store.renders_after(*render_cursor, page).await?;
+        full.renders = renders.len() as u64 == page;
+        for positioned in renders {
+            *render_cursor = positioned.position;
+            let _ = hub
+                .cards
+                .send(Arc::new((positioned.position, positioned.render)));
+        }
     }
     Ok(full)
 }
@@ -144,11 +153,11 @@ async fn listen(hub: Arc<EventHub>) {
             }
         };
         // Whatever committed while we were not listening is picked up by this wake-up.
-        signal.notify();
+        signal.notify(Appended::ALL);
         loop {
             tokio::select! {
                 received = listener.recv() => match received {
-                    Ok(_) => signal.notify(),
+                    Ok(notification) => signal.notify_from_channel(notification.payload()),
                     Err(error) => {
                         tracing::warn!(%error, "outbox listener lost its connection; reconnecting");
                         break;

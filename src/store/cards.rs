@@ -259,12 +259,12 @@ impl Store {
 /// the cards that changed. Runs inside the transaction that changed the tickets.
 pub(super) async fn follow_tickets(
     txn: &WriteTxn,
-    tickets: &[Ticket],
+    tickets: &[&Ticket],
 ) -> Result<Vec<CardRender>, Error> {
     if tickets.is_empty() {
         return Ok(Vec::new());
     }
-    let by_id: HashMap<i64, &Ticket> = tickets.iter().map(|ticket| (ticket.id, ticket)).collect();
+    let by_id: HashMap<i64, &Ticket> = tickets.iter().map(|ticket| (ticket.id, *ticket)).collect();
     let cards = card::Entity::find()
         .filter(card::Column::TicketId.is_in(by_id.keys().copied()))
         .order_by_asc(card::Column::Id)

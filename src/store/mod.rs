@@ -29,7 +29,7 @@ use crate::{
 use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
-pub use outbox::{OUTBOX_CHANNEL, OutboxSignal};
+pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
 pub use tickets::{
     MAX_BATCH, NewTicket, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate,
@@ -74,8 +74,8 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), Error> {
         let appended = outbox::flush(&self).await?;
         self.txn.commit().await?;
-        if appended {
-            self.signal.notify();
+        if appended.any() {
+            self.signal.notify(appended);
         }
         Ok(())
     }

@@ -5,10 +5,13 @@
 //! which they drew ids: a tailer that had read id 12 would skip id 11 when it became visible. Of the known
 //! ways out (DESIGN.md) this takes the simplest: every transaction appends its entries only at the very end,
 //! holding a transaction-level advisory lock from the first append until commit, so ids are drawn and made
-//! visible in one order. Taking the lock last, after every row lock the transaction needs, means it cannot
-//! deadlock with them. The price is that outbox-writing commits queue one behind the other (PostgreSQL's
-//! group commit cannot merge them); BENCHMARKS.md measures it. SQLite's write gate already serialises writers.
-//! A `NOTIFY` in the same transaction wakes every replica's tailer when the commit lands.
+//! visible in one order. The lock is taken by the ids' column default itself (`ticketd_outbox_position`,
+//! migration `m20261122_000005`), inside the INSERT, so it is held for as short a time as possible and no
+//! INSERT can skip it. Appending last, after every row lock the transaction needs, means it cannot deadlock
+//! with them. The price is that outbox-writing commits queue one behind the other (PostgreSQL's group commit
+//! cannot merge them): the lock hold — the rest of the INSERT, then COMMIT with its WAL flush — is the
+//! ceiling of the service's write rate; BENCHMARKS.md measures it. SQLite's write gate already serialises
+//! writers. A `NOTIFY` in the same transaction wakes every replica's tailer when the commit lands.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +19,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 
 use super::{
@@ -33,32 +37,117 @@ use crate::domain::{
 
 /// PostgreSQL `NOTIFY` channel raised by every commit that appends to the outbox.
 pub const OUTBOX_CHANNEL: &str = "ticketd_outbox";
-/// Advisory lock that orders outbox appends ("outb").
-const OUTBOX_LOCK_KEY: i64 = 0x6f75_7462;
 
 /// Entries a transaction will append when it commits.
 #[derive(Default)]
 pub(super) struct Pending {
     events: Vec<(String, NewEvent)>,
     renders: Vec<CardRender>,
+    /// Tickets as this transaction last wrote them: their events' snapshots need no read-back.
+    written: BTreeMap<i64, Ticket>,
+    /// Tickets this transaction created: no card can be bound to them yet.
+    created: BTreeSet<i64>,
+}
+
+/// What a commit appended: the tailer reads only the tables that got rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub events: bool,
+    pub renders: bool,
+}
+
+impl Appended {
+    /// Both kinds: for wake-ups that do not say what was appended (polls, reconnects, older replicas).
+    pub const ALL: Self = Self {
+        events: true,
+        renders: true,
+    };
+
+    pub fn any(self) -> bool {
+        self.events || self.renders
+    }
+
+    /// The `NOTIFY` payload: the sending process, then `e` and/or `r`.
+    fn payload(self, sender: &str) -> String {
+        let events = if self.events { "e" } else { "" };
+        let renders = if self.renders { "r" } else { "" };
+        format!("{sender}:{events}{renders}")
+    }
 }
 
 /// Wakes the outbox tailer of this process.
-#[derive(Default)]
 pub struct OutboxSignal {
     notify: Notify,
+    events: AtomicBool,
+    renders: AtomicBool,
+    /// Names this process in its notifications, so its listener can ignore the echo of its own commits
+    /// (the commit already woke the tailer directly) instead of waking it a second time for nothing.
+    sender: String,
+}
+
+impl Default for OutboxSignal {
+    fn default() -> Self {
+        Self {
+            notify: Notify::new(),
+            events: AtomicBool::new(false),
+            renders: AtomicBool::new(false),
+            sender: process_nonce(),
+        }
+    }
+}
+
+/// A value no other process (replica) shares: every pod's server may be pid 1, so the standard library's
+/// randomly seeded hasher supplies the randomness, mixed with the start time.
+fn process_nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
 }
 
 impl OutboxSignal {
     /// Something was appended.
-    pub fn notify(&self) {
+    pub fn notify(&self, appended: Appended) {
+        if appended.events {
+            self.events.store(true, Ordering::Release);
+        }
+        if appended.renders {
+            self.renders.store(true, Ordering::Release);
+        }
         // notify_one keeps a permit when the tailer is busy, so a wake-up is never lost.
         self.notify.notify_one();
+    }
+
+    /// A notification from the PostgreSQL channel: the echo of this process's own commit is ignored; a
+    /// payload this version does not understand wakes the tailer for everything.
+    pub fn notify_from_channel(&self, payload: &str) {
+        match payload.split_once(':') {
+            Some((sender, _)) if sender == self.sender => {}
+            Some((_, kinds)) => self.notify(Appended {
+                events: kinds.contains('e'),
+                renders: kinds.contains('r'),
+            }),
+            None => self.notify(Appended::ALL),
+        }
     }
 
     /// Waits for the next append.
     pub async fn notified(&self) {
         self.notify.notified().await;
+    }
+
+    /// What was appended since the last call.
+    pub fn take_appended(&self) -> Appended {
+        Appended {
+            events: self.events.swap(false, Ordering::AcqRel),
+            renders: self.renders.swap(false, Ordering::AcqRel),
+        }
     }
 }
 
@@ -77,6 +166,17 @@ impl WriteTxn {
         }
     }
 
+    /// Remembers a ticket exactly as this transaction wrote it (row and properties), so its events'
+    /// snapshots are taken from memory. Only for writes that leave nothing else to change in that ticket.
+    pub(super) fn remember_written(&self, ticket: &Ticket, created: bool) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            if created {
+                pending.created.insert(ticket.id);
+            }
+            pending.written.insert(ticket.id, ticket.clone());
+        }
+    }
+
     fn take_pending(&self) -> Pending {
         self.outbox
             .lock()
@@ -85,24 +185,44 @@ impl WriteTxn {
     }
 }
 
-/// Appends what `txn` queued; returns whether anything was appended.
-pub(super) async fn flush(txn: &WriteTxn) -> Result<bool, Error> {
+/// Appends what `txn` queued; returns what was appended.
+pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     let Pending {
         events,
         mut renders,
+        mut written,
+        created,
     } = txn.take_pending();
     if events.is_empty() && renders.is_empty() {
-        return Ok(false);
+        return Ok(Appended::default());
     }
     let changed: BTreeSet<i64> = events.iter().map(|(_, event)| event.ticket_id).collect();
-    let snapshots = tickets::load_many(&**txn, &changed.into_iter().collect::<Vec<_>>()).await?;
-    let followed = cards::follow_tickets(txn, &snapshots).await?;
+    let unread: Vec<i64> = changed
+        .iter()
+        .copied()
+        .filter(|id| !written.contains_key(id))
+        .collect();
+    let mut snapshots: Vec<Ticket> = changed.iter().filter_map(|id| written.remove(id)).collect();
+    snapshots.extend(tickets::load_many(&**txn, &unread).await?);
+    let may_have_cards: Vec<&Ticket> = snapshots
+        .iter()
+        .filter(|ticket| !created.contains(&ticket.id))
+        .collect();
+    let followed = cards::follow_tickets(txn, &may_have_cards).await?;
     renders.extend(followed);
 
-    let backend = txn.get_database_backend();
-    if backend == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK_KEY})"))
-            .await?;
+    let appended = Appended {
+        events: !events.is_empty(),
+        renders: !renders.is_empty(),
+    };
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Queued with the transaction and delivered only if it commits; sent before the appends so that it
+        // is not part of the time the outbox lock is held.
+        let payload = appended.payload(&txn.signal.sender);
+        txn.execute_unprepared(&format!(
+            "SELECT pg_notify('{OUTBOX_CHANNEL}', '{payload}')"
+        ))
+        .await?;
     }
     let created = now();
     let by_id: BTreeMap<i64, &Ticket> =
@@ -147,11 +267,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<bool, Error> {
             .exec_without_returning(&**txn)
             .await?;
     }
-    if backend == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("NOTIFY {OUTBOX_CHANNEL}"))
-            .await?;
-    }
-    Ok(true)
+    Ok(appended)
 }
 
 /// A committed card render with its outbox position.

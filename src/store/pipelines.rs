@@ -323,15 +323,18 @@ pub(super) async fn load_pipeline(
     db: &impl ConnectionTrait,
     id: i64,
 ) -> Result<Option<Pipeline>, Error> {
-    let Some(row) = pipeline::Entity::find_by_id(id).one(db).await? else {
-        return Ok(None);
-    };
-    let stages = stage::Entity::find()
-        .filter(stage::Column::PipelineId.eq(id))
+    // One statement (a join) instead of two: every ticket write reads its pipeline.
+    let Some((row, stages)) = pipeline::Entity::find_by_id(id)
+        .find_with_related(stage::Entity)
         .order_by_asc(stage::Column::DisplayOrder)
         .order_by_asc(stage::Column::Id)
         .all(db)
         .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let stages = stages
         .into_iter()
         .map(stage_to_domain)
         .collect::<Result<Vec<_>, _>>()?;

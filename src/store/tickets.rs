@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::{
     Store, WriteTxn, access, associations,
-    entities::{stage, ticket},
+    entities::{stage, ticket, ticket_property_value},
     from_json,
     history::record_event,
     pipelines, properties, search, to_json,
@@ -129,11 +129,7 @@ impl Store {
         if let Some(scope) = scope {
             select = select.filter(access::scope_condition(scope));
         }
-        let row = select
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| Error::not_found(RESOURCE, id))?;
-        with_properties(&self.db, vec![row])
+        joined_with_properties(&self.db, select)
             .await?
             .pop()
             .ok_or_else(|| Error::not_found(RESOURCE, id))
@@ -150,8 +146,7 @@ impl Store {
         if let Some(scope) = scope {
             select = select.filter(access::scope_condition(scope));
         }
-        let rows = select.all(&self.db).await?;
-        let by_id: HashMap<i64, Ticket> = with_properties(&self.db, rows)
+        let by_id: HashMap<i64, Ticket> = joined_with_properties(&self.db, select)
             .await?
             .into_iter()
             .map(|ticket| (ticket.id, ticket))
@@ -416,6 +411,7 @@ async fn insert_ticket(
     if !ticket.requester_id.is_empty() {
         access::add_follower(txn, ticket.id, &ticket.requester_id).await?;
     }
+    txn.remember_written(&ticket, true);
     record_event(txn, origin, NewEvent::created(&ticket)).await?;
     for (index, link) in links.into_iter().enumerate() {
         associations::link(txn, ticket.id, link, origin)
@@ -567,6 +563,7 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
             current: String::from("(changed concurrently)"),
         });
     }
+    txn.remember_written(&ticket, false);
     Ok(ticket)
 }
 
@@ -664,12 +661,30 @@ pub(super) async fn load_many(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = ticket::Entity::find()
-        .filter(ticket::Column::Id.is_in(ids.iter().copied()))
+    let select = ticket::Entity::find().filter(ticket::Column::Id.is_in(ids.iter().copied()));
+    joined_with_properties(db, select).await
+}
+
+/// Reads the tickets `select` finds with their custom properties in one statement (a left join), in id
+/// order. Not for pages: a LIMIT would count property rows, not tickets.
+async fn joined_with_properties(
+    db: &impl ConnectionTrait,
+    select: sea_orm::Select<ticket::Entity>,
+) -> Result<Vec<Ticket>, Error> {
+    select
+        .find_with_related(ticket_property_value::Entity)
         .order_by_asc(ticket::Column::Id)
         .all(db)
-        .await?;
-    with_properties(db, rows).await
+        .await?
+        .into_iter()
+        .map(|(row, values)| {
+            let properties = values
+                .into_iter()
+                .map(|value| (value.name, value.value))
+                .collect();
+            to_domain(row, properties)
+        })
+        .collect()
 }
 
 /// Turns rows into tickets with their custom properties (one extra query for all of them).

@@ -23,6 +23,15 @@ mod postgres_replicas {
     async fn two_servers_share_one_database() {
         super::two_servers_share_one_database(crate::helpers::TestApp::postgres().await).await
     }
+
+    /// The outbox-position migration is PostgreSQL-only (it changes column defaults).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn outbox_positions_keep_growing_across_the_migration_down_and_up() {
+        super::outbox_positions_keep_growing_across_the_migration_down_and_up(
+            crate::helpers::TestApp::postgres().await,
+        )
+        .await
+    }
 }
 
 const SERVICES: [&str; 3] = ["", "ticketd.v1.TicketService", "ticketd.v1.PipelineService"];
@@ -219,5 +228,64 @@ async fn two_servers_share_one_database(app: TestApp) {
     );
 
     other.shutdown().await;
+    app.shutdown().await;
+}
+
+/// Migration 5 swaps the identity of the outbox ids for a sequence drawn under the outbox lock; undoing it (an
+/// operator's rollback) and applying it again must never hand out an id that was already used, or a stream
+/// resuming from a position would skip or repeat events.
+async fn outbox_positions_keep_growing_across_the_migration_down_and_up(app: TestApp) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database, Statement};
+
+    let first = app.create_ticket(ticket("before the rollback")).await;
+    let before = app.history(first.id).await;
+    let database = app.database.clone();
+    app.shutdown().await;
+
+    let db = Database::connect(&database.url)
+        .await
+        .expect("connect to the test database");
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("migration 5 rolls back");
+    // What an older server writes after the rollback: the identity column continues after the last id.
+    let copied = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "INSERT INTO ticket_events (ticket_id, kind, actor_id, changes, create_time) \
+             SELECT ticket_id, kind, actor_id, changes, create_time FROM ticket_events \
+             ORDER BY event_id LIMIT 1 RETURNING event_id",
+        ))
+        .await
+        .expect("insert through the identity")
+        .expect("one row returned")
+        .try_get::<i64>("", "event_id")
+        .expect("event_id");
+    let last_before = before.last().expect("a CREATED event").event_id;
+    assert!(
+        copied > last_before,
+        "after the rollback: id {copied} after {last_before}"
+    );
+    db.close().await.expect("close");
+
+    // Starting the server applies migration 5 again.
+    let app = TestApp::start(database).await;
+    let second = app.create_ticket(ticket("after the upgrade")).await;
+    let after = app.history(second.id).await;
+    let created = after.first().expect("a CREATED event").event_id;
+    assert!(
+        created > copied,
+        "after the upgrade: id {created} after {copied}"
+    );
+    let mut resumed = app.watch(watch_all(last_before)).await;
+    let replayed = next_messages(&mut resumed, 2, "events after the rollback").await;
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|event| event.event_id)
+            .collect::<Vec<_>>(),
+        vec![copied, created]
+    );
     app.shutdown().await;
 }

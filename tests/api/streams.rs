@@ -8,9 +8,9 @@ use std::{
 };
 
 use ticketd::proto::{
-    AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, CommentVisibility,
-    FieldChange, Priority, RestoreTicketRequest, Ticket, TicketEvent, TicketEventKind,
-    WatchTicketsRequest, ticket_service_client::TicketServiceClient,
+    AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, BatchUpdateTicketsRequest,
+    CommentVisibility, FieldChange, Priority, PropertyType, RestoreTicketRequest, Ticket,
+    TicketEvent, TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -19,6 +19,7 @@ use crate::helpers::*;
 
 both_databases!(
     live_events_arrive_in_order_with_the_ticket_after_each_change,
+    each_snapshot_equals_the_ticket_read_back_after_that_write,
     without_after_event_id_the_stream_starts_with_the_next_event,
     after_event_id_replays_exactly_the_missed_events_then_continues_live,
     filters_match_the_ticket_before_or_after_the_change,
@@ -283,6 +284,88 @@ async fn live_events_arrive_in_order_with_the_ticket_after_each_change(app: Test
 
     // The same events ListTicketHistory reports.
     assert_eq!(without_tickets(&events), app.history(id).await);
+}
+
+/// Writers hand the outbox the ticket they just wrote instead of reading it back; what streams carry must still
+/// be exactly what a later read returns, properties (canonicalised), tags and timestamps included.
+async fn each_snapshot_equals_the_ticket_read_back_after_that_write(app: TestApp) {
+    app.define_property("refund_amount", PropertyType::Number)
+        .await;
+    app.define_property("serial", PropertyType::String).await;
+    let mut stream = app.watch(watch_all(0)).await;
+    let mut expected = Vec::new();
+
+    let first = app
+        .create_ticket(Ticket {
+            requester_id: "contact-9".into(),
+            tags: vec!["vip".into(), "billing".into()],
+            properties: [
+                ("refund_amount".to_owned(), "12.50".to_owned()),
+                ("serial".to_owned(), "SN-1".to_owned()),
+            ]
+            .into(),
+            ..ticket("snapshots")
+        })
+        .await;
+    expected.push(app.get_ticket(first.id).await);
+    let second = app.create_ticket(ticket("snapshots too")).await;
+    expected.push(app.get_ticket(second.id).await);
+
+    app.update_ticket(
+        Ticket {
+            id: first.id,
+            stage_id: 2,
+            properties: [("refund_amount".to_owned(), "7".to_owned())].into(),
+            ..Default::default()
+        },
+        &["stage_id", "properties.refund_amount", "properties.serial"],
+    )
+    .await;
+    expected.push(app.get_ticket(first.id).await);
+
+    ok(app
+        .tickets()
+        .batch_update_tickets(BatchUpdateTicketsRequest {
+            requests: vec![
+                update_ticket_req(subject_change(first.id, "batch one"), &["subject"]),
+                update_ticket_req(
+                    Ticket {
+                        id: second.id,
+                        tags: vec!["moved".into()],
+                        ..Default::default()
+                    },
+                    &["tags"],
+                ),
+            ],
+            request_id: String::new(),
+        })
+        .await);
+    expected.push(app.get_ticket(first.id).await);
+    expected.push(app.get_ticket(second.id).await);
+
+    ok(app.tickets().archive_ticket(archive_req(second.id)).await);
+    expected.push(app.get_ticket(second.id).await);
+
+    let events = next_messages(&mut stream, expected.len(), "one event per write").await;
+    let snapshots: Vec<&Ticket> = events.iter().map(snapshot).collect();
+    assert_eq!(snapshots, expected.iter().collect::<Vec<_>>());
+    assert_eq!(
+        expected[2]
+            .properties
+            .get("refund_amount")
+            .map(String::as_str),
+        Some("7"),
+        "the number was stored in canonical form"
+    );
+    assert!(
+        !expected[2].properties.contains_key("serial"),
+        "serial was cleared"
+    );
+
+    // Replayed from the database (after the first event: 0 means "from now on"), the same snapshots.
+    let mut replay = app.watch(watch_all(events[0].event_id)).await;
+    let replayed = next_messages(&mut replay, expected.len() - 1, "replayed events").await;
+    assert_eq!(replayed, events[1..]);
 }
 
 async fn without_after_event_id_the_stream_starts_with_the_next_event(app: TestApp) {

@@ -18,6 +18,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::pipeline::Entity",
+        from = "Column::PipelineId",
+        to = "super::pipeline::Column::Id"
+    )]
+    Pipeline,
+}
+
+impl Related<super::pipeline::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Pipeline.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

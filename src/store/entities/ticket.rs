@@ -29,6 +29,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::ticket_property_value::Entity")]
+    PropertyValue,
+}
+
+impl Related<super::ticket_property_value::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::PropertyValue.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -20,6 +20,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::ticket::Entity",
+        from = "Column::TicketId",
+        to = "super::ticket::Column::Id"
+    )]
+    Ticket,
+}
+
+impl Related<super::ticket::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Ticket.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

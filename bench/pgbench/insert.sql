@@ -1,0 +1,1 @@
+INSERT INTO raw_tickets (subject, content, pipeline_id, stage_id, priority, tags, create_time, update_time) VALUES ('raw ' || :client_id, 'load test ticket', 1, 1, 'medium', '["bench"]', now(), now());

@@ -1,0 +1,2 @@
+\set id random(1, 1000)
+SELECT * FROM raw_tickets WHERE id = :id;
