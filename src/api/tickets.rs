@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use std::{collections::HashSet, pin::Pin, sync::Arc};
 
 use prost::Message;
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
 
 use super::{
     associations::{association_to_proto, spec_from_proto},
@@ -410,7 +410,7 @@ impl TicketService for TicketApi {
         let watch = self.hub.watch_tickets(filter, after).await?;
         let store = self.store.clone();
         let viewer = Arc::new(viewer);
-        let stream = ReceiverStream::new(watch)
+        let stream = watch
             .then(move |item| {
                 let store = store.clone();
                 let viewer = Arc::clone(&viewer);

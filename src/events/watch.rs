@@ -1,18 +1,23 @@
 //! The streams behind WatchTickets and WatchCard.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
+    pin::Pin,
     sync::Arc,
 };
 
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use futures_util::Stream;
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    mpsc, watch,
+};
 
 use super::hub::{EventHub, stopped};
 use crate::domain::{Error, chat_card::CardRender, event::TicketEvent};
 
 /// Trailer naming the last event id a stream delivered; reconnecting with it misses nothing.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
-/// Messages buffered per stream between its task and the connection.
+/// Messages buffered per WatchCard stream between its task and the connection.
 const STREAM_BUFFER: usize = 64;
 
 /// What a stream yields: an item, or the reason it ends and where to resume.
@@ -25,8 +30,9 @@ pub enum WatchItem<T> {
     },
 }
 
-/// The stream of a WatchTickets call.
-pub type TicketWatch = mpsc::Receiver<WatchItem<Arc<TicketEvent>>>;
+/// The stream of a WatchTickets call. It is polled by the connection itself, so a delivery costs one wake-up
+/// of the connection and no task or channel of its own; HTTP/2 flow control is its buffer.
+pub type TicketWatch = Pin<Box<dyn Stream<Item = WatchItem<Arc<TicketEvent>>> + Send>>;
 /// The stream of a WatchCard call.
 pub type CardWatch = mpsc::Receiver<WatchItem<Arc<(i64, CardRender)>>>;
 
@@ -100,13 +106,31 @@ impl EventHub {
         filter: TicketFilter,
         after_event_id: Option<i64>,
     ) -> Result<TicketWatch, Error> {
+        // Subscribe before fixing the cursor, so nothing committed in between is missed.
+        let live = self.tickets.subscribe();
         let cursor = match after_event_id {
             Some(after) => after,
             None => self.store.last_event_id().await?,
         };
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(run_ticket_watch(Arc::clone(self), filter, cursor, tx));
-        Ok(rx)
+        let state = TicketWatchState {
+            hub: Arc::clone(self),
+            stopping: self.stopping.clone(),
+            filter,
+            cursor,
+            live,
+            backlog: VecDeque::new(),
+            catching_up: true,
+            last_page_read: false,
+            ended: false,
+            _open: crate::metrics::OpenStream::new("tickets"),
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                let item = state.next_item().await?;
+                Some((item, state))
+            },
+        )))
     }
 
     /// Starts a WatchCard stream for one card or every card of a group.
@@ -159,68 +183,95 @@ async fn end<T>(tx: &mpsc::Sender<WatchItem<T>>, resume_after: i64, reason: &'st
     });
 }
 
-async fn run_ticket_watch(
+/// Where a WatchTickets stream stands between two messages.
+struct TicketWatchState {
     hub: Arc<EventHub>,
+    stopping: watch::Receiver<bool>,
     filter: TicketFilter,
-    mut cursor: i64,
-    tx: mpsc::Sender<WatchItem<Arc<TicketEvent>>>,
-) {
-    let _open = crate::metrics::OpenStream::new("tickets");
-    let mut stopping = hub.stopping.clone();
-    loop {
-        // Subscribe before reading the database, so nothing committed in between is missed.
-        let mut live = hub.tickets.subscribe();
-        loop {
-            let page = match hub.store.events_after(cursor, hub.config.page_size).await {
-                Ok(page) => page,
-                Err(_) => return end(&tx, cursor, "the database is unavailable").await,
-            };
-            let complete = (page.len() as u64) < hub.config.page_size;
-            for event in page {
-                // The cursor moves only past what was delivered: it is what the client resumes from.
-                let event_id = event.event_id;
-                if filter.matches(&event) && !deliver(&tx, Arc::new(event), &mut stopping).await {
-                    return end(&tx, cursor, "the server is shutting down").await;
-                }
-                cursor = event_id;
-            }
-            if complete {
-                break;
-            }
+    /// The last event id sent (or passed over by the filter): what the client resumes from.
+    cursor: i64,
+    live: broadcast::Receiver<Arc<TicketEvent>>,
+    /// Events read from the database and not yet sent.
+    backlog: VecDeque<TicketEvent>,
+    /// Reading the database (at the start, or after falling behind the channel) rather than the channel.
+    catching_up: bool,
+    /// The last page read was not full: once `backlog` is empty, the database has nothing more.
+    last_page_read: bool,
+    ended: bool,
+    _open: crate::metrics::OpenStream,
+}
+
+impl TicketWatchState {
+    /// The next message, or `None` once the stream has ended.
+    async fn next_item(&mut self) -> Option<WatchItem<Arc<TicketEvent>>> {
+        if self.ended {
+            return None;
         }
         loop {
-            let received = tokio::select! {
-                _ = stopped(&mut stopping) => {
-                    return end(&tx, cursor, "the server is shutting down").await;
+            if *self.stopping.borrow() {
+                return Some(self.end("the server is shutting down"));
+            }
+            if self.catching_up {
+                if let Some(event) = self.backlog.pop_front() {
+                    self.cursor = event.event_id;
+                    if self.filter.matches(&event) {
+                        return Some(WatchItem::Item(Arc::new(event)));
+                    }
+                    continue;
                 }
-                _ = tx.closed() => return,
-                received = live.recv() => received,
+                if self.last_page_read {
+                    self.catching_up = false;
+                    continue;
+                }
+                let page_size = self.hub.config.page_size;
+                match self.hub.store.events_after(self.cursor, page_size).await {
+                    Ok(page) => {
+                        self.last_page_read = (page.len() as u64) < page_size;
+                        self.backlog = page.into();
+                    }
+                    Err(_) => return Some(self.end("the database is unavailable")),
+                }
+                continue;
+            }
+            let received = tokio::select! {
+                _ = stopped(&mut self.stopping) => {
+                    return Some(self.end("the server is shutting down"));
+                }
+                received = self.live.recv() => received,
             };
             match received {
                 Ok(event) => {
-                    if event.event_id <= cursor {
+                    if event.event_id <= self.cursor {
                         continue;
                     }
-                    let event_id = event.event_id;
-                    if filter.matches(&event) && !deliver(&tx, event, &mut stopping).await {
-                        return end(&tx, cursor, "the server is shutting down").await;
+                    self.cursor = event.event_id;
+                    if self.filter.matches(&event) {
+                        return Some(WatchItem::Item(event));
                     }
-                    cursor = event_id;
                 }
                 Err(RecvError::Lagged(skipped)) => {
                     metrics::counter!(crate::metrics::LAG_RESYNCS, "kind" => "tickets")
                         .increment(1);
                     tracing::debug!(
                         skipped,
-                        cursor,
+                        cursor = self.cursor,
                         "slow ticket stream goes back to the database"
                     );
-                    break;
+                    // Re-subscribe first, then read everything after the cursor, then follow again.
+                    self.live = self.hub.tickets.subscribe();
+                    self.catching_up = true;
+                    self.last_page_read = false;
                 }
-                Err(RecvError::Closed) => {
-                    return end(&tx, cursor, "the server is shutting down").await;
-                }
+                Err(RecvError::Closed) => return Some(self.end("the server is shutting down")),
             }
+        }
+    }
+
+    fn end(&mut self, reason: &'static str) -> WatchItem<Arc<TicketEvent>> {
+        self.ended = true;
+        WatchItem::End {
+            resume_after: self.cursor,
+            reason,
         }
     }
 }
