@@ -8,6 +8,7 @@ mod m20261122_000002_data_api;
 mod m20261122_000003_streams_cards;
 mod m20261122_000004_access;
 mod m20261122_000005_outbox_position;
+mod m20261122_000006_definitions_for_write;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_streams_cards::Migration),
             Box::new(m20261122_000004_access::Migration),
             Box::new(m20261122_000005_outbox_position::Migration),
+            Box::new(m20261122_000006_definitions_for_write::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Statement,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -326,12 +326,27 @@ async fn lock_definition(txn: &WriteTxn, name: &str) -> Result<PropertyDefinitio
 /// change never misses a value that does not fit. SQLite's write gate already orders the two.
 const DEFINITIONS_LOCK_KEY: i64 = 0x7469_636b_7072;
 
-/// The definitions a ticket write validates against, held steady until the write commits.
+/// The definitions a ticket write validates against, held steady until the write commits. On PostgreSQL one
+/// function call takes the lock shared and then reads them (migration `m20261122_000006` says why that needs a
+/// function).
 pub(super) async fn definitions_for_write(
     txn: &WriteTxn,
 ) -> Result<BTreeMap<String, PropertyDefinition>, Error> {
-    lock_definitions(txn, "pg_advisory_xact_lock_shared").await?;
-    load_definitions(&**txn).await
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return load_definitions(&**txn).await;
+    }
+    property_definition::Entity::find()
+        .from_raw_sql(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT * FROM ticketd_definitions_for_write()",
+        ))
+        .all(&**txn)
+        .await?
+        .into_iter()
+        .map(|row| {
+            definition_to_domain(row).map(|definition| (definition.name.clone(), definition))
+        })
+        .collect()
 }
 
 async fn lock_definitions(txn: &WriteTxn, function: &str) -> Result<(), Error> {
