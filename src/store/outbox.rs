@@ -346,3 +346,55 @@ pub(super) fn render_to_domain(row: card_render::Model) -> Result<PositionedRend
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_echo_of_this_process_is_ignored() {
+        let signal = OutboxSignal::default();
+        let own = Appended::ALL.payload(&signal.sender);
+        signal.notify_from_channel(&own);
+        assert_eq!(signal.take_appended(), Appended::default());
+    }
+
+    #[test]
+    fn another_replica_wakes_the_tailer_for_what_it_appended() {
+        let signal = OutboxSignal::default();
+        let other = OutboxSignal::default();
+        assert_ne!(
+            signal.sender, other.sender,
+            "every process has its own name"
+        );
+        let events_only = Appended {
+            events: true,
+            renders: false,
+        };
+        signal.notify_from_channel(&events_only.payload(&other.sender));
+        assert_eq!(signal.take_appended(), events_only);
+        assert_eq!(signal.take_appended(), Appended::default(), "taken once");
+    }
+
+    #[test]
+    fn a_payload_without_a_sender_wakes_for_everything() {
+        // An older replica sends an empty payload during a rolling upgrade.
+        let signal = OutboxSignal::default();
+        signal.notify_from_channel("");
+        assert_eq!(signal.take_appended(), Appended::ALL);
+    }
+
+    #[test]
+    fn kinds_accumulate_until_taken() {
+        let signal = OutboxSignal::default();
+        signal.notify(Appended {
+            events: true,
+            renders: false,
+        });
+        signal.notify(Appended {
+            events: false,
+            renders: true,
+        });
+        assert_eq!(signal.take_appended(), Appended::ALL);
+    }
+}
