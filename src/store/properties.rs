@@ -312,7 +312,7 @@ async fn migrate_values(
 /// Reads a definition for change, after every ticket write in flight has committed (see
 /// [`DEFINITIONS_LOCK_KEY`]).
 async fn lock_definition(txn: &WriteTxn, name: &str) -> Result<PropertyDefinition, Error> {
-    lock_definitions(txn, "pg_advisory_xact_lock").await?;
+    lock_definitions_exclusively(txn).await?;
     let row = property_definition::Entity::find_by_id(name.to_owned())
         .lock_exclusive()
         .one(&**txn)
@@ -335,24 +335,23 @@ pub(super) async fn definitions_for_write(
     if txn.get_database_backend() != DbBackend::Postgres {
         return load_definitions(&**txn).await;
     }
-    property_definition::Entity::find()
+    let rows = property_definition::Entity::find()
         .from_raw_sql(Statement::from_string(
             DbBackend::Postgres,
             "SELECT * FROM ticketd_definitions_for_write()",
         ))
         .all(&**txn)
-        .await?
-        .into_iter()
-        .map(|row| {
-            definition_to_domain(row).map(|definition| (definition.name.clone(), definition))
-        })
-        .collect()
+        .await?;
+    by_name(rows)
 }
 
-async fn lock_definitions(txn: &WriteTxn, function: &str) -> Result<(), Error> {
+/// Takes the lock exclusively: ticket writes take it shared inside `ticketd_definitions_for_write()`.
+async fn lock_definitions_exclusively(txn: &WriteTxn) -> Result<(), Error> {
     if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT {function}({DEFINITIONS_LOCK_KEY})"))
-            .await?;
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({DEFINITIONS_LOCK_KEY})"
+        ))
+        .await?;
     }
     Ok(())
 }
@@ -361,10 +360,13 @@ async fn lock_definitions(txn: &WriteTxn, function: &str) -> Result<(), Error> {
 pub(super) async fn load_definitions(
     db: &impl ConnectionTrait,
 ) -> Result<BTreeMap<String, PropertyDefinition>, Error> {
-    property_definition::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
+    by_name(property_definition::Entity::find().all(db).await?)
+}
+
+fn by_name(
+    rows: Vec<property_definition::Model>,
+) -> Result<BTreeMap<String, PropertyDefinition>, Error> {
+    rows.into_iter()
         .map(|row| {
             definition_to_domain(row).map(|definition| (definition.name.clone(), definition))
         })
