@@ -143,6 +143,33 @@ struct Tally {
     aborted_retries: u64,
 }
 
+impl Tally {
+    /// Adds a worker's own tally (kept locally so workers do not contend on every call).
+    fn absorb(&mut self, mut worker: Tally) {
+        self.latencies.append(&mut worker.latencies);
+        self.aborted_retries += worker.aborted_retries;
+        for (failure, count) in worker.failures {
+            *self.failures.entry(failure).or_default() += count;
+        }
+    }
+}
+
+/// A small xorshift: picking the next ticket costs nothing and is reproducible per worker.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn for_worker(worker: usize) -> Self {
+        Self(0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -332,19 +359,12 @@ async fn run_worker(
     let mut local = Tally::default();
     let mut client = TicketServiceClient::new(connection.clone());
     let mut health = HealthClient::new(connection);
-    // A small xorshift keeps the choice of ticket cheap and reproducible per worker.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut random_numbers = Xorshift::for_worker(worker);
     let mut sequence = 0u64;
     while Instant::now() < deadline {
         sequence += 1;
-        let roll = next() % 100;
-        let random = next();
+        let roll = random_numbers.next() % 100;
+        let random = random_numbers.next();
         let id = hot_ids[(random % hot_ids.len() as u64) as usize];
         let action = match scenario {
             Scenario::Mixed if roll < 60 => Scenario::Get,
@@ -451,12 +471,7 @@ async fn run_worker(
             }
         }
     }
-    let mut total = tally.lock().await;
-    total.latencies.append(&mut local.latencies);
-    total.aborted_retries += local.aborted_retries;
-    for (code, count) in local.failures {
-        *total.failures.entry(code).or_default() += count;
-    }
+    tally.lock().await.absorb(local);
 }
 
 /// Get, bump a counter property, update with the etag; on ABORTED start over (counted as a retry).
@@ -676,7 +691,7 @@ mod raw {
     };
     use tokio::{sync::Mutex, time::Instant};
 
-    use super::{Args, Scenario, Tally, report};
+    use super::{Args, Scenario, Tally, Xorshift, report};
 
     /// Rows `raw-select` reads from.
     const SELECT_ROWS: i64 = 1_000;
@@ -851,21 +866,19 @@ mod raw {
             let (pool, tally, scenario) = (pool.clone(), Arc::clone(&tally), args.scenario);
             tasks.push(tokio::spawn(async move {
                 let mut local = Tally::default();
-                let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
+                let mut random_numbers = Xorshift::for_worker(worker);
                 let mut sequence = 0u64;
                 while Instant::now() < deadline {
                     sequence += 1;
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    let random = random_numbers.next();
                     let text = format!("raw {worker}-{sequence}");
                     let begun = Instant::now();
                     let outcome = match scenario {
                         Scenario::RawInsert => pool.insert(&text).await,
                         Scenario::RawSelect => {
-                            pool.select(1 + (state % SELECT_ROWS as u64) as i64).await
+                            pool.select(1 + (random % SELECT_ROWS as u64) as i64).await
                         }
-                        _ => pool.update(1 + (state % hot_rows) as i64, &text).await,
+                        _ => pool.update(1 + (random % hot_rows) as i64, &text).await,
                     };
                     match outcome {
                         Ok(()) => local.latencies.push(begun.elapsed()),
@@ -874,11 +887,7 @@ mod raw {
                         }
                     }
                 }
-                let mut total = tally.lock().await;
-                total.latencies.append(&mut local.latencies);
-                for (error, count) in local.failures {
-                    *total.failures.entry(error).or_default() += count;
-                }
+                tally.lock().await.absorb(local);
             }));
         }
         for task in tasks {
