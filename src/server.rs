@@ -9,6 +9,7 @@ use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
 
 use crate::{
+    api::caller::ViewerLayer,
     api::{
         associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
         properties::PropertyApi, tickets::TicketApi,
@@ -212,6 +213,8 @@ impl Application {
             .layer(GrpcWebLayer::new())
             // Inside gRPC-Web, so browsers' calls are checked the same way once translated.
             .layer(AuthLayer::new(self.authenticator.clone()))
+            // Behind authentication: it reads the principal the auth layer put in the request.
+            .layer(ViewerLayer::new(self.store.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(health_service)

@@ -6,14 +6,14 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
-    decode_page_token, encode_page_token, idempotent_requests, origin, principal,
-    query_fingerprint, timestamp, viewer, watch_end_status,
+    caller::viewer, decode_page_token, encode_page_token, idempotent_requests, origin,
+    query_fingerprint, stream_visibility, timestamp, watch_end_status,
 };
 use crate::{
     domain::{
         Error,
         access::{CustomerView, Viewer},
-        card::{parse_ticket_path, parse_view},
+        card::{Binding, TicketPath, parse_ticket_path, parse_view},
         chat_card::{
             Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
         },
@@ -155,7 +155,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::GetCardRequest>,
     ) -> Result<Response<proto::Card>, Status> {
-        let viewer = self.viewer(request.extensions()).await?;
+        let viewer = viewer(request.extensions())?;
         let card = self.store.get_card(request.get_ref().card_id).await?;
         self.check_customer_card(&viewer, &card).await?;
         Ok(Response::new(card_to_proto(card)))
@@ -165,7 +165,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::ListCardsRequest>,
     ) -> Result<Response<proto::ListCardsResponse>, Status> {
-        let viewer = self.viewer(request.extensions()).await?;
+        let viewer = viewer(request.extensions())?;
         let request = request.into_inner();
         let page_size = page_size(request.page_size)?;
         let query = query_fingerprint(&format!("cards ticket={}", request.ticket_id));
@@ -186,7 +186,7 @@ impl CardService for CardApi {
                     Some(visible) => *visible,
                     None => {
                         let template = self.store.get_card_template(card.template_id).await?;
-                        let visible = hidden_binding(view, &template).is_none();
+                        let visible = hidden_binding(view, &template)?.is_none();
                         binds_visible.insert(card.template_id, visible);
                         visible
                     }
@@ -208,7 +208,7 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::RenderCardRequest>,
     ) -> Result<Response<proto::RenderedCard>, Status> {
-        let viewer = self.viewer(request.extensions()).await?;
+        let viewer = viewer(request.extensions())?;
         let card_id = request.get_ref().card_id;
         if viewer.customer().is_some() {
             let card = self.store.get_card(card_id).await?;
@@ -224,11 +224,10 @@ impl CardService for CardApi {
         &self,
         request: Request<proto::WatchCardRequest>,
     ) -> Result<Response<Self::WatchCardStream>, Status> {
-        let viewer = self.viewer(request.extensions()).await?;
+        let viewer = viewer(request.extensions())?;
         let request = request.into_inner();
-        if viewer.customer().is_some() && !request.group_id.is_empty() {
-            // A group holds cards of many tickets; a customer watches the cards it may see one by one.
-            return Err(Error::denied("group_id", "customers watch one card by card_id").into());
+        if !request.group_id.is_empty() {
+            viewer.check_card_group_watch()?;
         }
         let (card_id, group_id) = match (request.card_id, request.group_id.is_empty()) {
             (0, true) => {
@@ -262,16 +261,18 @@ impl CardService for CardApi {
                         WatchItem::Item(item) => {
                             let render = &item.1;
                             if let Some(scope) = scope {
-                                match store.ticket_visible(&scope, render.ticket_id).await {
+                                let shown = stream_visibility(
+                                    &store,
+                                    &scope,
+                                    render.ticket_id,
+                                    None,
+                                    render.version - 1,
+                                )
+                                .await;
+                                match shown {
                                     Ok(true) => {}
                                     Ok(false) => return None,
-                                    Err(error) => {
-                                        tracing::warn!(%error, "checking a customer's card render failed; ending the stream");
-                                        return Some(Err(watch_end_status(
-                                            render.version - 1,
-                                            "the database could not be reached",
-                                        )));
-                                    }
+                                    Err(status) => return Some(Err(status)),
                                 }
                             }
                             Some(Ok(render_to_proto(render.clone())))
@@ -289,11 +290,6 @@ impl CardService for CardApi {
 }
 
 impl CardApi {
-    /// How the caller sees tickets.
-    async fn viewer(&self, extensions: &tonic::Extensions) -> Result<Viewer, Error> {
-        viewer(&self.store, &principal(extensions)?).await
-    }
-
     /// A customer reads a card only when its portal shows the card's ticket (else NOT_FOUND, as if the card
     /// did not exist) and every ticket field the card binds (else PERMISSION_DENIED: the rendered card
     /// would show a hidden value).
@@ -309,7 +305,7 @@ impl CardApi {
                 other => other,
             })?;
         let template = self.store.get_card_template(card.template_id).await?;
-        match hidden_binding(view, &template) {
+        match hidden_binding(view, &template)? {
             None => Ok(()),
             Some(path) => Err(Error::denied(
                 "card_id",
@@ -319,16 +315,27 @@ impl CardApi {
     }
 }
 
-/// The first ticket path a template binds that the customer may not see, if any.
-fn hidden_binding<'a>(view: &CustomerView, template: &'a CardTemplate) -> Option<&'a str> {
-    template.bindings.values().map(String::as_str).find(|path| {
-        let field = match *path {
-            "pipeline.label" => "pipeline_id",
-            "stage.label" | "stage.state" => "stage_id",
-            other => other,
-        };
-        !view.sees_field(field)
-    })
+/// The first ticket path a template shows — through its bindings or inside its view — that the customer may
+/// not see, if any.
+fn hidden_binding(
+    view: &CustomerView,
+    template: &CardTemplate,
+) -> Result<Option<TicketPath>, Error> {
+    let mut paths = template
+        .bindings
+        .iter()
+        .map(|(property, path)| parse_ticket_path(&format!("bindings.{property}"), path))
+        .collect::<Result<Vec<_>, _>>()?;
+    paths.extend(
+        parse_view(&template.schema)?
+            .bindings()
+            .into_iter()
+            .filter_map(|binding| match binding {
+                Binding::Ticket(path) => Some(path),
+                Binding::Property(_) => None,
+            }),
+    );
+    Ok(paths.into_iter().find(|path| !view.sees(&path.field())))
 }
 
 fn template_to_proto(template: CardTemplate) -> proto::CardTemplate {

@@ -2,6 +2,7 @@
 //! Shared request plumbing (timestamps, field masks, page tokens, request ids) lives here.
 
 pub mod associations;
+pub mod caller;
 pub mod cards;
 pub mod error;
 pub mod pipelines;
@@ -17,8 +18,11 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    auth::{Principal, Role},
-    domain::{Error, Origin, RequestKey, access::Viewer},
+    auth::Principal,
+    domain::{
+        Error, Origin, RequestKey,
+        access::{Judgement, TicketScope},
+    },
     store::Store,
 };
 
@@ -101,19 +105,6 @@ pub(crate) fn origin<R: IdempotentRequest>(
     })
 }
 
-/// How the caller sees tickets: staff see all; a customer through its portal (PERMISSION_DENIED when the
-/// token's portal no longer exists).
-pub(crate) async fn viewer(store: &Store, caller: &Principal) -> Result<Viewer, Error> {
-    if caller.role != Role::Customer {
-        return Ok(Viewer::Staff);
-    }
-    let portal = caller
-        .portal
-        .ok_or_else(|| Error::denied("portal", "customer credentials name no portal"))?;
-    let view = store.customer_view(&caller.id, &caller.org, portal).await?;
-    Ok(Viewer::Customer(Box::new(view)))
-}
-
 /// Names the addressed ticket on the call's span, so traces and logs of one ticket can be found.
 pub(crate) fn record_ticket_id(id: i64) {
     tracing::Span::current().record("ticket.id", id);
@@ -132,9 +123,32 @@ pub(crate) fn watch_end_status(resume_after: i64, reason: &str) -> tonic::Status
     status
 }
 
+/// Whether a customer still sees the ticket of a stream item (an agent may unfollow a ticket for it
+/// mid-stream): judged from the item's snapshot where that suffices, else asked of the database. A database
+/// failure ends the stream so that it resumes at `resume_after`, which re-judges this item.
+pub(crate) async fn stream_visibility(
+    store: &Store,
+    scope: &TicketScope,
+    ticket_id: i64,
+    snapshot: Option<&crate::domain::ticket::Ticket>,
+    resume_after: i64,
+) -> Result<bool, tonic::Status> {
+    match scope.judge_snapshot(snapshot) {
+        Judgement::Shown => Ok(true),
+        Judgement::Hidden => Ok(false),
+        Judgement::AskDatabase => store
+            .ticket_visible(scope, ticket_id)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "checking a customer's stream item failed; ending the stream");
+                watch_end_status(resume_after, "the database could not be reached")
+            }),
+    }
+}
+
 /// Refuses an empty batch or one over the limit; `field` names the list.
 pub(crate) fn check_batch_size(field: &str, len: usize) -> Result<(), Error> {
-    let max = crate::store::MAX_BATCH;
+    let max = crate::domain::commands::MAX_BATCH;
     if len == 0 || len > max {
         return Err(Error::invalid(
             field,

@@ -3,11 +3,10 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    bad_mask_path, decode_page_token, encode_page_token, idempotent_requests, origin, principal,
-    query_fingerprint, timestamp, update_paths, viewer,
+    bad_mask_path, caller::viewer, decode_page_token, encode_page_token, idempotent_requests,
+    origin, query_fingerprint, timestamp, update_paths,
 };
 use crate::{
-    auth::Role,
     domain::{
         Error,
         access::{Portal, PortalChanges, PortalSettings, VisibilityRules},
@@ -72,16 +71,8 @@ impl PortalService for PortalApi {
         &self,
         request: Request<proto::GetPortalRequest>,
     ) -> Result<Response<proto::Portal>, Status> {
-        let caller = principal(request.extensions())?;
         let id = request.get_ref().id;
-        // A customer reads its own portal (to know what it may edit); any other id is NOT_FOUND to it.
-        if caller.role == Role::Customer {
-            if caller.portal != Some(id) {
-                return Err(Error::not_found(Portal::RESOURCE, id).into());
-            }
-            // Its own portal deleted: refused like every other call of that customer.
-            viewer(&self.store, &caller).await?;
-        }
+        viewer(request.extensions())?.check_portal_read(id)?;
         Ok(Response::new(portal_to_proto(
             self.store.get_portal(id).await?,
         )))

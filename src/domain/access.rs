@@ -9,9 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Error, Result,
+    commands::NewTicket,
     comment::Visibility,
     event::{EventDetail, EventKind, TicketEvent},
+    field::{CustomerAccess, TicketField},
+    follower::{FollowerKind, parse_id},
     property::PropertyDefinition,
+    search::{RawFilter, filter_field},
     ticket::{REFERENCE_MAX_CHARS, Ticket, TicketChanges, TicketDraft},
 };
 
@@ -19,37 +23,6 @@ use super::{
 pub const PORTAL_NAME_MAX_CHARS: usize = 200;
 /// Most entries in one of a portal's lists.
 pub const PORTAL_LIST_MAX: usize = 1_000;
-
-/// Ticket fields every customer who sees a ticket sees.
-pub const ALWAYS_VISIBLE_FIELDS: &[&str] = &[
-    "id",
-    "subject",
-    "content",
-    "create_time",
-    "update_time",
-    "close_time",
-    "archive_time",
-    "archived",
-    "etag",
-];
-/// Core fields a portal may show (`visible_properties`); hidden unless listed.
-pub const SHOWABLE_CORE_FIELDS: &[&str] = &[
-    "pipeline_id",
-    "stage_id",
-    "priority",
-    "requester_id",
-    "assignee_id",
-    "organization_id",
-    "ticket_type",
-    "tags",
-    "project_id",
-];
-/// Core fields a portal may let customers change (`editable_properties`), besides subject and content.
-/// Requester, organization, assignee, pipeline and project are never customer-editable: changing them
-/// would move a ticket into someone else's view.
-pub const EDITABLE_CORE_FIELDS: &[&str] = &["priority", "stage_id", "ticket_type", "tags"];
-/// Fields every customer who sees a ticket may change.
-pub const ALWAYS_EDITABLE_FIELDS: &[&str] = &["subject", "content"];
 
 /// An admin-defined customer portal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,70 +115,78 @@ impl PortalSettings {
                 }
             }
         }
-        for (index, field) in self.visible_properties.iter().enumerate() {
+        for (index, name) in self.visible_properties.iter().enumerate() {
             let at = || format!("visible_properties[{index}]");
-            if ALWAYS_VISIBLE_FIELDS.contains(&field.as_str())
-                || SHOWABLE_CORE_FIELDS.contains(&field.as_str())
-            {
-                continue;
-            }
-            match definitions.get(field) {
-                None => {
-                    return Err(Error::invalid(
-                        at(),
-                        format!("{field:?} is neither a ticket field nor a custom property"),
-                    ));
+            match portal_field(name) {
+                TicketField::Property(name) => match definitions.get(&name) {
+                    None => {
+                        return Err(Error::invalid(
+                            at(),
+                            format!("{name:?} is neither a ticket field nor a custom property"),
+                        ));
+                    }
+                    Some(definition) if !definition.customer_visible => {
+                        return Err(Error::invalid(
+                            at(),
+                            format!("property {name:?} is not customer_visible"),
+                        ));
+                    }
+                    Some(_) => {}
+                },
+                field => {
+                    if field.rules().customers == CustomerAccess::Never {
+                        return Err(Error::invalid(
+                            at(),
+                            format!("{field} is never shown to customers"),
+                        ));
+                    }
                 }
-                Some(definition) if !definition.customer_visible => {
-                    return Err(Error::invalid(
-                        at(),
-                        format!("property {field:?} is not customer_visible"),
-                    ));
-                }
-                Some(_) => {}
             }
         }
-        for (index, field) in self.editable_properties.iter().enumerate() {
+        for (index, name) in self.editable_properties.iter().enumerate() {
             let at = || format!("editable_properties[{index}]");
-            if ALWAYS_EDITABLE_FIELDS.contains(&field.as_str()) {
+            let field = portal_field(name);
+            let customers = field.rules().customers;
+            if customers == (CustomerAccess::Always { editable: true }) {
                 continue;
             }
-            if !self.visible_properties.contains(field) {
+            if !self.visible_properties.contains(name) {
                 return Err(Error::invalid(
                     at(),
-                    format!("{field:?} must also be in visible_properties"),
+                    format!("{name:?} must also be in visible_properties"),
                 ));
             }
-            if SHOWABLE_CORE_FIELDS.contains(&field.as_str()) {
-                if !EDITABLE_CORE_FIELDS.contains(&field.as_str()) {
-                    return Err(Error::invalid(
-                        at(),
-                        format!(
-                            "{field:?} is never customer-editable; editable ticket fields are {}",
-                            EDITABLE_CORE_FIELDS.join(", ")
-                        ),
-                    ));
+            let TicketField::Property(name) = field else {
+                if customers == (CustomerAccess::Portal { editable: true }) {
+                    continue;
                 }
-                continue;
-            }
-            match definitions.get(field) {
+                return Err(Error::invalid(
+                    at(),
+                    format!(
+                        "{name:?} is never customer-editable; editable ticket fields are {}",
+                        TicketField::names_where(|field| field.rules().customers
+                            == CustomerAccess::Portal { editable: true })
+                    ),
+                ));
+            };
+            match definitions.get(&name) {
                 Some(definition) if definition.agent_only => {
                     return Err(Error::invalid(
                         at(),
-                        format!("property {field:?} is agent_only"),
+                        format!("property {name:?} is agent_only"),
                     ));
                 }
                 Some(definition) if !definition.customer_editable => {
                     return Err(Error::invalid(
                         at(),
-                        format!("property {field:?} is not customer_editable"),
+                        format!("property {name:?} is not customer_editable"),
                     ));
                 }
                 Some(_) => {}
                 None => {
                     return Err(Error::invalid(
                         at(),
-                        format!("{field:?} is not an editable ticket field"),
+                        format!("{name:?} is not an editable ticket field"),
                     ));
                 }
             }
@@ -276,6 +257,26 @@ impl TicketScope {
                     && ticket.organization_id == self.org))
     }
 
+    /// The whole rule in memory, given who follows the ticket and its project: the same answer the store's
+    /// SQL form of this scope gives (a property test over generated data holds the two together).
+    pub fn shows(&self, ticket: &Ticket, follows: &Follows) -> bool {
+        if self.shows_by_fields(ticket) {
+            return true;
+        }
+        let followed = self.rules.followed
+            && follows.ticket_followers.contains(&self.customer_id);
+        let project_followed = self.rules.followed_projects
+            && !ticket.project_id.is_empty()
+            && follows
+                .project_followers
+                .iter()
+                .any(|(kind, follower)| match kind {
+                    FollowerKind::User => *follower == self.customer_id,
+                    FollowerKind::Organization => !self.org.is_empty() && *follower == self.org,
+                });
+        self.type_allowed(&ticket.ticket_type) && (followed || project_followed)
+    }
+
     /// Whether some ticket could be visible only through a follower rule.
     pub fn needs_followers(&self) -> bool {
         self.rules.followed || self.rules.followed_projects
@@ -285,22 +286,62 @@ impl TicketScope {
     pub fn type_allowed(&self, ticket_type: &str) -> bool {
         self.ticket_types.is_empty() || self.ticket_types.iter().any(|t| t == ticket_type)
     }
+
+    /// What can be said of a streamed item about a ticket from its snapshot (what the ticket was when the
+    /// change committed), before asking the database about followers.
+    pub fn judge_snapshot(&self, snapshot: Option<&Ticket>) -> Judgement {
+        let Some(ticket) = snapshot else {
+            return Judgement::AskDatabase;
+        };
+        if self.shows_by_fields(ticket) {
+            Judgement::Shown
+        } else if !self.type_allowed(&ticket.ticket_type) || !self.needs_followers() {
+            Judgement::Hidden
+        } else {
+            Judgement::AskDatabase
+        }
+    }
 }
 
-/// A customer's whole view: which tickets, which of their fields, what it may change.
+/// Who follows one ticket and its project: what the follower rules read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Follows<'a> {
+    /// Ids following the ticket.
+    pub ticket_followers: &'a [String],
+    /// Followers of the ticket's project.
+    pub project_followers: &'a [(FollowerKind, String)],
+}
+
+/// A stream item's visibility as far as its snapshot tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    Shown,
+    Hidden,
+    /// Only a follower rule could show it: the database knows.
+    AskDatabase,
+}
+
+/// How a portal's list entry names a field: a core field by its name, anything else a custom property by its
+/// bare name (portals list `region`, not `properties.region`).
+fn portal_field(name: &str) -> TicketField {
+    TicketField::parse(name)
+        .filter(|field| field.property_name().is_none())
+        .unwrap_or_else(|| TicketField::Property(name.to_owned()))
+}
+
+/// A customer's whole view: which tickets, which of their fields, what it may change. Fails closed: a field
+/// is shown or editable only when its rule row and the portal both say so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerView {
     pub scope: TicketScope,
     pub portal: Portal,
-    /// Core fields shown besides [`ALWAYS_VISIBLE_FIELDS`].
-    visible_core: BTreeSet<String>,
-    /// Custom properties shown: listed by the portal and still `customer_visible`.
-    visible_custom: BTreeSet<String>,
-    /// Core fields editable besides [`ALWAYS_EDITABLE_FIELDS`].
-    editable_core: BTreeSet<String>,
-    /// Custom properties editable: listed, `customer_editable` and not `agent_only` (checked again here
-    /// because a definition may have changed since the portal was saved).
-    editable_custom: BTreeSet<String>,
+    /// Fields the portal shows besides those every customer sees: listed, and (custom properties) still
+    /// `customer_visible`.
+    visible: BTreeSet<TicketField>,
+    /// Fields the portal lets customers change besides subject and content: listed, visible, and (custom
+    /// properties) `customer_editable` and not `agent_only` — checked again here because a definition may
+    /// have changed since the portal was saved.
+    editable: BTreeSet<TicketField>,
 }
 
 impl CustomerView {
@@ -311,40 +352,28 @@ impl CustomerView {
         portal: Portal,
         definitions: &BTreeMap<String, PropertyDefinition>,
     ) -> Self {
-        let is_core = |field: &String| SHOWABLE_CORE_FIELDS.contains(&field.as_str());
-        let visible_core = portal
+        let definition =
+            |field: &TicketField| field.property_name().map(|name| definitions.get(name));
+        let visible: BTreeSet<TicketField> = portal
             .visible_properties
             .iter()
-            .filter(|field| is_core(field))
-            .cloned()
-            .collect();
-        let visible_custom: BTreeSet<String> = portal
-            .visible_properties
-            .iter()
-            .filter(|name| {
-                definitions
-                    .get(*name)
-                    .is_some_and(|definition| definition.customer_visible)
+            .map(|name| portal_field(name))
+            .filter(|field| match definition(field) {
+                Some(found) => found.is_some_and(|definition| definition.customer_visible),
+                None => matches!(field.rules().customers, CustomerAccess::Portal { .. }),
             })
-            .cloned()
             .collect();
-        let editable_core = portal
+        let editable = portal
             .editable_properties
             .iter()
-            .filter(|field| EDITABLE_CORE_FIELDS.contains(&field.as_str()))
-            .filter(|field| portal.visible_properties.contains(field))
-            .cloned()
-            .collect();
-        let editable_custom = portal
-            .editable_properties
-            .iter()
-            .filter(|name| visible_custom.contains(*name))
-            .filter(|name| {
-                definitions.get(*name).is_some_and(|definition| {
+            .map(|name| portal_field(name))
+            .filter(|field| visible.contains(field))
+            .filter(|field| match definition(field) {
+                Some(found) => found.is_some_and(|definition| {
                     definition.customer_editable && !definition.agent_only
-                })
+                }),
+                None => field.rules().customers == (CustomerAccess::Portal { editable: true }),
             })
-            .cloned()
             .collect();
         Self {
             scope: TicketScope {
@@ -354,65 +383,111 @@ impl CustomerView {
                 ticket_types: portal.ticket_types.clone(),
             },
             portal,
-            visible_core,
-            visible_custom,
-            editable_core,
-            editable_custom,
+            visible,
+            editable,
         }
     }
 
-    /// Whether a field (a `Ticket` field name or `properties.<name>`) reaches this customer.
-    pub fn sees_field(&self, field: &str) -> bool {
-        if ALWAYS_VISIBLE_FIELDS.contains(&field) {
-            return true;
-        }
-        match field.strip_prefix("properties.") {
-            Some(name) => self.visible_custom.contains(name),
-            None => self.visible_core.contains(field),
+    /// Whether a field's value reaches this customer.
+    pub fn sees(&self, field: &TicketField) -> bool {
+        match field.rules().customers {
+            CustomerAccess::Always { .. } => true,
+            CustomerAccess::Portal { .. } => self.visible.contains(field),
+            CustomerAccess::Never => false,
         }
     }
 
-    /// Whether a search may filter on `field`: only on what the customer sees, or hidden values could be
-    /// probed one filter at a time.
-    pub fn may_filter_on(&self, field: &str) -> bool {
-        matches!(field, "id" | "create_time" | "update_time" | "close_time")
-            || self.visible_core.contains(field)
-            || self.visible_custom.contains(field)
+    /// Whether this customer may change a field.
+    pub fn may_edit(&self, field: &TicketField) -> bool {
+        match field.rules().customers {
+            CustomerAccess::Always { editable } => editable,
+            CustomerAccess::Portal { editable } => editable && self.editable.contains(field),
+            CustomerAccess::Never => false,
+        }
     }
 
-    /// Blanks every field the customer may not see (hidden fields go out as their zero value).
-    pub fn redact(&self, ticket: &mut Ticket) {
-        let shows = |field: &str| self.visible_core.contains(field);
-        if !shows("pipeline_id") {
-            ticket.pipeline_id = 0;
+    /// Refuses a filter (named `at` in the request) on a field the customer does not see: filtering on it
+    /// would reveal hidden values one query at a time.
+    pub fn check_filter(&self, at: impl Into<String>, field: &TicketField) -> Result<()> {
+        if self.sees(field) {
+            return Ok(());
         }
-        if !shows("stage_id") {
-            ticket.stage_id = 0;
+        let shown = match field.property_name() {
+            Some(name) => name.to_owned(),
+            None => field.to_string(),
+        };
+        Err(Error::denied(
+            at,
+            format!("{shown:?} is not visible through this portal"),
+        ))
+    }
+
+    /// Refuses a search whose filters address a field the customer does not see. Errors name
+    /// `filter_groups[g].filters[f].property`.
+    pub fn check_search(&self, groups: &[Vec<RawFilter>]) -> Result<()> {
+        for (group_index, group) in groups.iter().enumerate() {
+            for (filter_index, filter) in group.iter().enumerate() {
+                self.check_filter(
+                    format!("filter_groups[{group_index}].filters[{filter_index}].property"),
+                    &filter_field(&filter.property),
+                )?;
+            }
         }
-        if !shows("priority") {
-            ticket.priority = None;
+        Ok(())
+    }
+
+    /// The ticket as this customer may see it: every field it does not see goes out as its zero value. The
+    /// ticket is taken apart whole, so a field added to [`Ticket`] does not compile until it is decided here.
+    pub fn redact(&self, ticket: Ticket) -> Ticket {
+        let Ticket {
+            id,
+            subject,
+            content,
+            pipeline_id,
+            stage_id,
+            priority,
+            requester_id,
+            assignee_id,
+            organization_id,
+            ticket_type,
+            tags,
+            project_id,
+            mut properties,
+            create_time,
+            update_time,
+            close_time,
+            archive_time,
+            version,
+        } = ticket;
+        properties.retain(|name, _| self.sees(&TicketField::Property(name.clone())));
+        Ticket {
+            id: self.shown(TicketField::Id, id),
+            subject: self.shown(TicketField::Subject, subject),
+            content: self.shown(TicketField::Content, content),
+            pipeline_id: self.shown(TicketField::PipelineId, pipeline_id),
+            stage_id: self.shown(TicketField::StageId, stage_id),
+            priority: self.shown(TicketField::Priority, priority),
+            requester_id: self.shown(TicketField::RequesterId, requester_id),
+            assignee_id: self.shown(TicketField::AssigneeId, assignee_id),
+            organization_id: self.shown(TicketField::OrganizationId, organization_id),
+            ticket_type: self.shown(TicketField::TicketType, ticket_type),
+            tags: self.shown(TicketField::Tags, tags),
+            project_id: self.shown(TicketField::ProjectId, project_id),
+            properties,
+            create_time: self.shown(TicketField::CreateTime, create_time),
+            update_time: self.shown(TicketField::UpdateTime, update_time),
+            close_time: self.shown(TicketField::CloseTime, close_time),
+            archive_time: self.shown(TicketField::ArchiveTime, archive_time),
+            version: self.shown(TicketField::Etag, version),
         }
-        if !shows("requester_id") {
-            ticket.requester_id.clear();
+    }
+
+    fn shown<T: Default>(&self, field: TicketField, value: T) -> T {
+        if self.sees(&field) {
+            value
+        } else {
+            T::default()
         }
-        if !shows("assignee_id") {
-            ticket.assignee_id.clear();
-        }
-        if !shows("organization_id") {
-            ticket.organization_id.clear();
-        }
-        if !shows("ticket_type") {
-            ticket.ticket_type.clear();
-        }
-        if !shows("tags") {
-            ticket.tags.clear();
-        }
-        if !shows("project_id") {
-            ticket.project_id.clear();
-        }
-        ticket
-            .properties
-            .retain(|name, _| self.visible_custom.contains(name));
     }
 
     /// The event as this customer may receive it, or `None` when nothing of it may reach the customer:
@@ -430,18 +505,14 @@ impl CustomerView {
             _ => {}
         }
         let had_changes = !event.changes.is_empty();
-        event
-            .changes
-            .retain(|change| self.sees_field(&change.field));
+        event.changes.retain(|change| self.sees(&change.field));
         if had_changes
             && event.changes.is_empty()
             && matches!(event.kind, EventKind::Updated | EventKind::StageChanged)
         {
             return None;
         }
-        if let Some(ticket) = event.ticket.as_mut() {
-            self.redact(ticket);
-        }
+        event.ticket = event.ticket.map(|ticket| self.redact(ticket));
         Some(event)
     }
 
@@ -463,85 +534,40 @@ impl CustomerView {
         }
         draft.requester_id = me.clone();
         draft.organization_id = self.scope.org.clone();
-        let not_editable = |field: &str| {
-            Error::denied(
-                field,
-                format!("{field} is not editable through this portal"),
-            )
-        };
-        if !draft.assignee_id.is_empty() {
-            return Err(not_editable("assignee_id"));
-        }
-        if !draft.project_id.is_empty() {
-            return Err(not_editable("project_id"));
-        }
-        if draft.pipeline_id.is_some() {
-            return Err(not_editable("pipeline_id"));
-        }
-        if draft.stage_id.is_some() && !self.editable_core.contains("stage_id") {
-            return Err(not_editable("stage_id"));
-        }
-        if draft.priority.is_some() && !self.editable_core.contains("priority") {
-            return Err(not_editable("priority"));
-        }
-        if !draft.tags.is_empty() && !self.editable_core.contains("tags") {
-            return Err(not_editable("tags"));
-        }
-        self.check_ticket_type(&draft.ticket_type)?;
-        for name in draft.properties.keys() {
-            if !self.editable_custom.contains(name) {
-                return Err(not_editable(&format!("properties.{name}")));
+        for field in draft.fields_set() {
+            match field {
+                // Filled in above.
+                TicketField::RequesterId | TicketField::OrganizationId => {}
+                // A new ticket's type is chosen among the portal's types, checked below even when empty.
+                TicketField::TicketType => {}
+                field if !self.may_edit(&field) => return Err(not_editable(&field)),
+                _ => {}
             }
         }
-        Ok(())
+        self.check_ticket_type(&draft.ticket_type)
     }
 
     /// Checks that every change of an update is one this customer may make.
     pub fn check_changes(&self, changes: &TicketChanges) -> Result<()> {
-        let not_editable = |field: &str| {
-            Error::denied(
-                field,
-                format!("{field} is not editable through this portal"),
-            )
-        };
-        let core = |field: &str, set: bool| {
-            if set && !self.editable_core.contains(field) {
-                Err(not_editable(field))
-            } else {
-                Ok(())
-            }
-        };
-        core("priority", changes.priority.is_some())?;
-        core("stage_id", changes.stage_id.is_some())?;
-        core("ticket_type", changes.ticket_type.is_some())?;
-        core("tags", changes.tags.is_some())?;
-        for (field, set) in [
-            ("pipeline_id", changes.pipeline_id.is_some()),
-            ("requester_id", changes.requester_id.is_some()),
-            ("assignee_id", changes.assignee_id.is_some()),
-            ("organization_id", changes.organization_id.is_some()),
-            ("project_id", changes.project_id.is_some()),
-        ] {
-            if set {
-                return Err(not_editable(field));
-            }
-        }
-        if changes.properties.is_some() {
-            // Replacing the whole map would also erase the properties the customer cannot see.
-            return Err(Error::denied(
-                "properties",
-                "customers change properties one at a time (properties.<name>)",
-            ));
-        }
-        for name in changes.property_updates.keys() {
-            if !self.editable_custom.contains(name) {
-                return Err(not_editable(&format!("properties.{name}")));
-            }
+        if let Some(field) = changes
+            .fields()
+            .into_iter()
+            .find(|field| !self.may_edit(field))
+        {
+            return Err(not_editable(&field));
         }
         if let Some(ticket_type) = &changes.ticket_type {
             self.check_ticket_type(ticket_type)?;
         }
         Ok(())
+    }
+
+    /// The first ticket field among `bound` (what a card shows) that this customer does not see, if any.
+    pub fn first_hidden<'a>(
+        &self,
+        bound: impl IntoIterator<Item = &'a TicketField>,
+    ) -> Option<&'a TicketField> {
+        bound.into_iter().find(|field| !self.sees(field))
     }
 
     fn check_ticket_type(&self, ticket_type: &str) -> Result<()> {
@@ -555,6 +581,19 @@ impl CustomerView {
                 self.scope.ticket_types.join(", ")
             ),
         ))
+    }
+}
+
+fn not_editable(field: &TicketField) -> Error {
+    match field {
+        TicketField::Properties => Error::denied(
+            "properties",
+            "customers change properties one at a time (properties.<name>)",
+        ),
+        field => Error::denied(
+            field.to_string(),
+            format!("{field} is not editable through this portal"),
+        ),
     }
 }
 
@@ -584,10 +623,105 @@ impl Viewer {
     }
 
     /// A ticket as this viewer may see it.
-    pub fn redact(&self, mut ticket: Ticket) -> Ticket {
-        if let Self::Customer(view) = self {
-            view.redact(&mut ticket);
+    pub fn redact(&self, ticket: Ticket) -> Ticket {
+        match self {
+            Self::Staff => ticket,
+            Self::Customer(view) => view.redact(ticket),
         }
-        ticket
     }
+
+    /// Customers write PUBLIC comments only: internal notes are the desk's.
+    pub fn check_comment(&self, visibility: Visibility) -> Result<()> {
+        if self.customer().is_none() || visibility == Visibility::Public {
+            return Ok(());
+        }
+        Err(Error::denied(
+            "visibility",
+            "customers may add PUBLIC comments only",
+        ))
+    }
+
+    /// Customers log time only where their portal allows it.
+    pub fn check_time_logging(&self) -> Result<()> {
+        match self.customer() {
+            Some(view) if !view.portal.time_logging => Err(Error::denied(
+                "ticket_id",
+                format!("portal {} does not let customers log time", view.portal.id),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A card group holds cards of many tickets: a customer watches the cards it may see one by one.
+    pub fn check_card_group_watch(&self) -> Result<()> {
+        match self.customer() {
+            Some(_) => Err(Error::denied(
+                "group_id",
+                "customers watch one card by card_id",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies a customer's rules to a new ticket: it requests it for itself and its organization, sets only
+    /// editable fields, and links nothing (associations are the desk's records). Errors name `ticket.<field>`.
+    pub fn prepare_new_ticket(&self, new: &mut NewTicket) -> Result<()> {
+        let Some(view) = self.customer() else {
+            return Ok(());
+        };
+        if !new.associations.is_empty() {
+            return Err(Error::denied(
+                "associations",
+                "customers cannot link tickets to other objects",
+            ));
+        }
+        view.prepare_draft(&mut new.draft)
+            .map_err(|error| error.within("ticket"))
+    }
+
+    /// Checks an update's changes against the customer's portal; errors name `ticket.<field>`.
+    pub fn check_update(&self, changes: &TicketChanges) -> Result<()> {
+        match self.customer() {
+            None => Ok(()),
+            Some(view) => view
+                .check_changes(changes)
+                .map_err(|error| error.within("ticket")),
+        }
+    }
+
+    /// A customer reads its own portal (to know what it may edit); any other id is NOT_FOUND to it.
+    pub fn check_portal_read(&self, portal_id: i64) -> Result<()> {
+        match self.customer() {
+            Some(view) if view.portal.id != portal_id => {
+                Err(Error::not_found(Portal::RESOURCE, portal_id))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whom a follow request (naming `requested`, empty for the caller) is about: the caller by default; only
+    /// staff may name someone else.
+    pub fn follower_id(&self, caller_id: &str, requested: &str) -> Result<String> {
+        if requested.is_empty() || requested == caller_id {
+            return Ok(caller_id.to_owned());
+        }
+        if self.customer().is_some() {
+            return Err(Error::denied(
+                "follower_id",
+                "customers may follow or unfollow only for themselves",
+            ));
+        }
+        parse_id("follower_id", requested)
+    }
+
+    /// Whose entries a listing about people shows (followers, time entries): a customer sees only its own —
+    /// followers may belong to other organizations, and the desk's timesheets are internal. `None`: everyone's.
+    pub fn own_entries_only<'a>(&self, caller_id: &'a str) -> Option<&'a str> {
+        self.customer().map(|_| caller_id)
+    }
+}
+
+/// Whose time entries a caller may delete: admins anyone's (`None`), everybody else only their own.
+pub fn time_entry_deleter(caller_id: &str, admin: bool) -> Option<&str> {
+    (!admin).then_some(caller_id)
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Error, Result,
+    field::TicketField,
     pipeline::TicketState,
     ticket::{PROPERTY_NAME_MAX_CHARS, Ticket},
 };
@@ -161,28 +162,14 @@ pub enum Binding {
     Ticket(TicketPath),
 }
 
-/// A ticket field a card property or a view may be bound to.
+/// A ticket field a card property or a view may be bound to: a field of the ticket itself, or a label of its
+/// pipeline or stage, which the ticket only holds the id of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TicketPath {
-    Id,
-    Subject,
-    Content,
-    Priority,
-    PipelineId,
+    Field(TicketField),
     PipelineLabel,
-    StageId,
     StageLabel,
     StageState,
-    RequesterId,
-    AssigneeId,
-    OrganizationId,
-    TicketType,
-    Tags,
-    CreateTime,
-    UpdateTime,
-    CloseTime,
-    /// `properties.<name>`: a custom property of the ticket.
-    Property(String),
 }
 
 /// A ticket with the labels of its pipeline and stage, which the ticket itself only holds ids of.
@@ -822,25 +809,39 @@ fn same_name(a: &str, b: &str) -> bool {
         .eq(b.chars().flat_map(char::to_lowercase))
 }
 
-const FIXED_PATHS: [(&str, TicketPath); 17] = [
-    ("id", TicketPath::Id),
-    ("subject", TicketPath::Subject),
-    ("content", TicketPath::Content),
-    ("priority", TicketPath::Priority),
-    ("pipeline_id", TicketPath::PipelineId),
+/// The paths that name a pipeline's or stage's labels rather than a ticket field.
+const LABEL_PATHS: [(&str, TicketPath); 3] = [
     ("pipeline.label", TicketPath::PipelineLabel),
-    ("stage_id", TicketPath::StageId),
     ("stage.label", TicketPath::StageLabel),
     ("stage.state", TicketPath::StageState),
-    ("requester_id", TicketPath::RequesterId),
-    ("assignee_id", TicketPath::AssigneeId),
-    ("organization_id", TicketPath::OrganizationId),
-    ("ticket_type", TicketPath::TicketType),
-    ("tags", TicketPath::Tags),
-    ("create_time", TicketPath::CreateTime),
-    ("update_time", TicketPath::UpdateTime),
-    ("close_time", TicketPath::CloseTime),
 ];
+
+/// Whether a card may show a ticket field.
+fn bindable(field: &TicketField) -> bool {
+    match field {
+        TicketField::Id
+        | TicketField::Subject
+        | TicketField::Content
+        | TicketField::Priority
+        | TicketField::PipelineId
+        | TicketField::StageId
+        | TicketField::RequesterId
+        | TicketField::AssigneeId
+        | TicketField::OrganizationId
+        | TicketField::TicketType
+        | TicketField::Tags
+        | TicketField::CreateTime
+        | TicketField::UpdateTime
+        | TicketField::CloseTime
+        | TicketField::Property(_) => true,
+        // The whole map has no single value; the trash and version fields say nothing to a chat's reader.
+        TicketField::ProjectId
+        | TicketField::Properties
+        | TicketField::ArchiveTime
+        | TicketField::Archived
+        | TicketField::Etag => false,
+    }
+}
 
 /// Parses a ticket field path such as `stage.label` or `properties.region`, reported as `field`.
 pub fn parse_ticket_path(field: &str, path: &str) -> Result<TicketPath> {
@@ -848,66 +849,63 @@ pub fn parse_ticket_path(field: &str, path: &str) -> Result<TicketPath> {
 }
 
 fn path_from_str(path: &str) -> std::result::Result<TicketPath, String> {
-    if let Some((_, known)) = FIXED_PATHS.iter().find(|(name, _)| *name == path) {
-        return Ok(known.clone());
+    if let Some((_, label)) = LABEL_PATHS.iter().find(|(name, _)| *name == path) {
+        return Ok(label.clone());
     }
-    if let Some(name) = path.strip_prefix("properties.") {
-        let length = name.chars().count();
-        if name.is_empty() || length > PROPERTY_NAME_MAX_CHARS {
-            return Err(format!(
-                "{path:?}: a property name must have 1 to {PROPERTY_NAME_MAX_CHARS} characters"
-            ));
+    match TicketField::parse(path) {
+        Some(TicketField::Property(name)) => {
+            let length = name.chars().count();
+            if name.is_empty() || length > PROPERTY_NAME_MAX_CHARS {
+                return Err(format!(
+                    "{path:?}: a property name must have 1 to {PROPERTY_NAME_MAX_CHARS} characters"
+                ));
+            }
+            Ok(TicketPath::Field(TicketField::Property(name)))
         }
-        return Ok(TicketPath::Property(name.to_owned()));
+        Some(field) if bindable(&field) => Ok(TicketPath::Field(field)),
+        _ => Err(format!(
+            "unknown ticket field {path:?}; expected one of {}, {}, properties.<name>",
+            TicketField::names_where(bindable),
+            LABEL_PATHS.map(|(name, _)| name).join(", ")
+        )),
     }
-    let names: Vec<&str> = FIXED_PATHS.iter().map(|(name, _)| *name).collect();
-    Err(format!(
-        "unknown ticket field {path:?}; expected one of {}, properties.<name>",
-        names.join(", ")
-    ))
 }
 
 impl TicketPath {
     /// The field's value as card text: enums in their stored spelling, tags comma-joined, times RFC 3339 UTC;
     /// an unset field is "".
     pub fn resolve(&self, view: &TicketContext) -> String {
-        let ticket = view.ticket;
         match self {
-            Self::Id => ticket.id.to_string(),
-            Self::Subject => ticket.subject.clone(),
-            Self::Content => ticket.content.clone(),
-            Self::Priority => ticket
-                .priority
-                .map(|priority| priority.as_str().to_owned())
-                .unwrap_or_default(),
-            Self::PipelineId => ticket.pipeline_id.to_string(),
+            Self::Field(field) => field.text(view.ticket, timestamp),
             Self::PipelineLabel => view.pipeline_label.to_owned(),
-            Self::StageId => ticket.stage_id.to_string(),
             Self::StageLabel => view.stage_label.to_owned(),
             Self::StageState => view.stage_state.as_str().to_owned(),
-            Self::RequesterId => ticket.requester_id.clone(),
-            Self::AssigneeId => ticket.assignee_id.clone(),
-            Self::OrganizationId => ticket.organization_id.clone(),
-            Self::TicketType => ticket.ticket_type.clone(),
-            Self::Tags => ticket.tags.join(","),
-            Self::CreateTime => timestamp(ticket.create_time),
-            Self::UpdateTime => timestamp(ticket.update_time),
-            Self::CloseTime => ticket.close_time.map(timestamp).unwrap_or_default(),
-            Self::Property(name) => ticket.properties.get(name).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The ticket field whose visibility decides whether a customer may see this path's value: a label shows
+    /// which pipeline or stage the ticket is in.
+    pub fn field(&self) -> TicketField {
+        match self {
+            Self::Field(field) => field.clone(),
+            Self::PipelineLabel => TicketField::PipelineId,
+            Self::StageLabel | Self::StageState => TicketField::StageId,
         }
     }
 }
 
 impl fmt::Display for TicketPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Self::Property(name) = self {
-            return write!(f, "properties.{name}");
+        match self {
+            Self::Field(field) => field.fmt(f),
+            label => {
+                let name = LABEL_PATHS
+                    .iter()
+                    .find(|(_, path)| path == label)
+                    .map_or("", |(name, _)| *name);
+                f.write_str(name)
+            }
         }
-        let name = FIXED_PATHS
-            .iter()
-            .find(|(_, path)| path == self)
-            .map_or("", |(name, _)| *name);
-        f.write_str(name)
     }
 }
 
@@ -921,8 +919,8 @@ mod tests {
     use crate::domain::ticket::Priority;
     use chrono::TimeZone;
 
-    /// The real package's view; the path leaves the repository because the fixtures are shared across repos.
-    const FIXTURE: &str = include_str!("../../../shared/fixtures/kaizala/ChatCardView.json");
+    /// The real package's view, copied into the repository's test fixtures.
+    const FIXTURE: &str = include_str!("../../tests/fixtures/kaizala/ChatCardView.json");
 
     fn invalid(json: &str) -> (String, String) {
         match parse_view(json) {
@@ -972,7 +970,7 @@ mod tests {
     #[test]
     fn fixture_path_resolves_from_the_crate() {
         let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/kaizala/ChatCardView.json");
+            .join("tests/fixtures/kaizala/ChatCardView.json");
         assert_eq!(std::fs::read_to_string(&on_disk).unwrap(), FIXTURE);
     }
 
@@ -1086,7 +1084,7 @@ mod tests {
             parse_view(json).unwrap().bindings(),
             vec![
                 Binding::Property("a".into()),
-                Binding::Ticket(TicketPath::Id)
+                Binding::Ticket(TicketPath::Field(TicketField::Id))
             ]
         );
     }
@@ -1262,17 +1260,30 @@ mod tests {
             stage_label: "Closed",
             stage_state: TicketState::Closed,
         };
-        for (name, _) in FIXED_PATHS {
-            let path = parse_ticket_path("bindings", name).unwrap();
+        let fixed = TicketField::core()
+            .filter(bindable)
+            .map(|field| field.to_string())
+            .chain(LABEL_PATHS.map(|(name, _)| name.to_owned()));
+        for name in fixed {
+            let path = parse_ticket_path("bindings", &name).unwrap();
             assert_eq!(path.to_string(), name);
         }
         let region = parse_ticket_path("bindings", "properties.region").unwrap();
-        assert_eq!(region, TicketPath::Property("region".into()));
+        assert_eq!(
+            region,
+            TicketPath::Field(TicketField::Property("region".into()))
+        );
         assert_eq!(region.resolve(&context), "EMEA");
-        assert_eq!(TicketPath::Property("nope".into()).resolve(&context), "");
+        assert_eq!(
+            TicketPath::Field(TicketField::Property("nope".into())).resolve(&context),
+            ""
+        );
         assert_eq!(TicketPath::StageState.resolve(&context), "CLOSED");
         assert_eq!(TicketPath::PipelineLabel.resolve(&context), "Support");
-        assert_eq!(TicketPath::AssigneeId.resolve(&context), "");
+        assert_eq!(
+            TicketPath::Field(TicketField::AssigneeId).resolve(&context),
+            ""
+        );
         for bad in ["", "Subject", "stage", "properties.", "pipeline.id"] {
             match parse_ticket_path("bindings.status", bad) {
                 Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "bindings.status"),

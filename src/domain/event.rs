@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{association::Association, comment::Comment, ticket::Ticket};
+use std::collections::BTreeSet;
+
+use super::{association::Association, comment::Comment, field::TicketField, ticket::Ticket};
 
 /// What happened to the ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +55,7 @@ impl EventKind {
 /// One field's old and new value in string form; empty means none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
-    pub field: String,
+    pub field: TicketField,
     pub old_value: String,
     pub new_value: String,
 }
@@ -135,84 +137,39 @@ impl NewEvent {
     }
 }
 
-/// The client-visible fields that differ between `before` (none for a new ticket) and `after`.
+/// The client-visible fields that differ between `before` (none for a new ticket) and `after`: every field
+/// whose rules say history records it, then each custom property either side has.
 pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
-    let mut changes = Vec::new();
-    let mut compare = |field: &str, old: String, new: String| {
-        if old != new {
-            changes.push(FieldChange {
-                field: field.to_owned(),
-                old_value: old,
-                new_value: new,
-            });
-        }
-    };
-    let old = |read: fn(&Ticket) -> String| before.map(read).unwrap_or_default();
-    compare("subject", old(|t| t.subject.clone()), after.subject.clone());
-    compare("content", old(|t| t.content.clone()), after.content.clone());
-    compare(
-        "pipeline_id",
-        old(|t| t.pipeline_id.to_string()),
-        after.pipeline_id.to_string(),
-    );
-    compare(
-        "stage_id",
-        old(|t| t.stage_id.to_string()),
-        after.stage_id.to_string(),
-    );
-    compare("priority", old(priority_text), priority_text(after));
-    compare(
-        "requester_id",
-        old(|t| t.requester_id.clone()),
-        after.requester_id.clone(),
-    );
-    compare(
-        "assignee_id",
-        old(|t| t.assignee_id.clone()),
-        after.assignee_id.clone(),
-    );
-    compare(
-        "organization_id",
-        old(|t| t.organization_id.clone()),
-        after.organization_id.clone(),
-    );
-    compare(
-        "ticket_type",
-        old(|t| t.ticket_type.clone()),
-        after.ticket_type.clone(),
-    );
-    compare("tags", old(|t| t.tags.join(",")), after.tags.join(","));
-    compare(
-        "project_id",
-        old(|t| t.project_id.clone()),
-        after.project_id.clone(),
-    );
-    compare("close_time", old(close_time_text), close_time_text(after));
-    let empty = Default::default();
-    let old_properties = before.map_or(&empty, |t| &t.properties);
-    let names: std::collections::BTreeSet<&String> = old_properties
+    let no_properties = Default::default();
+    let old_properties = before.map_or(&no_properties, |t| &t.properties);
+    let property_names: BTreeSet<&String> = old_properties
         .keys()
         .chain(after.properties.keys())
         .collect();
-    for name in names {
-        compare(
-            &format!("properties.{name}"),
-            old_properties.get(name).cloned().unwrap_or_default(),
-            after.properties.get(name).cloned().unwrap_or_default(),
-        );
-    }
-    changes
+    TicketField::core()
+        .filter(|field| field.rules().diffed)
+        .chain(
+            property_names
+                .into_iter()
+                .map(|name| TicketField::Property(name.clone())),
+        )
+        .filter_map(|field| {
+            let old_value = before
+                .map(|ticket| field.text(ticket, history_time))
+                .unwrap_or_default();
+            let new_value = field.text(after, history_time);
+            (old_value != new_value).then_some(FieldChange {
+                field,
+                old_value,
+                new_value,
+            })
+        })
+        .collect()
 }
 
-fn priority_text(ticket: &Ticket) -> String {
-    ticket
-        .priority
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default()
-}
-
-fn close_time_text(ticket: &Ticket) -> String {
-    time_text(ticket.close_time)
+/// A time as history records it (see [`time_text`]).
+pub fn history_time(time: DateTime<Utc>) -> String {
+    time_text(Some(time))
 }
 
 /// A time as history records it: RFC 3339 UTC with microseconds, empty for none.

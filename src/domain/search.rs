@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Error, Result,
+    field::TicketField,
     property::{PropertyDefinition, PropertyType, parse_typed},
     ticket::Priority,
 };
@@ -46,63 +47,57 @@ pub struct RawFilter {
     pub high_value: String,
 }
 
-/// A core column a filter can address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoreField {
-    Id,
-    PipelineId,
-    StageId,
-    Priority,
-    RequesterId,
-    AssigneeId,
-    OrganizationId,
-    TicketType,
-    Tags,
-    ProjectId,
-    CreateTime,
-    UpdateTime,
-    CloseTime,
+/// The kind of values a core field holds in filters; `None`: filters cannot address it.
+fn filter_kind(field: &TicketField) -> Option<ValueKind> {
+    Some(match field {
+        TicketField::Id | TicketField::PipelineId | TicketField::StageId => ValueKind::Integer,
+        TicketField::Priority => ValueKind::Priority,
+        TicketField::RequesterId
+        | TicketField::AssigneeId
+        | TicketField::OrganizationId
+        | TicketField::TicketType
+        | TicketField::ProjectId => ValueKind::Text,
+        TicketField::Tags => ValueKind::Tag,
+        TicketField::CreateTime | TicketField::UpdateTime | TicketField::CloseTime => {
+            ValueKind::Time
+        }
+        // Subject and content are searched by words (`query`, CONTAINS_TOKEN is for properties).
+        TicketField::Subject
+        | TicketField::Content
+        | TicketField::Properties
+        | TicketField::ArchiveTime
+        | TicketField::Archived
+        | TicketField::Etag => return None,
+        // Custom properties are typed by their definitions.
+        TicketField::Property(_) => return None,
+    })
 }
 
-impl CoreField {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "id" => Self::Id,
-            "pipeline_id" => Self::PipelineId,
-            "stage_id" => Self::StageId,
-            "priority" => Self::Priority,
-            "requester_id" => Self::RequesterId,
-            "assignee_id" => Self::AssigneeId,
-            "organization_id" => Self::OrganizationId,
-            "ticket_type" => Self::TicketType,
-            "tags" => Self::Tags,
-            "project_id" => Self::ProjectId,
-            "create_time" => Self::CreateTime,
-            "update_time" => Self::UpdateTime,
-            "close_time" => Self::CloseTime,
-            _ => return None,
-        })
-    }
+/// Whether filters can address this core field.
+pub fn filterable(field: &TicketField) -> bool {
+    filter_kind(field).is_some()
+}
 
-    fn kind(self) -> ValueKind {
-        match self {
-            Self::Id | Self::PipelineId | Self::StageId => ValueKind::Integer,
-            Self::Priority => ValueKind::Priority,
-            Self::RequesterId
-            | Self::AssigneeId
-            | Self::OrganizationId
-            | Self::TicketType
-            | Self::ProjectId => ValueKind::Text,
-            Self::Tags => ValueKind::Tag,
-            Self::CreateTime | Self::UpdateTime | Self::CloseTime => ValueKind::Time,
-        }
-    }
+/// The field a filter's `property` names: a core field filters can address, else a custom property by its
+/// bare name (filters say `region`, not `properties.region`).
+pub fn filter_field(name: &str) -> TicketField {
+    core_filter_field(name).map_or_else(
+        || TicketField::Property(name.to_owned()),
+        |(field, _)| field,
+    )
+}
+
+fn core_filter_field(name: &str) -> Option<(TicketField, ValueKind)> {
+    let field = TicketField::parse(name)?;
+    let kind = filter_kind(&field)?;
+    Some((field, kind))
 }
 
 /// What a filter addresses.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Core(CoreField),
+    /// A core field, one [`filterable`] says filters can address.
+    Core(TicketField),
     /// A custom property, by name.
     Property(String),
 }
@@ -201,8 +196,8 @@ fn compile_filter(
     filter: RawFilter,
     definitions: &BTreeMap<String, PropertyDefinition>,
 ) -> Result<Predicate> {
-    let (target, kind, definition) = match CoreField::parse(&filter.property) {
-        Some(field) => (Target::Core(field), field.kind(), None),
+    let (target, kind, definition) = match core_filter_field(&filter.property) {
+        Some((field, kind)) => (Target::Core(field), kind, None),
         None => {
             let definition = definitions.get(&filter.property).ok_or_else(|| {
                 Error::invalid(

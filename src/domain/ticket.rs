@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Result, pipeline::TicketState};
+use super::{Error, Result, field::TicketField, pipeline::TicketState};
 
 /// Longest subject, in characters.
 pub const SUBJECT_MAX_CHARS: usize = 500;
@@ -222,6 +222,44 @@ pub struct TicketDraft {
     pub properties: BTreeMap<String, String>,
 }
 
+impl TicketDraft {
+    /// The fields the draft sets (taken apart whole, so a new field must be listed here to compile).
+    pub fn fields_set(&self) -> Vec<TicketField> {
+        let Self {
+            subject,
+            content,
+            pipeline_id,
+            stage_id,
+            priority,
+            requester_id,
+            assignee_id,
+            organization_id,
+            ticket_type,
+            tags,
+            project_id,
+            properties,
+        } = self;
+        let mut fields: Vec<TicketField> = [
+            (!subject.is_empty(), TicketField::Subject),
+            (!content.is_empty(), TicketField::Content),
+            (pipeline_id.is_some(), TicketField::PipelineId),
+            (stage_id.is_some(), TicketField::StageId),
+            (priority.is_some(), TicketField::Priority),
+            (!requester_id.is_empty(), TicketField::RequesterId),
+            (!assignee_id.is_empty(), TicketField::AssigneeId),
+            (!organization_id.is_empty(), TicketField::OrganizationId),
+            (!ticket_type.is_empty(), TicketField::TicketType),
+            (!tags.is_empty(), TicketField::Tags),
+            (!project_id.is_empty(), TicketField::ProjectId),
+        ]
+        .into_iter()
+        .filter_map(|(set, field)| set.then_some(field))
+        .collect();
+        fields.extend(properties.keys().cloned().map(TicketField::Property));
+        fields
+    }
+}
+
 /// Validated changes to a ticket; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TicketChanges {
@@ -243,6 +281,44 @@ pub struct TicketChanges {
 }
 
 impl TicketChanges {
+    /// The fields the changes touch (taken apart whole, so a new field must be listed here to compile).
+    pub fn fields(&self) -> Vec<TicketField> {
+        let Self {
+            subject,
+            content,
+            pipeline_id,
+            stage_id,
+            priority,
+            requester_id,
+            assignee_id,
+            organization_id,
+            ticket_type,
+            tags,
+            project_id,
+            properties,
+            property_updates,
+        } = self;
+        let mut fields: Vec<TicketField> = [
+            (subject.is_some(), TicketField::Subject),
+            (content.is_some(), TicketField::Content),
+            (pipeline_id.is_some(), TicketField::PipelineId),
+            (stage_id.is_some(), TicketField::StageId),
+            (priority.is_some(), TicketField::Priority),
+            (requester_id.is_some(), TicketField::RequesterId),
+            (assignee_id.is_some(), TicketField::AssigneeId),
+            (organization_id.is_some(), TicketField::OrganizationId),
+            (ticket_type.is_some(), TicketField::TicketType),
+            (tags.is_some(), TicketField::Tags),
+            (project_id.is_some(), TicketField::ProjectId),
+            (properties.is_some(), TicketField::Properties),
+        ]
+        .into_iter()
+        .filter_map(|(set, field)| set.then_some(field))
+        .collect();
+        fields.extend(property_updates.keys().cloned().map(TicketField::Property));
+        fields
+    }
+
     /// Applies every change except the placement (`pipeline_id`, `stage_id`), which needs the pipeline.
     pub fn apply_fields(self, ticket: &mut Ticket) -> Result<()> {
         fn set<T>(slot: &mut T, value: Option<T>) {

@@ -1,7 +1,7 @@
 //! The streams behind WatchTickets and WatchCard.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     pin::Pin,
     sync::Arc,
 };
@@ -13,7 +13,12 @@ use tokio::sync::{
 };
 
 use super::hub::{EventHub, stopped};
-use crate::domain::{Error, chat_card::CardRender, event::TicketEvent};
+use crate::domain::{
+    Error,
+    chat_card::CardRender,
+    event::{TicketEvent, history_time},
+    field::TicketField,
+};
 
 /// Trailer naming the last event id a stream delivered; reconnecting with it misses nothing.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
@@ -36,15 +41,13 @@ pub type TicketWatch = Pin<Box<dyn Stream<Item = WatchItem<Arc<TicketEvent>>> + 
 /// The stream of a WatchCard call.
 pub type CardWatch = mpsc::Receiver<WatchItem<Arc<(i64, CardRender)>>>;
 
-/// Which ticket events a stream wants; every filter that is set must match the ticket before or after the
-/// change.
+/// Which ticket events a stream wants; every field filter that is set must match the ticket before or after
+/// the change.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub ticket_ids: HashSet<i64>,
-    pub pipeline_id: Option<i64>,
-    pub stage_ids: HashSet<i64>,
-    pub assignee_id: Option<String>,
-    pub organization_id: Option<String>,
+    /// Wanted values of fields, as [`TicketField::text`] writes them (the form history records).
+    pub fields: BTreeMap<TicketField, HashSet<String>>,
 }
 
 impl TicketFilter {
@@ -55,45 +58,17 @@ impl TicketFilter {
         }
         let Some(ticket) = &event.ticket else {
             // Without a snapshot only the id filter can be judged.
-            return self.pipeline_id.is_none()
-                && self.stage_ids.is_empty()
-                && self.assignee_id.is_none()
-                && self.organization_id.is_none();
+            return self.fields.is_empty();
         };
-        let before = |field: &str| {
-            event
+        self.fields.iter().all(|(field, wanted)| {
+            let before = event
                 .changes
                 .iter()
-                .find(|change| change.field == field)
-                .map(|change| change.old_value.as_str())
-        };
-        let either = |field: &str, after: String, wanted: &dyn Fn(&str) -> bool| {
-            wanted(&after) || before(field).is_some_and(wanted)
-        };
-        let pipeline_ok = self.pipeline_id.is_none_or(|pipeline| {
-            either("pipeline_id", ticket.pipeline_id.to_string(), &|value| {
-                value == pipeline.to_string()
-            })
-        });
-        let stage_ok = self.stage_ids.is_empty()
-            || either("stage_id", ticket.stage_id.to_string(), &|value| {
-                value
-                    .parse::<i64>()
-                    .is_ok_and(|stage| self.stage_ids.contains(&stage))
-            });
-        let assignee_ok = self.assignee_id.as_deref().is_none_or(|assignee| {
-            either("assignee_id", ticket.assignee_id.clone(), &|value| {
-                value == assignee
-            })
-        });
-        let organization_ok = self.organization_id.as_deref().is_none_or(|organization| {
-            either(
-                "organization_id",
-                ticket.organization_id.clone(),
-                &|value| value == organization,
-            )
-        });
-        pipeline_ok && stage_ok && assignee_ok && organization_ok
+                .find(|change| &change.field == field)
+                .map(|change| &change.old_value);
+            wanted.contains(&field.text(ticket, history_time))
+                || before.is_some_and(|value| wanted.contains(value))
+        })
     }
 }
 

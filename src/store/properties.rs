@@ -17,6 +17,7 @@ use super::{
 use crate::domain::{
     Error, Origin, etag,
     event::FieldChange,
+    field::TicketField,
     now,
     page::Page,
     property::{PropertyDefinition, PropertyOption, PropertyType, TypedValue},
@@ -247,7 +248,7 @@ async fn migrate_values(
                 .cond_where(in_group.clone())
                 .to_owned();
             let change = FieldChange {
-                field: format!("properties.{name}"),
+                field: TicketField::Property(name.to_owned()),
                 old_value: old_value.to_owned(),
                 new_value: typed.text.clone(),
             };

@@ -1,12 +1,15 @@
 //! Turns checked search predicates and query words into SQL conditions on `tickets`.
 
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend,
+    ColumnTrait, Condition, DbBackend, IdenStatic,
     sea_query::{Expr, ExprTrait, Query, SimpleExpr},
 };
 
 use super::entities::{ticket, ticket_property_value as property_value};
-use crate::domain::search::{Comparison, CoreField, Predicate, Target, Value};
+use crate::domain::{
+    field::TicketField,
+    search::{Comparison, Predicate, Target, Value},
+};
 
 /// The condition a search adds to the listing query: any group, all of its predicates, and every word.
 pub(super) fn condition(
@@ -35,14 +38,19 @@ pub(super) fn condition(
 fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
     match &predicate.target {
         Target::Core(field) => {
-            let positive = core_condition(backend, *field, &predicate.comparison);
+            let Some(column) = core_column(field) else {
+                // Unreachable: the domain builds core targets only of filterable fields. Match nothing.
+                return Condition::all().add(Expr::cust("1 = 0"));
+            };
+            let positive = core_condition(backend, field, column, &predicate.comparison);
             if !predicate.negated {
                 return positive;
             }
             // NOT over a NULL is NULL, which would drop tickets without a value; they do match a negation.
-            match nullable_column(*field) {
-                Some(column) => Condition::any().add(positive.not()).add(column.is_null()),
-                None => positive.not(),
+            if nullable(field) {
+                Condition::any().add(positive.not()).add(column.is_null())
+            } else {
+                positive.not()
             }
         }
         Target::Property(name) => {
@@ -70,35 +78,45 @@ fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
     }
 }
 
-fn nullable_column(field: CoreField) -> Option<ticket::Column> {
-    match field {
-        CoreField::Priority => Some(ticket::Column::Priority),
-        CoreField::CloseTime => Some(ticket::Column::CloseTime),
-        _ => None,
-    }
+/// The column a core field is stored in, for the fields filters can address (see
+/// [`crate::domain::search::filterable`]; a test keeps the two in step).
+fn core_column(field: &TicketField) -> Option<ticket::Column> {
+    Some(match field {
+        TicketField::Id => ticket::Column::Id,
+        TicketField::PipelineId => ticket::Column::PipelineId,
+        TicketField::StageId => ticket::Column::StageId,
+        TicketField::Priority => ticket::Column::Priority,
+        TicketField::RequesterId => ticket::Column::RequesterId,
+        TicketField::AssigneeId => ticket::Column::AssigneeId,
+        TicketField::OrganizationId => ticket::Column::OrganizationId,
+        TicketField::TicketType => ticket::Column::TicketType,
+        TicketField::Tags => ticket::Column::Tags,
+        TicketField::ProjectId => ticket::Column::ProjectId,
+        TicketField::CreateTime => ticket::Column::CreateTime,
+        TicketField::UpdateTime => ticket::Column::UpdateTime,
+        TicketField::CloseTime => ticket::Column::CloseTime,
+        TicketField::Subject
+        | TicketField::Content
+        | TicketField::Properties
+        | TicketField::ArchiveTime
+        | TicketField::Archived
+        | TicketField::Etag
+        | TicketField::Property(_) => return None,
+    })
 }
 
-fn core_column(field: CoreField) -> ticket::Column {
-    match field {
-        CoreField::Id => ticket::Column::Id,
-        CoreField::PipelineId => ticket::Column::PipelineId,
-        CoreField::StageId => ticket::Column::StageId,
-        CoreField::Priority => ticket::Column::Priority,
-        CoreField::RequesterId => ticket::Column::RequesterId,
-        CoreField::AssigneeId => ticket::Column::AssigneeId,
-        CoreField::OrganizationId => ticket::Column::OrganizationId,
-        CoreField::TicketType => ticket::Column::TicketType,
-        CoreField::Tags => ticket::Column::Tags,
-        CoreField::ProjectId => ticket::Column::ProjectId,
-        CoreField::CreateTime => ticket::Column::CreateTime,
-        CoreField::UpdateTime => ticket::Column::UpdateTime,
-        CoreField::CloseTime => ticket::Column::CloseTime,
-    }
+/// Whether a core field may hold no value (SQL NULL), which negated predicates must also match.
+fn nullable(field: &TicketField) -> bool {
+    matches!(field, TicketField::Priority | TicketField::CloseTime)
 }
 
-fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison) -> Condition {
-    let column = core_column(field);
-    if field == CoreField::Tags {
+fn core_condition(
+    backend: DbBackend,
+    field: &TicketField,
+    column: ticket::Column,
+    comparison: &Comparison,
+) -> Condition {
+    if *field == TicketField::Tags {
         return tags_condition(backend, comparison);
     }
     let condition = Condition::all();
@@ -113,32 +131,21 @@ fn core_condition(backend: DbBackend, field: CoreField, comparison: &Comparison)
         }
         Comparison::In(values) => condition.add(column.is_in(values.iter().map(sql_value))),
         Comparison::HasValue => match field {
-            CoreField::Priority | CoreField::CloseTime => condition.add(column.is_not_null()),
-            CoreField::RequesterId
-            | CoreField::AssigneeId
-            | CoreField::OrganizationId
-            | CoreField::TicketType
-            | CoreField::ProjectId => condition.add(column.ne("")),
+            TicketField::Priority | TicketField::CloseTime => condition.add(column.is_not_null()),
+            TicketField::RequesterId
+            | TicketField::AssigneeId
+            | TicketField::OrganizationId
+            | TicketField::TicketType
+            | TicketField::ProjectId => condition.add(column.ne("")),
             // Ids and creation/update times always have a value: an empty AND is true.
             _ => condition,
         },
         Comparison::ContainsToken(words) => {
-            let column =
-                separated_words(backend, &format!("\"tickets\".\"{}\"", column_name(field)));
+            let column = separated_words(backend, &format!("\"tickets\".\"{}\"", column.as_str()));
             words.iter().fold(condition, |all, word| {
                 all.add(contains_word(backend, &column, word))
             })
         }
-    }
-}
-
-fn column_name(field: CoreField) -> &'static str {
-    match field {
-        CoreField::RequesterId => "requester_id",
-        CoreField::AssigneeId => "assignee_id",
-        CoreField::OrganizationId => "organization_id",
-        CoreField::ProjectId => "project_id",
-        _ => "ticket_type",
     }
 }
 
@@ -278,5 +285,22 @@ fn placeholder(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => "$1",
         _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::search::filterable;
+
+    #[test]
+    fn every_filterable_field_has_a_column_and_no_other_does() {
+        for field in TicketField::core() {
+            assert_eq!(
+                core_column(&field).is_some(),
+                filterable(&field),
+                "{field}: the domain and the store disagree on whether filters can address it"
+            );
+        }
     }
 }

@@ -19,79 +19,24 @@ use super::{
 use crate::domain::{
     Error, Origin,
     access::TicketScope,
-    association::AssociationSpec,
     etag,
     event::{FieldChange, NewEvent, time_text},
+    field::TicketField,
     now,
-    page::{Cursor, Page},
+    page::Page,
     pipeline::{DEFAULT_PIPELINE_ID, Pipeline, TicketState},
     property::{
         PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties,
     },
-    search::{Predicate, RawFilter, compile},
-    ticket::{Priority, Ticket, TicketChanges, TicketDraft, close_time_after},
+    search::{RawFilter, compile},
+    ticket::{Priority, Ticket, TicketChanges, close_time_after},
 };
 
 const RESOURCE: &str = Ticket::RESOURCE;
-/// Most items in one batch call.
-pub const MAX_BATCH: usize = 100;
-
-/// The column tickets are listed by; ties are broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketOrderField {
-    Id,
-    CreateTime,
-    UpdateTime,
-}
-
-/// A listing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TicketOrder {
-    pub field: TicketOrderField,
-    pub descending: bool,
-}
-
-/// One page request of `ListTickets` or `SearchTickets`.
-#[derive(Debug, Clone)]
-pub struct TicketListQuery {
-    pub order: TicketOrder,
-    pub show_archived: bool,
-    pub page_size: u64,
-    pub after: Option<Cursor>,
-    /// Search filters: any group, all predicates of it. Empty: no filter.
-    pub filter_groups: Vec<Vec<Predicate>>,
-    /// Words that must all appear in subject or content.
-    pub words: Vec<String>,
-    /// A customer's visibility rules; `None` for staff.
-    pub scope: Option<TicketScope>,
-}
-
-impl TicketOrder {
-    /// The cursor a page ending at `ticket` continues from.
-    pub fn cursor_of(&self, ticket: &Ticket) -> Cursor {
-        let key = match self.field {
-            TicketOrderField::Id => ticket.id,
-            TicketOrderField::CreateTime => ticket.create_time.timestamp_micros(),
-            TicketOrderField::UpdateTime => ticket.update_time.timestamp_micros(),
-        };
-        Cursor { key, id: ticket.id }
-    }
-}
-
-/// One ticket to create, with the links to make with it.
-#[derive(Debug, Clone)]
-pub struct NewTicket {
-    pub draft: TicketDraft,
-    pub associations: Vec<AssociationSpec>,
-}
-
-/// One update of a batch.
-#[derive(Debug, Clone)]
-pub struct TicketUpdate {
-    pub id: i64,
-    pub etag: String,
-    pub changes: TicketChanges,
-}
+pub use crate::domain::{
+    commands::{MAX_BATCH, NewTicket, TicketUpdate},
+    queries::{TicketListQuery, TicketOrder, TicketOrderField},
+};
 
 impl Store {
     /// Creates a ticket (and its links) in its pipeline's requested or first stage.
@@ -504,7 +449,7 @@ async fn archive_locked(
 
 fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -> FieldChange {
     FieldChange {
-        field: "archive_time".to_owned(),
+        field: TicketField::ArchiveTime,
         old_value: time_text(before),
         new_value: time_text(after),
     }
@@ -609,7 +554,7 @@ pub(super) async fn restate_stage_tickets(
         .await?;
     for row in affected {
         let change = FieldChange {
-            field: "close_time".to_owned(),
+            field: TicketField::CloseTime,
             old_value: time_text(row.close_time),
             new_value: time_text(close_time),
         };
