@@ -14,7 +14,7 @@ use crate::{
         Error,
         access::{CustomerView, Viewer},
         card::{Binding, TicketPath, parse_ticket_path, parse_view},
-        chat_card::{
+        card::{
             Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
         },
         page::{Cursor, page_size},

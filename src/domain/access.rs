@@ -263,8 +263,7 @@ impl TicketScope {
         if self.shows_by_fields(ticket) {
             return true;
         }
-        let followed = self.rules.followed
-            && follows.ticket_followers.contains(&self.customer_id);
+        let followed = self.rules.followed && follows.ticket_followers.contains(&self.customer_id);
         let project_followed = self.rules.followed_projects
             && !ticket.project_id.is_empty()
             && follows
@@ -724,4 +723,428 @@ impl Viewer {
 /// Whose time entries a caller may delete: admins anyone's (`None`), everybody else only their own.
 pub fn time_entry_deleter(caller_id: &str, admin: bool) -> Option<&str> {
     (!admin).then_some(caller_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{
+        comment::Visibility,
+        property::{PropertyDefinition, PropertyType},
+        ticket::Priority,
+    };
+
+    fn definition(
+        name: &str,
+        visible: bool,
+        editable: bool,
+        agent_only: bool,
+    ) -> PropertyDefinition {
+        let time = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        PropertyDefinition {
+            name: name.to_owned(),
+            label: name.to_owned(),
+            description: String::new(),
+            group_name: String::new(),
+            property_type: PropertyType::String,
+            options: Vec::new(),
+            required: false,
+            default_value: None,
+            agent_only,
+            customer_visible: visible,
+            customer_editable: editable,
+            version: 1,
+            create_time: time,
+            update_time: time,
+            archive_time: None,
+        }
+    }
+
+    fn definitions() -> BTreeMap<String, PropertyDefinition> {
+        [
+            definition("region", true, true, false),
+            definition("shown_only", true, false, false),
+            definition("internal_score", false, false, true),
+        ]
+        .into_iter()
+        .map(|definition| (definition.name.clone(), definition))
+        .collect()
+    }
+
+    fn portal(visible: &[&str], editable: &[&str]) -> Portal {
+        let time = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        Portal {
+            id: 7,
+            name: "Help".into(),
+            rules: VisibilityRules {
+                requested: true,
+                followed: true,
+                organization: true,
+                followed_projects: true,
+            },
+            ticket_types: Vec::new(),
+            visible_properties: visible.iter().map(|name| (*name).to_owned()).collect(),
+            editable_properties: editable.iter().map(|name| (*name).to_owned()).collect(),
+            time_logging: false,
+            version: 1,
+            create_time: time,
+            update_time: time,
+        }
+    }
+
+    fn view(visible: &[&str], editable: &[&str]) -> CustomerView {
+        CustomerView::new("alice", "org-a", portal(visible, editable), &definitions())
+    }
+
+    /// A ticket with every field set to something other than its zero value.
+    fn full_ticket() -> Ticket {
+        let time = Utc.with_ymd_and_hms(2026, 11, 2, 3, 4, 5).unwrap();
+        Ticket {
+            id: 42,
+            subject: "Printer on fire".into(),
+            content: "Smoke".into(),
+            pipeline_id: 3,
+            stage_id: 9,
+            priority: Some(Priority::Urgent),
+            requester_id: "alice".into(),
+            assignee_id: "agent-1".into(),
+            organization_id: "org-a".into(),
+            ticket_type: "incident".into(),
+            tags: vec!["vip".into()],
+            project_id: "proj-1".into(),
+            properties: [
+                ("region".to_owned(), "EMEA".to_owned()),
+                ("shown_only".to_owned(), "x".to_owned()),
+                ("internal_score".to_owned(), "99".to_owned()),
+                ("undefined".to_owned(), "y".to_owned()),
+            ]
+            .into(),
+            create_time: time,
+            update_time: time,
+            close_time: Some(time),
+            archive_time: Some(time),
+            version: 5,
+        }
+    }
+
+    /// Every field at its zero value: what a hidden field goes out as.
+    fn blank_ticket() -> Ticket {
+        Ticket {
+            id: 0,
+            subject: String::new(),
+            content: String::new(),
+            pipeline_id: 0,
+            stage_id: 0,
+            priority: None,
+            requester_id: String::new(),
+            assignee_id: String::new(),
+            organization_id: String::new(),
+            ticket_type: String::new(),
+            tags: Vec::new(),
+            project_id: String::new(),
+            properties: BTreeMap::new(),
+            create_time: Default::default(),
+            update_time: Default::default(),
+            close_time: None,
+            archive_time: None,
+            version: 0,
+        }
+    }
+
+    fn every_field(ticket: &Ticket) -> Vec<TicketField> {
+        TicketField::core()
+            .chain(ticket.properties.keys().cloned().map(TicketField::Property))
+            .collect()
+    }
+
+    #[test]
+    fn a_field_no_portal_lists_never_reaches_a_customer() {
+        let ticket = full_ticket();
+        let blank = CustomerView::new("alice", "org-a", portal(&[], &[]), &BTreeMap::new());
+        let redacted = blank.redact(ticket.clone());
+        for field in every_field(&ticket) {
+            let always = matches!(field.rules().customers, CustomerAccess::Always { .. });
+            let shown = field.text(&redacted, |t| t.to_rfc3339());
+            if always {
+                assert_eq!(shown, field.text(&ticket, |t| t.to_rfc3339()), "{field}");
+            } else {
+                assert!(!blank.sees(&field), "{field} is seen without being listed");
+                let unset = field.text(&blank_ticket(), |t| t.to_rfc3339());
+                assert_eq!(
+                    shown, unset,
+                    "{field} reached a customer whose portal lists nothing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn listed_fields_are_shown_and_every_other_is_hidden() {
+        let ticket = full_ticket();
+        let view = view(&["priority", "region", "internal_score", "shown_only"], &[]);
+        let redacted = view.redact(ticket.clone());
+        assert_eq!(redacted.priority, Some(Priority::Urgent));
+        assert_eq!(redacted.assignee_id, "");
+        assert_eq!(redacted.tags, Vec::<String>::new());
+        assert_eq!(redacted.pipeline_id, 0);
+        // internal_score is listed but not customer_visible; undefined has no definition at all.
+        assert_eq!(
+            redacted.properties.keys().collect::<Vec<_>>(),
+            ["region", "shown_only"]
+        );
+        assert_eq!(redacted.subject, ticket.subject);
+        assert_eq!(redacted.etag(), ticket.etag());
+    }
+
+    #[test]
+    fn history_changes_of_hidden_fields_are_dropped_and_updates_touching_only_them_vanish() {
+        let view = view(&["priority"], &[]);
+        let change = |field: TicketField| crate::domain::event::FieldChange {
+            field,
+            old_value: "a".into(),
+            new_value: "b".into(),
+        };
+        let event = |changes| TicketEvent {
+            event_id: 1,
+            ticket_id: 42,
+            kind: EventKind::Updated,
+            changes,
+            actor_id: "agent-1".into(),
+            create_time: Utc::now(),
+            detail: None,
+            ticket: Some(full_ticket()),
+        };
+        let only_hidden = event(vec![
+            change(TicketField::AssigneeId),
+            change(TicketField::Property("internal_score".into())),
+        ]);
+        assert_eq!(view.redact_event(only_hidden), None);
+        let mixed = view
+            .redact_event(event(vec![
+                change(TicketField::AssigneeId),
+                change(TicketField::Priority),
+            ]))
+            .unwrap();
+        assert_eq!(
+            mixed.changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
+            [&TicketField::Priority]
+        );
+        assert_eq!(mixed.ticket.unwrap().assignee_id, "");
+    }
+
+    #[test]
+    fn customers_change_only_what_the_portal_lets_them() {
+        let view = view(
+            &[
+                "priority",
+                "stage_id",
+                "region",
+                "shown_only",
+                "assignee_id",
+            ],
+            &["priority", "region", "shown_only", "assignee_id"],
+        );
+        let refused = |changes: TicketChanges| match view.check_changes(&changes) {
+            Err(Error::PermissionDenied { field, .. }) => field,
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        };
+        assert!(
+            view.check_changes(&TicketChanges {
+                subject: Some("s".into()),
+                priority: Some(None),
+                property_updates: [("region".to_owned(), Some("EU".to_owned()))].into(),
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        // Shown but not listed as editable; listed but never customer-editable; not customer_editable.
+        let stage = TicketChanges {
+            stage_id: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(refused(stage), "stage_id");
+        let assignee = TicketChanges {
+            assignee_id: Some("me".into()),
+            ..Default::default()
+        };
+        assert_eq!(refused(assignee), "assignee_id");
+        let shown_only = TicketChanges {
+            property_updates: [("shown_only".to_owned(), None)].into(),
+            ..Default::default()
+        };
+        assert_eq!(refused(shown_only), "properties.shown_only");
+        let whole_map = TicketChanges {
+            properties: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        assert_eq!(refused(whole_map), "properties");
+        for field in TicketField::core() {
+            if !field.rules().writable {
+                assert!(!view.may_edit(&field), "{field} is output only");
+            }
+        }
+    }
+
+    #[test]
+    fn a_customers_draft_is_its_own_and_sets_only_editable_fields() {
+        let view = view(&["priority"], &["priority"]);
+        let draft = || TicketDraft {
+            subject: "s".into(),
+            content: String::new(),
+            pipeline_id: None,
+            stage_id: None,
+            priority: Some(Priority::High),
+            requester_id: String::new(),
+            assignee_id: String::new(),
+            organization_id: String::new(),
+            ticket_type: String::new(),
+            tags: Vec::new(),
+            project_id: String::new(),
+            properties: BTreeMap::new(),
+        };
+        let mut mine = draft();
+        view.prepare_draft(&mut mine).unwrap();
+        assert_eq!(
+            (mine.requester_id.as_str(), mine.organization_id.as_str()),
+            ("alice", "org-a")
+        );
+        for (name, change) in [
+            (
+                "requester_id",
+                (|d: &mut TicketDraft| d.requester_id = "bob".into()) as fn(&mut TicketDraft),
+            ),
+            ("organization_id", |d| d.organization_id = "org-b".into()),
+            ("assignee_id", |d| d.assignee_id = "agent".into()),
+            ("pipeline_id", |d| d.pipeline_id = Some(2)),
+            ("tags", |d| d.tags = vec!["x".into()]),
+            ("properties.region", |d| {
+                d.properties.insert("region".into(), "EU".into());
+            }),
+        ] {
+            let mut theirs = draft();
+            change(&mut theirs);
+            match view.prepare_draft(&mut theirs) {
+                Err(Error::PermissionDenied { field, .. }) => assert_eq!(field, name),
+                other => panic!("{name}: expected PERMISSION_DENIED, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn portal_decisions_for_comments_time_cards_follows_and_entries() {
+        let customer = Viewer::Customer(Box::new(view(&[], &[])));
+        let staff = Viewer::Staff;
+        assert!(customer.check_comment(Visibility::Public).is_ok());
+        assert!(customer.check_comment(Visibility::Internal).is_err());
+        assert!(staff.check_comment(Visibility::Internal).is_ok());
+        assert!(customer.check_time_logging().is_err());
+        assert!(staff.check_time_logging().is_ok());
+        let mut logging = view(&[], &[]);
+        logging.portal.time_logging = true;
+        assert!(
+            Viewer::Customer(Box::new(logging))
+                .check_time_logging()
+                .is_ok()
+        );
+        assert!(customer.check_card_group_watch().is_err());
+        assert!(staff.check_card_group_watch().is_ok());
+        assert_eq!(customer.follower_id("alice", "").unwrap(), "alice");
+        assert_eq!(customer.follower_id("alice", "alice").unwrap(), "alice");
+        assert!(customer.follower_id("alice", "bob").is_err());
+        assert_eq!(staff.follower_id("agent", "bob").unwrap(), "bob");
+        assert_eq!(customer.own_entries_only("alice"), Some("alice"));
+        assert_eq!(staff.own_entries_only("agent"), None);
+        assert_eq!(time_entry_deleter("agent", false), Some("agent"));
+        assert_eq!(time_entry_deleter("admin", true), None);
+        assert!(customer.check_portal_read(7).is_ok());
+        assert!(matches!(
+            customer.check_portal_read(8),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(staff.check_portal_read(8).is_ok());
+    }
+
+    #[test]
+    fn filters_on_hidden_fields_are_refused_naming_the_filter() {
+        let view = view(&["priority", "region"], &[]);
+        let filter = |property: &str| RawFilter {
+            property: property.to_owned(),
+            operator: None,
+            value: String::new(),
+            values: Vec::new(),
+            high_value: String::new(),
+        };
+        assert!(
+            view.check_search(&[vec![filter("priority"), filter("region"), filter("id")]])
+                .is_ok()
+        );
+        match view.check_search(&[
+            vec![filter("priority")],
+            vec![filter("region"), filter("assignee_id")],
+        ]) {
+            Err(Error::PermissionDenied { field, .. }) => {
+                assert_eq!(field, "filter_groups[1].filters[1].property")
+            }
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        }
+        assert!(
+            view.check_search(&[vec![filter("internal_score")]])
+                .is_err()
+        );
+        assert!(
+            view.check_filter("stage_ids", &TicketField::StageId)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_in_memory_scope_follows_every_rule() {
+        let scope = view(&[], &[]).scope;
+        let mut ticket = full_ticket();
+        let nobody = Follows::default();
+        assert!(scope.shows(&ticket, &nobody), "requested by alice");
+        ticket.requester_id = "bob".into();
+        assert!(scope.shows(&ticket, &nobody), "organization org-a");
+        ticket.organization_id = "org-b".into();
+        assert!(!scope.shows(&ticket, &nobody));
+        let followers = ["alice".to_owned()];
+        assert!(scope.shows(
+            &ticket,
+            &Follows {
+                ticket_followers: &followers,
+                ..nobody
+            }
+        ));
+        let org_follows = [(FollowerKind::Organization, "org-a".to_owned())];
+        assert!(scope.shows(
+            &ticket,
+            &Follows {
+                project_followers: &org_follows,
+                ..nobody
+            }
+        ));
+        ticket.project_id.clear();
+        assert!(!scope.shows(
+            &ticket,
+            &Follows {
+                project_followers: &org_follows,
+                ..nobody
+            }
+        ));
+        assert_eq!(scope.judge_snapshot(None), Judgement::AskDatabase);
+        assert_eq!(scope.judge_snapshot(Some(&full_ticket())), Judgement::Shown);
+        assert_eq!(scope.judge_snapshot(Some(&ticket)), Judgement::AskDatabase);
+        let narrow = TicketScope {
+            rules: VisibilityRules {
+                requested: true,
+                ..VisibilityRules::default()
+            },
+            ..scope
+        };
+        assert_eq!(narrow.judge_snapshot(Some(&ticket)), Judgement::Hidden);
+    }
 }

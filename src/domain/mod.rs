@@ -3,7 +3,7 @@
 pub mod access;
 pub mod association;
 pub mod card;
-pub mod chat_card;
+
 pub mod commands;
 pub mod comment;
 pub mod error;

@@ -6,7 +6,7 @@ use sea_orm::DbBackend;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    domain::{Error, chat_card::CardRender, event::TicketEvent},
+    domain::{Error, card::CardRender, event::TicketEvent},
     store::{Appended, OUTBOX_CHANNEL, Store},
 };
 

@@ -15,7 +15,7 @@ use tokio::sync::{
 use super::hub::{EventHub, stopped};
 use crate::domain::{
     Error,
-    chat_card::CardRender,
+    card::CardRender,
     event::{TicketEvent, history_time},
     field::TicketField,
 };

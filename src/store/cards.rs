@@ -16,8 +16,8 @@ use super::{
 };
 use crate::domain::{
     Error, Origin,
+    card::{ANY_VERSION, Card, CardRender, CardTemplate},
     card::{CardView, TicketContext, parse_ticket_path, parse_view},
-    chat_card::{ANY_VERSION, Card, CardRender, CardTemplate},
     now,
     page::{Cursor, Page},
     ticket::Ticket,

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::domain::{
     Error,
-    chat_card::CardRender,
+    card::CardRender,
     event::{NewEvent, TicketEvent},
     now,
     ticket::Ticket,

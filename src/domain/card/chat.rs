@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Result};
+use crate::domain::{Error, Result};
 
 /// `UpdateCardProperties.version` meaning "last write wins" (Kaizala's convention).
 pub const ANY_VERSION: i64 = -1;
@@ -95,7 +95,7 @@ pub fn check_card_properties(field: &str, properties: &BTreeMap<String, String>)
     }
     for (name, value) in properties {
         parse_name(field, name)?;
-        if value.chars().count() > super::ticket::PROPERTY_VALUE_MAX_CHARS {
+        if value.chars().count() > crate::domain::ticket::PROPERTY_VALUE_MAX_CHARS {
             return Err(Error::invalid(
                 format!("{field}.{name}"),
                 "value is too long",
