@@ -4,6 +4,7 @@ mod access;
 mod associations;
 mod cards;
 mod entities;
+mod followers;
 mod history;
 mod idempotency;
 mod outbox;
@@ -11,6 +12,7 @@ mod pipelines;
 mod properties;
 mod search;
 mod tickets;
+mod time_entries;
 
 use std::{sync::Arc, time::Duration};
 
