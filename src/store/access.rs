@@ -133,6 +133,11 @@ impl Store {
         require_visible(&self.db, scope, id).await
     }
 
+    /// NOT_FOUND unless the ticket exists (archived or not).
+    pub(super) async fn require_ticket(&self, ticket_id: i64) -> Result<(), Error> {
+        super::tickets::require_ticket(&self.db, ticket_id).await
+    }
+
     /// The view of a customer signed in through `portal_id`; PERMISSION_DENIED when the portal is gone.
     pub async fn customer_view(
         &self,

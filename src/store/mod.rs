@@ -3,6 +3,7 @@
 mod access;
 mod associations;
 mod cards;
+mod comments;
 mod entities;
 mod followers;
 mod history;
