@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::{
-    Store,
+    Store, WriteTxn,
     entities::{portal, project_follower, ticket, ticket_follower},
     from_json, properties, to_json,
 };
@@ -224,11 +224,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Portal, Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let row = portal::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(PORTAL, id))?;
+            let row = lock_portal(txn, id).await?;
             let current = portal_to_domain(row)?;
             etag::check(PORTAL, id, current.version, sent_etag)?;
             let settings = changes.apply(&current);
@@ -255,17 +251,22 @@ impl Store {
         origin: &Origin,
     ) -> Result<(), Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let row = portal::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(PORTAL, id))?;
+            let row = lock_portal(txn, id).await?;
             etag::check(PORTAL, id, row.version, sent_etag)?;
             portal::Entity::delete_by_id(id).exec(&**txn).await?;
             Ok(())
         })
         .await
     }
+}
+
+/// Reads a portal for change; on PostgreSQL the row lock queues concurrent writers to it.
+async fn lock_portal(txn: &WriteTxn, id: i64) -> Result<portal::Model, Error> {
+    portal::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&**txn)
+        .await?
+        .ok_or_else(|| Error::not_found(PORTAL, id))
 }
 
 /// The settings columns of a portal row; id, version and times are left for the caller.

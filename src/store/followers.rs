@@ -33,11 +33,7 @@ impl Store {
                 .one(&**txn)
                 .await?
                 .ok_or_else(|| Error::internal("a follower vanished inside its transaction"))?;
-            Ok(Follower {
-                ticket_id: row.ticket_id,
-                follower_id: row.follower_id,
-                create_time: row.create_time,
-            })
+            Ok(follower_to_domain(row))
         })
         .await
     }
@@ -85,11 +81,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| Follower {
-                ticket_id: row.ticket_id,
-                follower_id: row.follower_id,
-                create_time: row.create_time,
-            })
+            .map(follower_to_domain)
             .collect();
         Ok(Page::from_overfetch(followers, page_size, |follower| {
             follower.follower_id.clone()
@@ -205,6 +197,14 @@ pub(super) async fn add_follower(
     .exec_without_returning(&**txn)
     .await?;
     Ok(())
+}
+
+fn follower_to_domain(row: ticket_follower::Model) -> Follower {
+    Follower {
+        ticket_id: row.ticket_id,
+        follower_id: row.follower_id,
+        create_time: row.create_time,
+    }
 }
 
 fn project_follower_to_domain(row: project_follower::Model) -> Result<ProjectFollower, Error> {
