@@ -1,5 +1,5 @@
-//! Who sees what, stored: portals, ticket and project followers, time entries, and the SQL form of a
-//! customer's visibility rules, which every ticket read and write of a customer goes through.
+//! Who sees what, stored: portals, a customer's view through its portal, and the SQL form of the visibility
+//! rules, which every ticket read and write of a customer goes through.
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -9,19 +9,21 @@ use sea_orm::{
 
 use super::{
     Store, WriteTxn,
-    entities::{portal, project_follower, ticket, ticket_follower, time_entry},
+    entities::{portal, project_follower, ticket, ticket_follower},
     from_json, properties, to_json,
 };
 use crate::domain::{
     Error, Origin,
     access::{CustomerView, Portal, PortalChanges, PortalSettings, TicketScope, VisibilityRules},
     etag,
-    follower::{Follower, FollowerKind, ProjectFollower},
+    follower::FollowerKind,
     now,
     page::{Cursor, Page},
     ticket::Ticket,
-    time_entry::{NewTimeEntry, TimeEntry},
 };
+
+// Ticket writes reach the requester's follow through this module; the helper itself lives with the followers.
+pub(super) use super::followers::add_follower;
 
 const PORTAL: &str = Portal::RESOURCE;
 
@@ -131,6 +133,11 @@ impl Store {
         require_visible(&self.db, scope, id).await
     }
 
+    /// NOT_FOUND unless the ticket exists (archived or not).
+    pub(super) async fn require_ticket(&self, ticket_id: i64) -> Result<(), Error> {
+        super::tickets::require_ticket(&self.db, ticket_id).await
+    }
+
     /// The view of a customer signed in through `portal_id`; PERMISSION_DENIED when the portal is gone.
     pub async fn customer_view(
         &self,
@@ -217,11 +224,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Portal, Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let row = portal::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(PORTAL, id))?;
+            let row = lock_portal(txn, id).await?;
             let current = portal_to_domain(row)?;
             etag::check(PORTAL, id, current.version, sent_etag)?;
             let settings = changes.apply(&current);
@@ -248,309 +251,22 @@ impl Store {
         origin: &Origin,
     ) -> Result<(), Error> {
         self.write(origin.request.as_ref(), async |txn| {
-            let row = portal::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(PORTAL, id))?;
+            let row = lock_portal(txn, id).await?;
             etag::check(PORTAL, id, row.version, sent_etag)?;
             portal::Entity::delete_by_id(id).exec(&**txn).await?;
             Ok(())
         })
         .await
     }
-
-    /// Makes someone follow a ticket the viewer can see; following twice changes nothing.
-    pub async fn follow_ticket(
-        &self,
-        scope: Option<&TicketScope>,
-        ticket_id: i64,
-        follower_id: String,
-    ) -> Result<Follower, Error> {
-        self.write(None, async |txn| {
-            require_visible(&**txn, scope, ticket_id).await?;
-            add_follower(txn, ticket_id, &follower_id).await?;
-            let row = ticket_follower::Entity::find_by_id((ticket_id, follower_id.clone()))
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::internal("a follower vanished inside its transaction"))?;
-            Ok(Follower {
-                ticket_id: row.ticket_id,
-                follower_id: row.follower_id,
-                create_time: row.create_time,
-            })
-        })
-        .await
-    }
-
-    /// Stops someone following a ticket the viewer can see; not following is not an error.
-    pub async fn unfollow_ticket(
-        &self,
-        scope: Option<&TicketScope>,
-        ticket_id: i64,
-        follower_id: &str,
-    ) -> Result<(), Error> {
-        self.write(None, async |txn| {
-            require_visible(&**txn, scope, ticket_id).await?;
-            ticket_follower::Entity::delete_many()
-                .filter(ticket_follower::Column::TicketId.eq(ticket_id))
-                .filter(ticket_follower::Column::FollowerId.eq(follower_id))
-                .exec(&**txn)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A ticket's followers by id; `only` limits them to one follower (a customer sees only itself).
-    pub async fn list_followers(
-        &self,
-        scope: Option<&TicketScope>,
-        ticket_id: i64,
-        only: Option<&str>,
-        page_size: u64,
-        after: Option<String>,
-    ) -> Result<Page<Follower, String>, Error> {
-        require_visible(&self.db, scope, ticket_id).await?;
-        let mut select =
-            ticket_follower::Entity::find().filter(ticket_follower::Column::TicketId.eq(ticket_id));
-        if let Some(only) = only {
-            select = select.filter(ticket_follower::Column::FollowerId.eq(only));
-        }
-        if let Some(after) = after {
-            select = select.filter(ticket_follower::Column::FollowerId.gt(after));
-        }
-        let followers = select
-            .order_by_asc(ticket_follower::Column::FollowerId)
-            .limit(page_size + 1)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| Follower {
-                ticket_id: row.ticket_id,
-                follower_id: row.follower_id,
-                create_time: row.create_time,
-            })
-            .collect();
-        Ok(Page::from_overfetch(followers, page_size, |follower| {
-            follower.follower_id.clone()
-        }))
-    }
-
-    /// Makes a user or organization follow a project; following twice changes nothing.
-    pub async fn follow_project(
-        &self,
-        project_id: String,
-        kind: FollowerKind,
-        follower_id: String,
-    ) -> Result<ProjectFollower, Error> {
-        self.write(None, async |txn| {
-            project_follower::Entity::insert(project_follower::ActiveModel {
-                project_id: Set(project_id.clone()),
-                kind: Set(kind.as_str().to_owned()),
-                follower_id: Set(follower_id.clone()),
-                create_time: Set(now()),
-            })
-            .on_conflict_do_nothing_on([
-                project_follower::Column::ProjectId,
-                project_follower::Column::Kind,
-                project_follower::Column::FollowerId,
-            ])
-            .exec_without_returning(&**txn)
-            .await?;
-            let row = project_follower::Entity::find_by_id((
-                project_id.clone(),
-                kind.as_str().to_owned(),
-                follower_id.clone(),
-            ))
-            .one(&**txn)
-            .await?
-            .ok_or_else(|| Error::internal("a project follower vanished inside its transaction"))?;
-            project_follower_to_domain(row)
-        })
-        .await
-    }
-
-    /// Stops a user or organization following a project; not following is not an error.
-    pub async fn unfollow_project(
-        &self,
-        project_id: &str,
-        kind: FollowerKind,
-        follower_id: &str,
-    ) -> Result<(), Error> {
-        self.write(None, async |txn| {
-            project_follower::Entity::delete_many()
-                .filter(project_follower::Column::ProjectId.eq(project_id))
-                .filter(project_follower::Column::Kind.eq(kind.as_str()))
-                .filter(project_follower::Column::FollowerId.eq(follower_id))
-                .exec(&**txn)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A project's followers, by kind and id.
-    pub async fn list_project_followers(
-        &self,
-        project_id: &str,
-        page_size: u64,
-        after: Option<(String, String)>,
-    ) -> Result<Page<ProjectFollower, (String, String)>, Error> {
-        let mut select = project_follower::Entity::find()
-            .filter(project_follower::Column::ProjectId.eq(project_id));
-        if let Some((kind, id)) = after {
-            select = select.filter(
-                Condition::any()
-                    .add(project_follower::Column::Kind.gt(kind.clone()))
-                    .add(
-                        Condition::all()
-                            .add(project_follower::Column::Kind.eq(kind))
-                            .add(project_follower::Column::FollowerId.gt(id)),
-                    ),
-            );
-        }
-        let followers = select
-            .order_by_asc(project_follower::Column::Kind)
-            .order_by_asc(project_follower::Column::FollowerId)
-            .limit(page_size + 1)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(project_follower_to_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(followers, page_size, |follower| {
-            (
-                follower.kind.as_str().to_owned(),
-                follower.follower_id.clone(),
-            )
-        }))
-    }
-
-    /// Records time on a ticket the viewer can see and that is not archived.
-    pub async fn log_time(
-        &self,
-        scope: Option<&TicketScope>,
-        entry: NewTimeEntry,
-        origin: &Origin,
-    ) -> Result<TimeEntry, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
-            require_visible(&**txn, scope, entry.ticket_id).await?;
-            let archived = ticket::Entity::find_by_id(entry.ticket_id)
-                .select_only()
-                .column(ticket::Column::ArchiveTime)
-                .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
-                .one(&**txn)
-                .await?
-                .flatten()
-                .is_some();
-            if archived {
-                return Err(Error::precondition(
-                    "TICKET_ARCHIVED",
-                    format!(
-                        "ticket {} is archived; restore it before logging time",
-                        entry.ticket_id
-                    ),
-                ));
-            }
-            let row = time_entry::Entity::insert(time_entry::ActiveModel {
-                id: NotSet,
-                ticket_id: Set(entry.ticket_id),
-                author_id: Set(origin.actor_id.clone()),
-                minutes: Set(entry.minutes),
-                work_date: Set(entry.work_date.format("%Y-%m-%d").to_string()),
-                note: Set(entry.note),
-                create_time: Set(now()),
-            })
-            .exec_with_returning(&**txn)
-            .await?;
-            time_entry_to_domain(row)
-        })
-        .await
-    }
-
-    /// A ticket's time entries, oldest first; `author` limits them to one author's.
-    pub async fn list_time_entries(
-        &self,
-        scope: Option<&TicketScope>,
-        ticket_id: i64,
-        author: Option<&str>,
-        page_size: u64,
-        after: Option<Cursor>,
-    ) -> Result<Page<TimeEntry>, Error> {
-        require_visible(&self.db, scope, ticket_id).await?;
-        let mut select =
-            time_entry::Entity::find().filter(time_entry::Column::TicketId.eq(ticket_id));
-        if let Some(author) = author {
-            select = select.filter(time_entry::Column::AuthorId.eq(author));
-        }
-        if let Some(cursor) = after {
-            select = select.filter(time_entry::Column::Id.gt(cursor.id));
-        }
-        let entries = select
-            .order_by_asc(time_entry::Column::Id)
-            .limit(page_size + 1)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(time_entry_to_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(entries, page_size, |entry| Cursor {
-            key: entry.id,
-            id: entry.id,
-        }))
-    }
-
-    /// Deletes a time entry on a ticket the viewer can see; `author` (when set) must have written it.
-    pub async fn delete_time_entry(
-        &self,
-        scope: Option<&TicketScope>,
-        id: i64,
-        author: Option<&str>,
-    ) -> Result<(), Error> {
-        self.write(None, async |txn| {
-            let row = time_entry::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(TimeEntry::RESOURCE, id))?;
-            // A customer learns nothing about entries on tickets it cannot see.
-            require_visible(&**txn, scope, row.ticket_id)
-                .await
-                .map_err(|_| Error::not_found(TimeEntry::RESOURCE, id))?;
-            if let Some(author) = author
-                && row.author_id != author
-            {
-                return Err(Error::denied(
-                    "id",
-                    format!("time entry {id} was logged by someone else; only its author or an admin may delete it"),
-                ));
-            }
-            time_entry::Entity::delete_by_id(id).exec(&**txn).await?;
-            Ok(())
-        })
-        .await
-    }
 }
 
-/// Adds a follower unless already there (the requester follows its ticket from creation on).
-pub(super) async fn add_follower(
-    txn: &WriteTxn,
-    ticket_id: i64,
-    follower_id: &str,
-) -> Result<(), Error> {
-    ticket_follower::Entity::insert(ticket_follower::ActiveModel {
-        ticket_id: Set(ticket_id),
-        follower_id: Set(follower_id.to_owned()),
-        create_time: Set(now()),
-    })
-    .on_conflict_do_nothing_on([
-        ticket_follower::Column::TicketId,
-        ticket_follower::Column::FollowerId,
-    ])
-    .exec_without_returning(&**txn)
-    .await?;
-    Ok(())
+/// Reads a portal for change; on PostgreSQL the row lock queues concurrent writers to it.
+async fn lock_portal(txn: &WriteTxn, id: i64) -> Result<portal::Model, Error> {
+    portal::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&**txn)
+        .await?
+        .ok_or_else(|| Error::not_found(PORTAL, id))
 }
 
 /// The settings columns of a portal row; id, version and times are left for the caller.
@@ -589,36 +305,5 @@ fn portal_to_domain(row: portal::Model) -> Result<Portal, Error> {
         version: row.version,
         create_time: row.create_time,
         update_time: row.update_time,
-    })
-}
-
-fn project_follower_to_domain(row: project_follower::Model) -> Result<ProjectFollower, Error> {
-    let kind = FollowerKind::from_stored(&row.kind).ok_or_else(|| {
-        Error::internal(format!("project follower has unknown kind {:?}", row.kind))
-    })?;
-    Ok(ProjectFollower {
-        project_id: row.project_id,
-        kind,
-        follower_id: row.follower_id,
-        create_time: row.create_time,
-    })
-}
-
-fn time_entry_to_domain(row: time_entry::Model) -> Result<TimeEntry, Error> {
-    let work_date =
-        chrono::NaiveDate::parse_from_str(&row.work_date, "%Y-%m-%d").map_err(|_| {
-            Error::internal(format!(
-                "time entry {} has a malformed work date {:?}",
-                row.id, row.work_date
-            ))
-        })?;
-    Ok(TimeEntry {
-        id: row.id,
-        ticket_id: row.ticket_id,
-        author_id: row.author_id,
-        minutes: row.minutes,
-        work_date,
-        note: row.note,
-        create_time: row.create_time,
     })
 }

@@ -1,108 +1,16 @@
-//! Ticket history (the outbox) and comments.
+//! Ticket history (the outbox): queuing a change's event in its transaction, and listing a ticket's events.
 
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{
-    Store, WriteTxn,
-    entities::{comment, ticket, ticket_event},
-    from_json,
-};
+use super::{Store, WriteTxn, access::require_visible, entities::ticket_event, from_json};
 use crate::domain::{
     Error, Origin,
     access::TicketScope,
-    comment::{Comment, Visibility},
-    event::{EventDetail, EventKind, NewEvent, TicketEvent},
-    now,
+    event::{EventKind, NewEvent, TicketEvent},
     page::{Cursor, Page},
-    ticket::Ticket,
 };
 
 impl Store {
-    /// Appends a comment to a ticket that is not archived.
-    pub async fn add_comment(
-        &self,
-        ticket_id: i64,
-        body: String,
-        visibility: Visibility,
-        scope: Option<&TicketScope>,
-        origin: &Origin,
-    ) -> Result<Comment, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
-            super::access::require_visible(&**txn, scope, ticket_id).await?;
-            let ticket = ticket::Entity::find_by_id(ticket_id)
-                .one(&**txn)
-                .await?
-                .ok_or_else(|| Error::not_found(Ticket::RESOURCE, ticket_id))?;
-            if ticket.archive_time.is_some() {
-                return Err(Error::precondition(
-                    "TICKET_ARCHIVED",
-                    format!("ticket {ticket_id} is archived; restore it before commenting"),
-                ));
-            }
-            let row = comment::Entity::insert(comment::ActiveModel {
-                id: NotSet,
-                ticket_id: Set(ticket_id),
-                author_id: Set(origin.actor_id.clone()),
-                body: Set(body),
-                visibility: Set(visibility.as_str().to_owned()),
-                create_time: Set(now()),
-            })
-            .exec_with_returning(&**txn)
-            .await?;
-            let comment = comment_to_domain(row)?;
-            record_event(
-                txn,
-                origin,
-                NewEvent::plain(
-                    ticket_id,
-                    EventKind::CommentAdded,
-                    Vec::new(),
-                    Some(EventDetail::Comment(comment.clone())),
-                ),
-            )
-            .await?;
-            Ok(comment)
-        })
-        .await
-    }
-
-    /// A ticket's comments, oldest first.
-    /// A customer (`scope` set) sees only public comments of tickets its portal shows.
-    pub async fn list_comments(
-        &self,
-        ticket_id: i64,
-        scope: Option<&TicketScope>,
-        page_size: u64,
-        after: Option<Cursor>,
-    ) -> Result<Page<Comment>, Error> {
-        super::access::require_visible(&self.db, scope, ticket_id).await?;
-        let mut select = comment::Entity::find().filter(comment::Column::TicketId.eq(ticket_id));
-        if scope.is_some() {
-            select = select.filter(comment::Column::Visibility.eq(Visibility::Public.as_str()));
-        }
-        if let Some(cursor) = after {
-            select = select.filter(comment::Column::Id.gt(cursor.id));
-        }
-        let rows = select
-            .order_by_asc(comment::Column::Id)
-            .limit(page_size + 1)
-            .all(&self.db)
-            .await?;
-        let comments = rows
-            .into_iter()
-            .map(comment_to_domain)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(comments, page_size, |comment| {
-            Cursor {
-                key: comment.id,
-                id: comment.id,
-            }
-        }))
-    }
-
     /// A ticket's history, oldest first.
     /// For a customer (`scope` set) the ticket must be one its portal shows; the caller redacts the events.
     pub async fn list_history(
@@ -112,7 +20,7 @@ impl Store {
         page_size: u64,
         after: Option<Cursor>,
     ) -> Result<Page<TicketEvent>, Error> {
-        super::access::require_visible(&self.db, scope, ticket_id).await?;
+        require_visible(&self.db, scope, ticket_id).await?;
         let mut select =
             ticket_event::Entity::find().filter(ticket_event::Column::TicketId.eq(ticket_id));
         if let Some(cursor) = after {
@@ -131,11 +39,6 @@ impl Store {
             key: event.event_id,
             id: event.event_id,
         }))
-    }
-
-    /// NOT_FOUND unless the ticket exists (archived or not).
-    pub(super) async fn require_ticket(&self, ticket_id: i64) -> Result<(), Error> {
-        super::tickets::require_ticket(&self.db, ticket_id).await
     }
 }
 
@@ -166,22 +69,5 @@ pub(super) fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, E
         create_time: row.create_time,
         detail: row.detail.map(from_json).transpose()?,
         ticket: row.ticket.map(from_json).transpose()?,
-    })
-}
-
-fn comment_to_domain(row: comment::Model) -> Result<Comment, Error> {
-    let visibility = Visibility::from_stored(&row.visibility).ok_or_else(|| {
-        Error::internal(format!(
-            "comment {} has unknown visibility {:?}",
-            row.id, row.visibility
-        ))
-    })?;
-    Ok(Comment {
-        id: row.id,
-        ticket_id: row.ticket_id,
-        author_id: row.author_id,
-        body: row.body,
-        visibility,
-        create_time: row.create_time,
     })
 }

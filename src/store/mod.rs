@@ -3,7 +3,9 @@
 mod access;
 mod associations;
 mod cards;
+mod comments;
 mod entities;
+mod followers;
 mod history;
 mod idempotency;
 mod outbox;
@@ -11,6 +13,7 @@ mod pipelines;
 mod properties;
 mod search;
 mod tickets;
+mod time_entries;
 
 use std::{sync::Arc, time::Duration};
 
