@@ -4,6 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::store::ConnectSettings;
+
 /// Default SQLite file, created next to the working directory on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticketd.db?mode=rwc";
 
@@ -245,6 +247,14 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// Enough for a 2-core replica: more connections than cores mostly add lock contention.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+    /// What the store needs from these flags to connect.
+    pub fn connect_settings(&self) -> ConnectSettings {
+        ConnectSettings {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// How logs are written.

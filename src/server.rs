@@ -129,7 +129,7 @@ impl Application {
                 "authentication is off (--auth none): every caller is an admin; use --auth jwt in production"
             );
         }
-        let store = Store::connect(&config.database)
+        let store = Store::connect(&config.database.connect_settings())
             .await
             .map_err(StartupError::Database)?;
         store.migrate().await.map_err(StartupError::Migrate)?;
