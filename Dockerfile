@@ -11,9 +11,10 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # protoc is vendored by build.rs (protoc-bin-vendored): no apt packages are needed.
 COPY . .
+# Only the server: the workspace's other binary, ticketd-bench, stays out of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin ticketd \
+    cargo build --release --locked -p ticketd --bin ticketd \
     && cp target/release/ticketd /usr/local/bin/ticketd
 
 FROM gcr.io/distroless/cc-debian12:nonroot

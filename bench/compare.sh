@@ -5,7 +5,7 @@
 #
 #   bench/compare.sh sqlite|postgres [seconds] [workers]
 #
-# Uses target/release/{ticketd,ticketd-bench} (cargo build --release --bins) unless TICKETD_BIN_DIR is set.
+# Uses target/release/{ticketd,ticketd-bench} (cargo build --release --workspace --bins) unless TICKETD_BIN_DIR is set.
 set -euo pipefail
 store=${1:?usage: bench/compare.sh sqlite|postgres [seconds] [workers]}
 seconds=${2:-5}

@@ -2,10 +2,15 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::store::ConnectSettings;
 
 /// Default SQLite file, created next to the working directory on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ticketd.db?mode=rwc";
+
+/// Default gRPC address: where `serve` listens and where `healthcheck` asks.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 /// `ticketd`: serves the ticket API (the default) or applies migrations.
 #[derive(Debug, Parser)]
@@ -33,7 +38,7 @@ pub enum Command {
     /// Ask a running server whether it is SERVING (for container health checks); exit 0 if so, 1 if not.
     Healthcheck {
         /// The server's gRPC address.
-        #[arg(long, default_value = "127.0.0.1:50051")]
+        #[arg(long, default_value = DEFAULT_LISTEN)]
         addr: String,
         /// The service to ask about; empty means the whole server.
         #[arg(long, default_value = "")]
@@ -65,7 +70,7 @@ impl Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address the gRPC server listens on (gRPC, gRPC-Web, health and reflection share it).
-    #[arg(long, env = "TICKETD_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "TICKETD_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// How long in-flight calls may run after SIGTERM/SIGINT before the server stops anyway (seconds).
     #[arg(long = "drain-timeout-secs", env = "TICKETD_DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
@@ -96,22 +101,26 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Defaults for everything but the listen address and database, ignoring the environment (used by tests).
     pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
-        Self {
-            listen,
-            drain_timeout: Duration::from_secs(30),
-            metrics_listen: None,
-            request_timeout: Duration::from_secs(30),
-            max_message_bytes: 4 * 1024 * 1024,
-            max_concurrent_requests: 512,
-            request_id_ttl: Duration::from_secs(24 * 3600),
-            database: DatabaseConfig {
-                url: database_url.into(),
-                max_connections: DatabaseConfig::DEFAULT_MAX_CONNECTIONS,
-            },
-            log: LogConfig::default(),
-            auth: AuthConfig::default(),
-        }
+        let mut config: Self = clap_defaults();
+        config.listen = listen;
+        config.database.url = database_url.into();
+        config
     }
+}
+
+/// What the clap attributes of `T` give when no flag is passed, ignoring the environment: the attributes are
+/// the only place a default is written down.
+fn clap_defaults<T: Args + FromArgMatches>() -> T {
+    // Without its variables: a DATABASE_URL or TICKETD_AUTH in the test runner's environment must not leak
+    // into a test's configuration.
+    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true))
+        .mut_args(|arg| arg.env(None));
+    let matches = command
+        .try_get_matches_from(std::iter::empty::<&str>())
+        .expect(
+            "no flags and no variables: only the attributes' defaults, which their parsers accept",
+        );
+    T::from_arg_matches(&matches).expect("matches built from T's own arguments")
 }
 
 /// What `ticketd token` puts in the token.
@@ -160,10 +169,10 @@ pub struct TokenArgs {
 }
 
 /// How callers prove who they are.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
     /// `none`: every caller is an admin (loopback only, for the quick start); `jwt`: bearer JWTs and API keys.
-    #[arg(long = "auth", env = "TICKETD_AUTH", value_enum, default_value_t = AuthMode::None)]
+    #[arg(long = "auth", env = "TICKETD_AUTH", value_enum, default_value_t)]
     pub mode: AuthMode,
     /// Serve with `--auth none` on a non-loopback address anyway (anyone who can reach the port is an admin).
     #[arg(
@@ -207,6 +216,13 @@ pub struct AuthConfig {
     pub api_keys: Option<String>,
 }
 
+impl Default for AuthConfig {
+    /// The flags' defaults, ignoring the environment.
+    fn default() -> Self {
+        clap_defaults()
+    }
+}
+
 /// Authentication mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
@@ -231,6 +247,14 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// Enough for a 2-core replica: more connections than cores mostly add lock contention.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+    /// What the store needs from these flags to connect.
+    pub fn connect_settings(&self) -> ConnectSettings {
+        ConnectSettings {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// How logs are written.
@@ -245,11 +269,9 @@ pub struct LogConfig {
 }
 
 impl Default for LogConfig {
+    /// The flags' defaults, ignoring the environment.
     fn default() -> Self {
-        Self {
-            level: "info".to_owned(),
-            format: LogFormat::Text,
-        }
+        clap_defaults()
     }
 }
 
@@ -274,4 +296,30 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
         .parse::<u64>()
         .map(Duration::from_secs)
         .map_err(|_| format!("expected a whole number of seconds, got {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_come_from_the_flags() {
+        let listen: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let config = ServeConfig::new(listen, "sqlite::memory:");
+        assert_eq!(config.listen, listen);
+        assert_eq!(config.database.url, "sqlite::memory:");
+        assert_eq!(
+            config.database.max_connections,
+            DatabaseConfig::DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(config.auth.mode, AuthMode::None);
+        assert_eq!(LogConfig::default().format, LogFormat::Text);
+    }
 }

@@ -61,7 +61,7 @@ async fn serve(config: ticketd::config::ServeConfig) -> Result<(), String> {
 }
 
 async fn migrate(database: ticketd::config::DatabaseConfig) -> Result<(), String> {
-    let store = Store::connect(&database)
+    let store = Store::connect(&database.connect_settings())
         .await
         .map_err(|error| format!("cannot connect to the database: {error}"))?;
     store

@@ -4,7 +4,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+    transport::{Server, server::TcpIncoming},
+};
 use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
 
@@ -65,6 +69,40 @@ async fn sample_pool(store: Store) {
     }
 }
 
+/// ticketd's own gRPC services, routed with the request size limit, and their names for the health statuses.
+/// Adding a service is one line here.
+fn ticketd_services(
+    store: &Store,
+    hub: &Arc<EventHub>,
+    max_message: usize,
+) -> (Routes, Vec<&'static str>) {
+    let mut routes = RoutesBuilder::default();
+    let mut names = Vec::new();
+    // A macro rather than a generic function: `RoutesBuilder::add_service`'s bounds name axum types, and
+    // ticketd does not depend on axum.
+    macro_rules! serve {
+        ($service:expr) => {{
+            let service = $service.max_decoding_message_size(max_message);
+            names.push(name_of(&service));
+            routes.add_service(service);
+        }};
+    }
+    let store = || store.clone();
+    let hub = || Arc::clone(hub);
+    serve!(TicketServiceServer::new(TicketApi::new(store(), hub())));
+    serve!(PipelineServiceServer::new(PipelineApi::new(store())));
+    serve!(PropertyServiceServer::new(PropertyApi::new(store())));
+    serve!(AssociationServiceServer::new(AssociationApi::new(store())));
+    serve!(CardServiceServer::new(CardApi::new(store(), hub())));
+    serve!(PortalServiceServer::new(PortalApi::new(store())));
+    (routes.routes(), names)
+}
+
+/// The gRPC name of `service`, e.g. `ticketd.v1.TicketService`.
+fn name_of<S: NamedService>(_service: &S) -> &'static str {
+    S::NAME
+}
+
 /// A migrated database and a bound socket, ready to serve.
 pub struct Application {
     config: ServeConfig,
@@ -92,7 +130,7 @@ impl Application {
                 "authentication is off (--auth none): every caller is an admin; use --auth jwt in production"
             );
         }
-        let store = Store::connect(&config.database)
+        let store = Store::connect(&config.database.connect_settings())
             .await
             .map_err(StartupError::Database)?;
         store.migrate().await.map_err(StartupError::Migrate)?;
@@ -138,26 +176,6 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<TicketServiceServer<TicketApi>>()
-            .await;
-        health_reporter
-            .set_serving::<PipelineServiceServer<PipelineApi>>()
-            .await;
-        health_reporter
-            .set_serving::<PropertyServiceServer<PropertyApi>>()
-            .await;
-        health_reporter
-            .set_serving::<AssociationServiceServer<AssociationApi>>()
-            .await;
-        health_reporter
-            .set_serving::<CardServiceServer<CardApi>>()
-            .await;
-        health_reporter
-            .set_serving::<PortalServiceServer<PortalApi>>()
-            .await;
-
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -177,20 +195,21 @@ impl Application {
         )
         .await
         .map_err(|error| ServeError::Events(error.to_string()))?;
+        let (services, service_names) =
+            ticketd_services(&self.store, &hub, self.config.max_message_bytes as usize);
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        for service in &service_names {
+            health_reporter
+                .set_service_status(service, ServingStatus::Serving)
+                .await;
+        }
         let signal = async move {
             shutdown.await;
             tracing::info!(
                 "shutdown requested: reporting NOT_SERVING and draining in-flight calls"
             );
-            for service in [
-                "",
-                <TicketServiceServer<TicketApi> as tonic::server::NamedService>::NAME,
-                <PipelineServiceServer<PipelineApi> as tonic::server::NamedService>::NAME,
-                <PropertyServiceServer<PropertyApi> as tonic::server::NamedService>::NAME,
-                <AssociationServiceServer<AssociationApi> as tonic::server::NamedService>::NAME,
-                <CardServiceServer<CardApi> as tonic::server::NamedService>::NAME,
-                <PortalServiceServer<PortalApi> as tonic::server::NamedService>::NAME,
-            ] {
+            // "" is the whole server, which tonic-health reports SERVING from the start.
+            for service in std::iter::once("").chain(service_names) {
                 health_reporter
                     .set_service_status(service, ServingStatus::NotServing)
                     .await;
@@ -201,7 +220,6 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(HTTP2_KEEPALIVE_INTERVAL));
-        let max_message = self.config.max_message_bytes as usize;
         let server = Server::builder()
             .accept_http1(true)
             // A client's shorter grpc-timeout wins over this default.
@@ -217,33 +235,10 @@ impl Application {
             .layer(ViewerLayer::new(self.store.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .add_routes(services)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(
-                TicketServiceServer::new(TicketApi::new(self.store.clone(), Arc::clone(&hub)))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                PipelineServiceServer::new(PipelineApi::new(self.store.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                PropertyServiceServer::new(PropertyApi::new(self.store.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                AssociationServiceServer::new(AssociationApi::new(self.store.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                CardServiceServer::new(CardApi::new(self.store.clone(), Arc::clone(&hub)))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                PortalServiceServer::new(PortalApi::new(self.store.clone()))
-                    .max_decoding_message_size(max_message),
-            )
             .serve_with_incoming_shutdown(incoming, signal);
 
         let purger = tokio::spawn(purge_request_ids(

@@ -25,10 +25,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::{
-    config::DatabaseConfig,
-    domain::{Error, RequestKey},
-};
+use crate::domain::{Error, RequestKey};
 use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
@@ -40,6 +37,15 @@ pub use tickets::{
 
 /// Key of the PostgreSQL advisory lock that lets exactly one replica migrate at a time ("tick" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;
+
+/// Where the database is and how many connections to keep open to it; the caller decides, the store obeys.
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
+    /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
 
 /// The database behind the service.
 #[derive(Clone)]
@@ -86,10 +92,10 @@ impl WriteTxn {
 
 impl Store {
     /// Connects with settings suited to each backend.
-    pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbErr> {
-        let mut options = ConnectOptions::new(config.url.clone());
+    pub async fn connect(settings: &ConnectSettings) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(settings.url.clone());
         options
-            .max_connections(config.max_connections)
+            .max_connections(settings.max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             // Statements are logged at DEBUG under the `sqlx` target: `--log-level info,sqlx=debug` shows them.
@@ -109,7 +115,7 @@ impl Store {
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
             db,
-            url: config.url.clone(),
+            url: settings.url.clone(),
             signal: Arc::new(OutboxSignal::default()),
             write_gate,
         })
