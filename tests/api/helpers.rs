@@ -868,8 +868,9 @@ pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// The trailer of a WatchTickets stream that ends with UNAVAILABLE.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
 
-/// The Kaizala card package the card tests load.
-pub const KAIZALA_FIXTURES: &str = "/work/shared/fixtures/kaizala";
+/// The Kaizala card package the card tests load, kept in the repository so that the tests need nothing outside
+/// it.
+pub const KAIZALA_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kaizala");
 
 impl TestApp {
     pub fn cards(&self) -> CardServiceClient<Authed> {
