@@ -47,7 +47,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Credentials refused

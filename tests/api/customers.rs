@@ -58,7 +58,7 @@ use ticketd::proto::{
 use tonic::{Code, Response, Status, Streaming};
 use tonic_types::StatusExt;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Reads

@@ -15,7 +15,7 @@ use ticketd::proto::{
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     live_events_arrive_in_order_with_the_ticket_after_each_change,
@@ -36,7 +36,7 @@ mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writes_through_one_replica_reach_watchers_on_another() {
         super::writes_through_one_replica_reach_watchers_on_another(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }
@@ -44,7 +44,7 @@ mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events() {
         super::resuming_on_the_other_replica_gets_exactly_the_remaining_events(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }
