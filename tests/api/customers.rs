@@ -39,21 +39,20 @@ use std::{
 };
 
 use ticketd::proto::{
-    AddCommentRequest, ArchiveTicketRequest, AssociationSpec, BatchArchiveTicketsRequest,
-    BatchCreateTicketsRequest, BatchGetTicketsRequest, BatchUpdateTicketsRequest, Card,
-    CardTemplate, Comment, CommentVisibility, CreateAssociationRequest, CreateCardTemplateRequest,
-    CreatePortalRequest, CreateTicketRequest, DeleteAssociationRequest, DeletePortalRequest,
-    DeleteTimeEntryRequest, FilterGroup, FilterOperator, FollowProjectRequest, FollowTicketRequest,
-    Follower, FollowerKind, GetCardRequest, GetCardTemplateRequest, GetPipelineRequest,
-    GetPortalRequest, GetTicketRequest, ListCardTemplatesRequest, ListCardsRequest,
-    ListCommentsRequest, ListFollowersRequest, ListPipelinesRequest, ListPortalsRequest,
-    ListProjectFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
-    ListTimeEntriesRequest, LogTimeRequest, Portal, Priority, PropertyDefinition, PropertyType,
-    RenderCardRequest, RenderedCard, RestoreTicketRequest, SearchTicketsRequest, SendCardRequest,
-    Stage, Ticket, TicketEvent, TicketEventKind, TimeEntry, UnfollowProjectRequest,
-    UnfollowTicketRequest, UpdateCardPropertiesRequest, UpdatePortalRequest, UpdatePropertyRequest,
-    UpdateTicketRequest, WatchCardRequest, WatchTicketsRequest,
-    ticket_service_client::TicketServiceClient,
+    ArchiveTicketRequest, AssociationSpec, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
+    BatchGetTicketsRequest, BatchUpdateTicketsRequest, Card, CardTemplate, Comment,
+    CommentVisibility, CreateAssociationRequest, CreateCardTemplateRequest, CreatePortalRequest,
+    CreateTicketRequest, DeleteAssociationRequest, DeletePortalRequest, DeleteTimeEntryRequest,
+    FilterGroup, FilterOperator, FollowProjectRequest, FollowTicketRequest, Follower, FollowerKind,
+    GetCardRequest, GetCardTemplateRequest, GetPipelineRequest, GetPortalRequest, GetTicketRequest,
+    ListCardTemplatesRequest, ListCardsRequest, ListCommentsRequest, ListFollowersRequest,
+    ListPipelinesRequest, ListPortalsRequest, ListProjectFollowersRequest,
+    ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest, LogTimeRequest, Portal,
+    Priority, PropertyDefinition, PropertyType, RenderCardRequest, RenderedCard,
+    RestoreTicketRequest, SearchTicketsRequest, SendCardRequest, Stage, Ticket, TicketEvent,
+    TicketEventKind, TimeEntry, UnfollowProjectRequest, UnfollowTicketRequest,
+    UpdateCardPropertiesRequest, UpdatePortalRequest, UpdatePropertyRequest, UpdateTicketRequest,
+    WatchCardRequest, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tonic::{Code, Response, Status, Streaming};
 use tonic_types::StatusExt;
@@ -809,15 +808,6 @@ async fn comment(
         .await)
 }
 
-fn comment_req(ticket_id: i64, body: &str, visibility: CommentVisibility) -> AddCommentRequest {
-    AddCommentRequest {
-        ticket_id,
-        body: body.to_owned(),
-        visibility: visibility.into(),
-        request_id: String::new(),
-    }
-}
-
 fn log_req(ticket_id: i64, minutes: i32, work_date: &str) -> LogTimeRequest {
     LogTimeRequest {
         ticket_id,
@@ -970,39 +960,10 @@ fn comment_ids(comments: &[Comment]) -> Vec<i64> {
 // Status assertions
 // ---------------------------------------------------------------------------------------------------------------
 
-/// PERMISSION_DENIED naming `field` in its ErrorInfo (`field` metadata) and its message.
-#[track_caller]
-fn assert_denied<T: Debug>(result: Result<Response<T>, Status>, field: &str) -> Status {
-    let status = assert_code(result, Code::PermissionDenied);
-    let info = status.get_details_error_info().unwrap_or_else(|| {
-        panic!(
-            "PERMISSION_DENIED {:?} carries no google.rpc.ErrorInfo",
-            status.message()
-        )
-    });
-    assert_eq!(
-        info.metadata.get("field").map(String::as_str),
-        Some(field),
-        "PERMISSION_DENIED must name the field {field:?}; message {:?}, ErrorInfo {info:?}",
-        status.message()
-    );
-    assert!(
-        status.message().contains(field),
-        "message {:?} does not mention {field:?}",
-        status.message()
-    );
-    status
-}
-
 /// PERMISSION_DENIED from the access policy: the method is not open to customers at all.
 #[track_caller]
 fn assert_not_for_customers<T: Debug>(result: Result<Response<T>, Status>, method: &str) {
-    let status = assert_code(result, Code::PermissionDenied);
-    assert!(
-        status.message().contains(method) && status.message().contains("customers"),
-        "the refusal should name {method} and customers: {:?}",
-        status.message()
-    );
+    assert_method_denied(result, method, "customers");
 }
 
 /// NOT_FOUND for `resource` `id`: the message and ResourceInfo name it.
@@ -1592,7 +1553,7 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
         ("no_such_property", FilterOperator::Eq, "x"),
     ];
     for (property, operator, value) in hidden_in_p1 {
-        assert_denied(
+        assert_field_denied(
             alice
                 .search_tickets(search_req(vec![filter(property, operator, value)]))
                 .await,
@@ -1614,7 +1575,7 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
         ],
         ..Default::default()
     };
-    assert_denied(
+    assert_field_denied(
         alice.search_tickets(request).await,
         "filter_groups[1].filters[1].property",
     );
@@ -1622,7 +1583,7 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
     // P2 shows neither priority nor region.
     let mut bob_p2 = world.tickets_as(&app, BOB, Which::P2);
     for property in ["priority", "region", "assignee_id"] {
-        assert_denied(
+        assert_field_denied(
             bob_p2
                 .search_tickets(search_req(vec![filter(
                     property,
@@ -1692,7 +1653,7 @@ async fn customers_never_see_internal_comments_and_add_only_public_ones(app: Tes
     assert_eq!(bobs[0].body, "Chair ordered");
 
     // Customers add public comments only, in their own name.
-    let status = assert_denied(
+    let status = assert_field_denied(
         alice
             .add_comment(comment_req(a, "psst", CommentVisibility::Internal))
             .await,
@@ -2166,10 +2127,10 @@ async fn stream_filters_on_hidden_fields_are_refused(app: TestApp) {
     ];
     for (request, field) in refused {
         let result = alice.watch_tickets(request).await;
-        assert_denied(result, field);
+        assert_field_denied(result, field);
     }
     let mut hidden_stage = app.tickets_as(&customer_token(ALICE.sub, ALICE.org, no_stage.id));
-    assert_denied(
+    assert_field_denied(
         hidden_stage
             .watch_tickets(WatchTicketsRequest {
                 stage_ids: vec![world.stages[0].id],
@@ -2404,9 +2365,9 @@ async fn customer_creates_refuse_every_field_the_portal_does_not_let_them_set(ap
     ];
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
     for (ticket, field) in p1 {
-        assert_denied(alice.create_ticket(create_ticket_req(ticket)).await, field);
+        assert_field_denied(alice.create_ticket(create_ticket_req(ticket)).await, field);
     }
-    assert_denied(
+    assert_field_denied(
         alice
             .create_ticket(CreateTicketRequest {
                 associations: vec![AssociationSpec {
@@ -2418,7 +2379,7 @@ async fn customer_creates_refuse_every_field_the_portal_does_not_let_them_set(ap
             .await,
         "associations",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .batch_create_tickets(BatchCreateTicketsRequest {
                 requests: vec![
@@ -2462,7 +2423,7 @@ async fn customer_creates_refuse_every_field_the_portal_does_not_let_them_set(ap
     ];
     let mut amy_p2 = world.tickets_as(&app, AMY, Which::P2);
     for (ticket, field) in p2 {
-        assert_denied(amy_p2.create_ticket(create_ticket_req(ticket)).await, field);
+        assert_field_denied(amy_p2.create_ticket(create_ticket_req(ticket)).await, field);
     }
     assert_eq!(
         agent_view(&app).await.len(),
@@ -2584,13 +2545,13 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
         ),
     ];
     for (ticket, path) in refused {
-        assert_denied(
+        assert_field_denied(
             alice.update_ticket(update(ticket, &[path])).await,
             &format!("ticket.{path}"),
         );
     }
     // With an empty mask the fields set count.
-    assert_denied(
+    assert_field_denied(
         alice
             .update_ticket(update(
                 Ticket {
@@ -2658,7 +2619,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
         incident,
     );
     // P2 lets customers edit subject and content only.
-    assert_denied(
+    assert_field_denied(
         alice_p2
             .update_ticket(update(
                 Ticket {
@@ -2670,7 +2631,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
             .await,
         "ticket.priority",
     );
-    assert_denied(
+    assert_field_denied(
         alice_p2
             .update_ticket(update(
                 Ticket {
@@ -2721,7 +2682,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
         status.message(),
         format!("requests[1]: ticket {b} not found")
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests: vec![
@@ -3021,7 +2982,7 @@ async fn customers_follow_only_for_themselves_and_only_visible_tickets(app: Test
     let world = setup(&app).await;
     let amy_ticket = world.id("a-amy-q");
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
-    assert_denied(
+    assert_field_denied(
         alice
             .follow_ticket(FollowTicketRequest {
                 ticket_id: amy_ticket,
@@ -3030,7 +2991,7 @@ async fn customers_follow_only_for_themselves_and_only_visible_tickets(app: Test
             .await,
         "follower_id",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .unfollow_ticket(UnfollowTicketRequest {
                 ticket_id: amy_ticket,
@@ -3168,7 +3129,7 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
     );
 
     // Deleting someone else's entry.
-    assert_denied(
+    assert_field_denied(
         alice
             .delete_time_entry(DeleteTimeEntryRequest {
                 id: world.agent_entry.id,
@@ -3176,7 +3137,7 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
             .await,
         "id",
     );
-    assert_denied(
+    assert_field_denied(
         amy.delete_time_entry(DeleteTimeEntryRequest { id: logged.id })
             .await,
         "id",
@@ -3209,7 +3170,7 @@ async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: Te
     let a = world.id("a-alice-q");
     let b = world.id("b-bob-q");
     let mut alice_p2 = world.tickets_as(&app, ALICE, Which::P2);
-    let status = assert_denied(
+    let status = assert_field_denied(
         alice_p2.log_time(log_req(a, 10, "2024-05-02")).await,
         "ticket_id",
     );
@@ -3763,7 +3724,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
     ok(app.properties().update_property(set_visible(false)).await);
     let hidden = ok(alice.get_ticket(GetTicketRequest { id: a }).await);
     assert_eq!(region_of(&hidden), None);
-    assert_denied(
+    assert_field_denied(
         alice
             .update_ticket(update_ticket_req(
                 Ticket {
@@ -3776,7 +3737,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
             .await,
         "ticket.properties.region",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .search_tickets(search_req(vec![filter(
                 "region",
@@ -3810,7 +3771,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
     assert_eq!(region_of(&seen), None);
     assert_eq!(seen.priority, 0);
     assert_eq!(seen.tags, strings(&["vip"]), "tags are listed now");
-    assert_denied(
+    assert_field_denied(
         alice
             .update_ticket(update_ticket_req(
                 Ticket {
@@ -3891,7 +3852,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
             request_id: String::new(),
         })
         .await);
-    assert_denied(
+    assert_field_denied(
         alice.log_time(log_req(incident, 5, "2024-05-03")).await,
         "ticket_id",
     );
@@ -3917,26 +3878,26 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
     // Every call of a P2 customer is refused from now on, naming the portal.
     for customer in [ALICE, AMY, BOB] {
         let mut client = world.tickets_as(&app, customer, Which::P2);
-        assert_denied(
+        assert_field_denied(
             client.get_ticket(GetTicketRequest { id: a }).await,
             "portal",
         );
-        assert_denied(
+        assert_field_denied(
             client.list_tickets(ListTicketsRequest::default()).await,
             "portal",
         );
     }
-    assert_denied(
+    assert_field_denied(
         alice.search_tickets(SearchTicketsRequest::default()).await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .batch_get_tickets(BatchGetTicketsRequest { ids: vec![a] })
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .create_ticket(create_ticket_req(Ticket {
                 subject: "after the portal is gone".to_owned(),
@@ -3946,7 +3907,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .update_ticket(update_ticket_req(
                 Ticket {
@@ -3959,13 +3920,13 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .add_comment(comment_req(a, "hello?", CommentVisibility::Public))
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .list_comments(ListCommentsRequest {
                 ticket_id: a,
@@ -3974,7 +3935,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .list_ticket_history(ListTicketHistoryRequest {
                 ticket_id: a,
@@ -3983,8 +3944,8 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(alice.watch_tickets(watch_all(0)).await, "portal");
-    assert_denied(
+    assert_field_denied(alice.watch_tickets(watch_all(0)).await, "portal");
+    assert_field_denied(
         alice
             .follow_ticket(FollowTicketRequest {
                 ticket_id: a,
@@ -3993,7 +3954,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .list_followers(ListFollowersRequest {
                 ticket_id: a,
@@ -4002,8 +3963,8 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(alice.log_time(log_req(a, 5, "2024-05-03")).await, "portal");
-    assert_denied(
+    assert_field_denied(alice.log_time(log_req(a, 5, "2024-05-03")).await, "portal");
+    assert_field_denied(
         alice
             .list_time_entries(ListTimeEntriesRequest {
                 ticket_id: a,
@@ -4012,7 +3973,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         alice
             .delete_time_entry(DeleteTimeEntryRequest {
                 id: world.agent_entry.id,
@@ -4021,17 +3982,17 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
         "portal",
     );
     let mut cards = app.cards_as(&world.token(ALICE, Which::P2));
-    assert_denied(
+    assert_field_denied(
         cards.get_card(GetCardRequest { card_id: card.id }).await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         cards
             .render_card(RenderCardRequest { card_id: card.id })
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         cards
             .list_cards(ListCardsRequest {
                 ticket_id: a,
@@ -4040,7 +4001,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_denied(
+    assert_field_denied(
         cards
             .watch_card(WatchCardRequest {
                 card_id: card.id,
@@ -4253,7 +4214,7 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
 
     // Group streams hold many tickets' cards: refused to customers even for a visible ticket.
     let mut alice_cards = app.cards_as(&world.token(ALICE, Which::P1));
-    assert_denied(
+    assert_field_denied(
         alice_cards
             .watch_card(WatchCardRequest {
                 group_id: "group-1".to_owned(),
@@ -4422,17 +4383,17 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
                 .await);
         }
         for card in refused {
-            assert_denied(
+            assert_field_denied(
                 cards.get_card(GetCardRequest { card_id: card.id }).await,
                 "card_id",
             );
-            assert_denied(
+            assert_field_denied(
                 cards
                     .render_card(RenderCardRequest { card_id: card.id })
                     .await,
                 "card_id",
             );
-            assert_denied(
+            assert_field_denied(
                 cards
                     .watch_card(WatchCardRequest {
                         card_id: card.id,

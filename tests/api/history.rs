@@ -31,15 +31,6 @@ both_databases!(
 
 const ACTOR: &str = "agent-7";
 
-fn comment_req(ticket_id: i64, body: &str, visibility: CommentVisibility) -> AddCommentRequest {
-    AddCommentRequest {
-        ticket_id,
-        body: body.to_owned(),
-        visibility: visibility.into(),
-        request_id: String::new(),
-    }
-}
-
 fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
     events.iter().map(|e| e.kind()).collect()
 }

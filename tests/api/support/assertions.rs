@@ -83,3 +83,45 @@ pub fn assert_strictly_increasing(ids: &[i64], what: &str) {
         );
     }
 }
+
+/// PERMISSION_DENIED from the access policy, with a message naming `method` and saying `reason` (e.g. the missing
+/// role or scope).
+#[track_caller]
+pub fn assert_method_denied<T: Debug>(
+    result: Result<Response<T>, Status>,
+    method: &str,
+    reason: &str,
+) -> Status {
+    let status = assert_code(result, Code::PermissionDenied);
+    let message = status.message();
+    assert!(
+        message.contains(method) && message.contains(reason),
+        "PERMISSION_DENIED message {message:?} should name {method:?} and say {reason:?}"
+    );
+    status
+}
+
+/// PERMISSION_DENIED for one field of the request (a value the caller may not set or see), named by the
+/// ErrorInfo's `field` metadata and by the message.
+#[track_caller]
+pub fn assert_field_denied<T: Debug>(result: Result<Response<T>, Status>, field: &str) -> Status {
+    let status = assert_code(result, Code::PermissionDenied);
+    let info = status.get_details_error_info().unwrap_or_else(|| {
+        panic!(
+            "PERMISSION_DENIED {:?} carries no google.rpc.ErrorInfo",
+            status.message()
+        )
+    });
+    assert_eq!(
+        info.metadata.get("field").map(String::as_str),
+        Some(field),
+        "PERMISSION_DENIED must name the field {field:?}; message {:?}, ErrorInfo {info:?}",
+        status.message()
+    );
+    assert!(
+        status.message().contains(field),
+        "message {:?} does not mention {field:?}",
+        status.message()
+    );
+    status
+}

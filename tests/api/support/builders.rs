@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use prost_types::FieldMask;
 use ticketd::proto::{
-    AssociationSpec, CreateTicketRequest, Filter, FilterOperator, ObjectRef, Pipeline,
-    PropertyDefinition, PropertyType, Stage, Ticket, TicketState, UpdateTicketRequest,
-    WatchTicketsRequest,
+    AddCommentRequest, AssociationSpec, CommentVisibility, CreateTicketRequest, Filter,
+    FilterOperator, ObjectRef, Pipeline, PropertyDefinition, PropertyType, Stage, Ticket,
+    TicketState, UpdateTicketRequest, WatchTicketsRequest,
 };
 
 /// A ticket with only a subject: everything else defaulted by the server.
@@ -156,5 +156,15 @@ pub fn watch_all(after_event_id: i64) -> WatchTicketsRequest {
     WatchTicketsRequest {
         after_event_id,
         ..Default::default()
+    }
+}
+
+/// An AddComment request with `visibility` (PUBLIC for customers to read, INTERNAL for the desk only).
+pub fn comment_req(ticket_id: i64, body: &str, visibility: CommentVisibility) -> AddCommentRequest {
+    AddCommentRequest {
+        ticket_id,
+        body: body.to_owned(),
+        visibility: visibility.into(),
+        request_id: String::new(),
     }
 }
