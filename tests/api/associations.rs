@@ -10,7 +10,7 @@ use ticketd::proto::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Types

@@ -28,18 +28,17 @@ use ticketd::{
     config::{AuthMode, ServeConfig},
     error::StartupError,
     proto::{
-        AddCommentRequest, ArchivePropertyRequest, ArchiveTicketRequest,
-        BatchArchiveTicketsRequest, CommentVisibility, CreateAssociationRequest,
-        CreateAssociationTypeRequest, CreateCardTemplateRequest, CreatePipelineRequest,
-        CreatePortalRequest, CreatePropertyRequest, CreateStageRequest, DeletePipelineRequest,
-        DeletePortalRequest, DeleteStageRequest, FollowProjectRequest, FollowerKind,
-        GetTicketRequest, ListAssociationTypesRequest, ListAssociationsRequest,
-        ListCardTemplatesRequest, ListCommentsRequest, ListPipelinesRequest, ListPortalsRequest,
-        ListPropertiesRequest, ListTicketHistoryRequest, ListTicketsRequest,
-        ListTimeEntriesRequest, LogTimeRequest, Portal, PropertyType, RestoreTicketRequest,
-        SendCardRequest, Ticket, TicketEventKind, UpdatePipelineRequest, UpdatePortalRequest,
-        UpdatePropertyRequest, UpdateStageRequest, pipeline_service_client::PipelineServiceClient,
-        ticket_service_client::TicketServiceClient,
+        ArchivePropertyRequest, ArchiveTicketRequest, BatchArchiveTicketsRequest,
+        CommentVisibility, CreateAssociationRequest, CreateAssociationTypeRequest,
+        CreateCardTemplateRequest, CreatePipelineRequest, CreatePortalRequest,
+        CreatePropertyRequest, CreateStageRequest, DeletePipelineRequest, DeletePortalRequest,
+        DeleteStageRequest, FollowProjectRequest, FollowerKind, GetTicketRequest,
+        ListAssociationTypesRequest, ListAssociationsRequest, ListCardTemplatesRequest,
+        ListCommentsRequest, ListPipelinesRequest, ListPortalsRequest, ListPropertiesRequest,
+        ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest, LogTimeRequest,
+        Portal, PropertyType, RestoreTicketRequest, SendCardRequest, Ticket, TicketEventKind,
+        UpdatePipelineRequest, UpdatePortalRequest, UpdatePropertyRequest, UpdateStageRequest,
+        pipeline_service_client::PipelineServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
 use tonic::{Code, Response, Status, transport::Channel};
@@ -47,7 +46,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Credentials refused
@@ -192,31 +191,6 @@ fn assert_unauthenticated<T: Debug>(
         }
     }
     status
-}
-
-/// PERMISSION_DENIED, with a message naming `method` and saying `reason` (e.g. the missing scope).
-#[track_caller]
-fn assert_denied<T: Debug>(
-    result: Result<Response<T>, Status>,
-    method: &str,
-    reason: &str,
-) -> Status {
-    let status = assert_code(result, Code::PermissionDenied);
-    let message = status.message();
-    assert!(
-        message.contains(method) && message.contains(reason),
-        "PERMISSION_DENIED message {message:?} should name {method:?} and say {reason:?}"
-    );
-    status
-}
-
-fn comment_req(ticket_id: i64, body: &str) -> AddCommentRequest {
-    AddCommentRequest {
-        ticket_id,
-        body: body.to_owned(),
-        visibility: CommentVisibility::Public.into(),
-        request_id: String::new(),
-    }
 }
 
 fn associate(ticket_id: i64, object_type: &str, object_id: &str) -> CreateAssociationRequest {
@@ -595,7 +569,11 @@ async fn rs256_and_es256_tokens_verify_against_a_pem_file(app: TestApp) {
     );
     let comment = ok(app
         .tickets_as(&ec_agent)
-        .add_comment(comment_req(created.id, "signed with EC"))
+        .add_comment(comment_req(
+            created.id,
+            "signed with EC",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(comment.author_id, "ec-agent");
     let history = ok(app
@@ -663,7 +641,11 @@ async fn rs256_and_es256_tokens_verify_against_a_jwks_by_kid(app: TestApp) {
     );
     let comment = ok(app
         .tickets_as(&ec_agent)
-        .add_comment(comment_req(created.id, "signed with ec-1"))
+        .add_comment(comment_req(
+            created.id,
+            "signed with ec-1",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(comment.author_id, "jwks-ec-agent");
 
@@ -761,7 +743,7 @@ async fn api_keys_authenticate_services_and_agents(app: TestApp) {
         .list_tickets(ListTicketsRequest::default())
         .await);
     assert_eq!(ids(&listed.tickets), vec![existing.id]);
-    assert_denied(
+    assert_method_denied(
         app.tickets_as(SERVICE_KEY)
             .create_ticket(create_ticket_req(ticket("not allowed")))
             .await,
@@ -787,7 +769,11 @@ async fn api_keys_authenticate_services_and_agents(app: TestApp) {
         .await);
     let comment = ok(app
         .tickets_as(AGENT_KEY)
-        .add_comment(comment_req(created.id, "the bot was here"))
+        .add_comment(comment_req(
+            created.id,
+            "the bot was here",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(comment.author_id, "helpdesk-bot");
     let history = app.history(created.id).await;
@@ -840,35 +826,35 @@ async fn agents_may_not_change_the_schema(app: TestApp) {
     let agent = agent_token("agent-schema");
     const ADMIN_ONLY: &str = "needs the admin role; the caller is agent";
 
-    assert_denied(
+    assert_method_denied(
         app.pipelines_as(&agent)
             .create_pipeline(pipeline_req("Agent pipeline"))
             .await,
         "CreatePipeline",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.properties_as(&agent)
             .create_property(property_req("agent_property"))
             .await,
         "CreateProperty",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.associations_as(&agent)
             .create_association_type(association_type_req("agent label"))
             .await,
         "CreateAssociationType",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.cards_as(&agent)
             .create_card_template(card_template_req("Agent card"))
             .await,
         "CreateCardTemplate",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.portals_as(&agent)
             .create_portal(portal_req("Agent portal"))
             .await,
@@ -960,7 +946,11 @@ async fn agents_work_tickets_comments_associations_and_cards(app: TestApp) {
         .await);
     assert!(!restored.archived);
     let comment = ok(tickets
-        .add_comment(comment_req(created.id, "extinguisher on its way"))
+        .add_comment(comment_req(
+            created.id,
+            "extinguisher on its way",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(comment.author_id, "agent-worker");
     let entry = ok(tickets.log_time(log_time_req(created.id, 15)).await);
@@ -1031,31 +1021,33 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
             &["subject"],
         ))
         .await);
-    let comment = ok(tickets.add_comment(comment_req(created.id, "synced")).await);
+    let comment = ok(tickets
+        .add_comment(comment_req(created.id, "synced", CommentVisibility::Public))
+        .await);
     assert_eq!(comment.author_id, "svc-writer");
     let listed = ok(tickets.list_tickets(ListTicketsRequest::default()).await);
     assert_eq!(ids(&listed.tickets), vec![created.id]);
 
-    assert_denied(
+    assert_method_denied(
         app.associations_as(&writer)
             .create_association(associate(created.id, "contact", "401"))
             .await,
         "CreateAssociation",
         "needs scope \"associations:write\"",
     );
-    assert_denied(
+    assert_method_denied(
         tickets.log_time(log_time_req(created.id, 30)).await,
         "LogTime",
         "needs scope \"time:write\"",
     );
-    assert_denied(
+    assert_method_denied(
         app.pipelines_as(&writer)
             .list_pipelines(ListPipelinesRequest::default())
             .await,
         "ListPipelines",
         "needs scope \"pipelines:read\"",
     );
-    assert_denied(
+    assert_method_denied(
         app.pipelines_as(&writer)
             .create_pipeline(pipeline_req("Service pipeline"))
             .await,
@@ -1065,7 +1057,7 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
 
     // No scopes: not even reads.
     let nothing = service_token("svc-nothing", &[]);
-    assert_denied(
+    assert_method_denied(
         app.tickets_as(&nothing)
             .list_tickets(ListTicketsRequest::default())
             .await,
@@ -1084,7 +1076,7 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
         .log_time(log_time_req(created.id, 30))
         .await);
     assert_eq!(entry.author_id, "svc-all");
-    assert_denied(
+    assert_method_denied(
         app.pipelines_as(&all)
             .create_pipeline(pipeline_req("Service pipeline"))
             .await,
@@ -1117,7 +1109,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
 
     const STAFF_ONLY: &str = "is not open to customers";
     let mut tickets = app.tickets_as(&customer);
-    assert_denied(
+    assert_method_denied(
         tickets
             .archive_ticket(ArchiveTicketRequest {
                 id: t.id,
@@ -1127,7 +1119,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         "ArchiveTicket",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         tickets
             .restore_ticket(RestoreTicketRequest {
                 id: t.id,
@@ -1137,7 +1129,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         "RestoreTicket",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         tickets
             .batch_archive_tickets(BatchArchiveTicketsRequest {
                 requests: vec![ArchiveTicketRequest {
@@ -1150,7 +1142,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         "BatchArchiveTickets",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         tickets
             .follow_project(FollowProjectRequest {
                 project_id: "office".to_owned(),
@@ -1162,14 +1154,14 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         STAFF_ONLY,
     );
     let mut associations = app.associations_as(&customer);
-    assert_denied(
+    assert_method_denied(
         associations
             .create_association(associate(t.id, "contact", "501"))
             .await,
         "CreateAssociation",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         associations
             .list_associations(ListAssociationsRequest {
                 ticket_id: t.id,
@@ -1179,21 +1171,21 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         "ListAssociations",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.properties_as(&customer)
             .list_properties(ListPropertiesRequest::default())
             .await,
         "ListProperties",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.cards_as(&customer)
             .send_card(send_card_req(template.id, t.id))
             .await,
         "SendCard",
         STAFF_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.portals_as(&customer)
             .list_portals(ListPortalsRequest::default())
             .await,
@@ -1204,70 +1196,70 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     // Every admin-only method.
     const ADMIN_ONLY: &str = "needs the admin role; the caller is customer";
     let mut pipelines = app.pipelines_as(&customer);
-    assert_denied(
+    assert_method_denied(
         pipelines.create_pipeline(pipeline_req("Customer")).await,
         "CreatePipeline",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         pipelines
             .update_pipeline(UpdatePipelineRequest::default())
             .await,
         "UpdatePipeline",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         pipelines
             .delete_pipeline(DeletePipelineRequest::default())
             .await,
         "DeletePipeline",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         pipelines.create_stage(CreateStageRequest::default()).await,
         "CreateStage",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         pipelines.update_stage(UpdateStageRequest::default()).await,
         "UpdateStage",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         pipelines.delete_stage(DeleteStageRequest::default()).await,
         "DeleteStage",
         ADMIN_ONLY,
     );
     let mut properties = app.properties_as(&customer);
-    assert_denied(
+    assert_method_denied(
         properties
             .create_property(property_req("customer_prop"))
             .await,
         "CreateProperty",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         properties
             .update_property(UpdatePropertyRequest::default())
             .await,
         "UpdateProperty",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         properties
             .archive_property(ArchivePropertyRequest::default())
             .await,
         "ArchiveProperty",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         associations
             .create_association_type(association_type_req("customer label"))
             .await,
         "CreateAssociationType",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         app.cards_as(&customer)
             .create_card_template(card_template_req("Customer card"))
             .await,
@@ -1275,12 +1267,12 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         ADMIN_ONLY,
     );
     let mut portals = app.portals_as(&customer);
-    assert_denied(
+    assert_method_denied(
         portals.create_portal(portal_req("Customer portal 2")).await,
         "CreatePortal",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         portals
             .update_portal(UpdatePortalRequest {
                 portal: Some(Portal {
@@ -1294,7 +1286,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
         "UpdatePortal",
         ADMIN_ONLY,
     );
-    assert_denied(
+    assert_method_denied(
         portals
             .delete_portal(DeletePortalRequest {
                 id: portal.id,
@@ -1389,7 +1381,10 @@ async fn authors_and_actors_come_from_the_token(app: TestApp) {
         .insert("x-actor-id", "mallory".parse().expect("ASCII"));
     ok(bare_tickets(&app).update_ticket(update).await);
 
-    let mut comment = with_token(comment_req(created.id, "bob's note"), &bob);
+    let mut comment = with_token(
+        comment_req(created.id, "bob's note", CommentVisibility::Public),
+        &bob,
+    );
     comment
         .metadata_mut()
         .insert("x-actor-id", "mallory".parse().expect("ASCII"));
@@ -1525,7 +1520,11 @@ async fn auth_none_makes_every_caller_an_anonymous_admin(app: TestApp) {
         .create_ticket(create_ticket_req(ticket("nobody in particular")))
         .await);
     let comment = ok(tickets
-        .add_comment(comment_req(created.id, "who am I"))
+        .add_comment(comment_req(
+            created.id,
+            "who am I",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(comment.author_id, "anonymous");
     let history = app.history(created.id).await;
@@ -1547,7 +1546,11 @@ async fn auth_none_makes_every_caller_an_anonymous_admin(app: TestApp) {
     assert_eq!(got.id, created.id);
     let as_agent = ok(app
         .tickets_as(&agent_token("agent-ignored"))
-        .add_comment(comment_req(created.id, "still anonymous"))
+        .add_comment(comment_req(
+            created.id,
+            "still anonymous",
+            CommentVisibility::Public,
+        ))
         .await);
     assert_eq!(as_agent.author_id, "anonymous");
 }

@@ -7,7 +7,7 @@ use ticketd::proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     batch_create_creates_every_ticket_in_order,

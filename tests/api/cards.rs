@@ -12,7 +12,7 @@ use ticketd::proto::{
 };
 use tonic::{Code, Streaming};
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Templates
@@ -45,7 +45,7 @@ mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another() {
         super::a_ticket_change_through_one_replica_reaches_a_renderer_on_another(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }

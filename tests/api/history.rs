@@ -9,7 +9,7 @@ use ticketd::proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Comments
@@ -30,15 +30,6 @@ both_databases!(
 );
 
 const ACTOR: &str = "agent-7";
-
-fn comment_req(ticket_id: i64, body: &str, visibility: CommentVisibility) -> AddCommentRequest {
-    AddCommentRequest {
-        ticket_id,
-        body: body.to_owned(),
-        visibility: visibility.into(),
-        request_id: String::new(),
-    }
-}
 
 fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
     events.iter().map(|e| e.kind()).collect()

@@ -3,7 +3,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Filter by database with `cargo test --test api sqlite`.
 
 #[macro_use]
-mod helpers;
+mod support;
 
 mod associations;
 mod auth;

@@ -17,7 +17,7 @@ use ticketd::proto::{
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{TEST_ADMIN, TestApp, ticket};
+use crate::support::{TEST_ADMIN, TestApp, ticket};
 
 both_databases!(
     a_client_trace_is_continued_by_the_server_span,

@@ -9,7 +9,7 @@ use ticketd::proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     seeded_default_pipeline_has_the_hubspot_stages,

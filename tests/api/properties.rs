@@ -8,7 +8,7 @@ use ticketd::proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Definitions

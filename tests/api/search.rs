@@ -8,7 +8,7 @@ use ticketd::proto::{
     SearchTicketsRequest, Sort, Ticket,
 };
 
-use crate::helpers::*;
+use crate::support::*;
 
 use FilterOperator::{
     Between, ContainsToken, Eq, Gt, Gte, HasProperty, In, Lt, Lte, Neq, NotHasProperty, NotIn,

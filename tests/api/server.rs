@@ -7,7 +7,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     reports_every_service_as_serving,
@@ -21,14 +21,14 @@ both_databases!(
 mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_servers_share_one_database() {
-        super::two_servers_share_one_database(crate::helpers::TestApp::postgres().await).await
+        super::two_servers_share_one_database(crate::support::TestApp::postgres().await).await
     }
 
     /// The outbox-position migration is PostgreSQL-only (it changes column defaults).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn outbox_positions_keep_growing_across_the_migration_down_and_up() {
         super::outbox_positions_keep_growing_across_the_migration_down_and_up(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }

@@ -8,14 +8,14 @@ use std::{
 };
 
 use ticketd::proto::{
-    AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, BatchUpdateTicketsRequest,
-    CommentVisibility, FieldChange, Priority, PropertyType, RestoreTicketRequest, Ticket,
-    TicketEvent, TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
+    ArchiveTicketRequest, BatchCreateTicketsRequest, BatchUpdateTicketsRequest, CommentVisibility,
+    FieldChange, Priority, PropertyType, RestoreTicketRequest, Ticket, TicketEvent,
+    TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     live_events_arrive_in_order_with_the_ticket_after_each_change,
@@ -36,7 +36,7 @@ mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writes_through_one_replica_reach_watchers_on_another() {
         super::writes_through_one_replica_reach_watchers_on_another(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }
@@ -44,7 +44,7 @@ mod postgres_replicas {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events() {
         super::resuming_on_the_other_replica_gets_exactly_the_remaining_events(
-            crate::helpers::TestApp::postgres().await,
+            crate::support::TestApp::postgres().await,
         )
         .await
     }
@@ -54,15 +54,6 @@ const ACTOR: &str = "agent-7";
 
 /// How long a restart or shutdown may take in these tests (the helper itself allows 60 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn comment_req(ticket_id: i64, body: &str) -> AddCommentRequest {
-    AddCommentRequest {
-        ticket_id,
-        body: body.to_owned(),
-        visibility: CommentVisibility::Public.into(),
-        request_id: String::new(),
-    }
-}
 
 fn archive_req(id: i64) -> ArchiveTicketRequest {
     ArchiveTicketRequest {
@@ -215,7 +206,10 @@ async fn live_events_arrive_in_order_with_the_ticket_after_each_change(app: Test
         .await);
     let comment = ok(app
         .tickets()
-        .add_comment(with_actor(comment_req(id, "We are on it."), ACTOR))
+        .add_comment(with_actor(
+            comment_req(id, "We are on it.", CommentVisibility::Public),
+            ACTOR,
+        ))
         .await);
     let archived = ok(app
         .tickets()
@@ -404,7 +398,10 @@ async fn after_event_id_replays_exactly_the_missed_events_then_continues_live(ap
         .await;
     app.update_ticket(stage_change(b.id, 3), &["stage_id"])
         .await;
-    ok(app.tickets().add_comment(comment_req(a.id, "first")).await);
+    ok(app
+        .tickets()
+        .add_comment(comment_req(a.id, "first", CommentVisibility::Public))
+        .await);
     app.update_ticket(subject_change(a.id, "a2"), &["subject"])
         .await;
     ok(app.tickets().archive_ticket(archive_req(b.id)).await);
@@ -456,7 +453,7 @@ async fn after_event_id_replays_exactly_the_missed_events_then_continues_live(ap
         .await;
     ok(app
         .tickets()
-        .add_comment(comment_req(d.id, "while away"))
+        .add_comment(comment_req(d.id, "while away", CommentVisibility::Public))
         .await);
     ok(app.tickets().archive_ticket(archive_req(a.id)).await);
     let mut resumed = app.watch(watch_all(last_seen)).await;
@@ -580,7 +577,11 @@ async fn filters_match_the_ticket_before_or_after_the_change(app: TestApp) {
     steps.push((bystander.id, &[TICKET, PIPE_0]));
     ok(app
         .tickets()
-        .add_comment(comment_req(mover.id, "in stage 4"))
+        .add_comment(comment_req(
+            mover.id,
+            "in stage 4",
+            CommentVisibility::Public,
+        ))
         .await);
     steps.push((mover.id, &[STAGE4, PIPE_0]));
     app.update_ticket(subject_change(elsewhere.id, "escalated"), &["subject"])
@@ -756,7 +757,7 @@ async fn resuming_after_a_restart_misses_nothing(app: TestApp) {
         .await;
     ok(app
         .tickets()
-        .add_comment(comment_req(t.id, "also before"))
+        .add_comment(comment_req(t.id, "also before", CommentVisibility::Public))
         .await);
     let seen = next_messages(&mut stream, 2, "events before the restart").await;
 
@@ -1231,7 +1232,7 @@ async fn writes_through_one_replica_reach_watchers_on_another(app: TestApp) {
         .await;
     let comment = ok(b
         .tickets()
-        .add_comment(comment_req(created.id, "from B"))
+        .add_comment(comment_req(created.id, "from B", CommentVisibility::Public))
         .await);
     let moved = app
         .update_ticket(stage_change(created.id, 4), &["stage_id"])
@@ -1268,7 +1269,11 @@ async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events(app: Te
     drop(on_a);
     let u = app.create_ticket(ticket("while away, through A")).await;
     ok(b.tickets()
-        .add_comment(comment_req(t.id, "while away, through B"))
+        .add_comment(comment_req(
+            t.id,
+            "while away, through B",
+            CommentVisibility::Public,
+        ))
         .await);
     let mut on_b = b.watch(watch_all(last_seen)).await;
     let missed = next_messages(&mut on_b, 2, "missed events replayed by B").await;

@@ -9,7 +9,7 @@ use ticketd::proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 both_databases!(
     // Create and get

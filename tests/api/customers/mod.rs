@@ -1,0 +1,328 @@
+//! Customers and portals: the acceptance matrix of issue 5.
+//!
+//! Every test builds the same world ([`world::setup`]): organization `org-a` (customers alice and amy, and carol, a
+//! member who never signs in), organization `org-b` (customer bob, member dave), outsiders of `org-z`, the
+//! custom properties `region` (customer visible and editable) and `internal_score` (agent only), and two
+//! portals:
+//!
+//! | portal | rules                                    | types    | visible                    | editable         | time |
+//! |--------|------------------------------------------|----------|----------------------------|------------------|------|
+//! | P1     | requested + organization                 | all      | stage_id, priority, region | priority, region | yes  |
+//! | P2     | requested + followed + followed projects | question | stage_id                   | –                | no   |
+//!
+//! An agent creates tickets requested by each customer and by other members, one per organization with hidden
+//! values (assignee, tags, internal score), both ticket types, tickets of `proj-1` (followed by `org-a` as an
+//! organization) and `proj-2` (followed by bob as a user), tickets alice and bob follow one by one; it comments
+//! publicly and internally, links and unlinks a contact, changes hidden and visible fields and logs time.
+//!
+//! What each customer should see is computed in [`world`] from the rules ([`World::shows`], [`World::redact`],
+//! [`World::customer_event`]) and checked against the matrix written out by hand ([`MATRIX`]). The tests then
+//! prove, for customers of both organizations under both portals:
+//!
+//! 1. reads (Get, BatchGet, List, Search) return exactly the visible tickets; an invisible ticket is NOT_FOUND
+//!    exactly like a missing one;
+//! 2. hidden fields arrive empty everywhere (reads, write responses, history, stream snapshots and changes);
+//! 3. comments: internal ones are never listed, customers add public ones only;
+//! 4. history leaves out internal comments, association events and changes of hidden fields;
+//! 5. WatchTickets (replayed and live) carries only visible events, redacted; filters on hidden fields are
+//!    refused;
+//! 6. customer writes: create as requester of its own organization, update only editable fields, no archive;
+//! 7. followers: requesters follow automatically, the follower rules, customers follow only for themselves;
+//! 8. time entries: logged only where the portal allows it, listed and deleted only by their author;
+//! 9. portal administration: validation, etags, deletion, and changes applying on the customer's next call;
+//! 10. chat cards: readable only for visible tickets and only when every binding is a visible field.
+
+mod cards;
+mod comments;
+mod followers;
+mod history;
+mod portal_changes;
+mod portals;
+mod reads;
+mod streams;
+mod time_entries;
+mod world;
+mod writes;
+
+use std::{collections::BTreeMap, fmt::Debug};
+
+use ticketd::proto::{
+    Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, Follower,
+    ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
+    ListTimeEntriesRequest, LogTimeRequest, SearchTicketsRequest, SendCardRequest, Ticket,
+    TicketEvent, TimeEntry,
+};
+use tonic::{Code, Response, Status, Streaming};
+use tonic_types::StatusExt;
+
+use crate::support::*;
+use world::*;
+
+fn log_req(ticket_id: i64, minutes: i32, work_date: &str) -> LogTimeRequest {
+    LogTimeRequest {
+        ticket_id,
+        minutes,
+        work_date: work_date.to_owned(),
+        note: String::new(),
+        request_id: String::new(),
+    }
+}
+
+/// Every ticket as the agent sees it, archived ones included, by id.
+async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
+    app.list_all_tickets(ListTicketsRequest {
+        page_size: 500,
+        show_archived: true,
+        ..Default::default()
+    })
+    .await
+    .into_iter()
+    .map(|ticket| (ticket.id, ticket))
+    .collect()
+}
+
+const MAX_PAGES: usize = 1_000;
+
+async fn list_all_as(client: &mut Tickets, page_size: i32) -> Vec<Ticket> {
+    let mut request = ListTicketsRequest {
+        page_size,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.list_tickets(request.clone()).await);
+        all.extend(page.tickets);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListTickets never returned an empty next_page_token");
+}
+
+async fn search_all_as(client: &mut Tickets, mut request: SearchTicketsRequest) -> Vec<Ticket> {
+    let mut all = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.search_tickets(request.clone()).await);
+        all.extend(page.tickets);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("SearchTickets never returned an empty next_page_token");
+}
+
+fn search_req(filters: Vec<ticketd::proto::Filter>) -> SearchTicketsRequest {
+    SearchTicketsRequest {
+        filter_groups: vec![FilterGroup { filters }],
+        page_size: 2,
+        ..Default::default()
+    }
+}
+
+async fn history_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<TicketEvent> {
+    let mut request = ListTicketHistoryRequest {
+        ticket_id,
+        page_size,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.list_ticket_history(request.clone()).await);
+        all.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListTicketHistory never returned an empty next_page_token");
+}
+
+async fn comments_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<Comment> {
+    let mut request = ListCommentsRequest {
+        ticket_id,
+        page_size,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.list_comments(request.clone()).await);
+        all.extend(page.comments);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListComments never returned an empty next_page_token");
+}
+
+async fn followers_as(client: &mut Tickets, ticket_id: i64) -> Vec<String> {
+    let mut request = ListFollowersRequest {
+        ticket_id,
+        page_size: 1,
+        ..Default::default()
+    };
+    let mut all: Vec<Follower> = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.list_followers(request.clone()).await);
+        all.extend(page.followers);
+        if page.next_page_token.is_empty() {
+            assert!(all.iter().all(|f| f.ticket_id == ticket_id));
+            return all.into_iter().map(|f| f.follower_id).collect();
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListFollowers never returned an empty next_page_token");
+}
+
+async fn time_entries_as(client: &mut Tickets, ticket_id: i64) -> Vec<TimeEntry> {
+    let mut request = ListTimeEntriesRequest {
+        ticket_id,
+        page_size: 1,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ok(client.list_time_entries(request.clone()).await);
+        all.extend(page.time_entries);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        request.page_token = page.next_page_token;
+    }
+    panic!("ListTimeEntries never returned an empty next_page_token");
+}
+
+fn entry_ids(entries: &[TimeEntry]) -> Vec<i64> {
+    entries.iter().map(|entry| entry.id).collect()
+}
+
+fn comment_ids(comments: &[Comment]) -> Vec<i64> {
+    comments.iter().map(|comment| comment.id).collect()
+}
+
+/// PERMISSION_DENIED from the access policy: the method is not open to customers at all.
+#[track_caller]
+fn assert_not_for_customers<T: Debug>(result: Result<Response<T>, Status>, method: &str) {
+    assert_method_denied(result, method, "customers");
+}
+
+/// NOT_FOUND for `resource` `id`: the message and ResourceInfo name it.
+#[track_caller]
+fn assert_not_found<T: Debug>(
+    result: Result<Response<T>, Status>,
+    resource: &str,
+    id: i64,
+) -> Status {
+    let status = assert_code(result, Code::NotFound);
+    assert_eq!(status.message(), format!("{resource} {id} not found"));
+    let info = status
+        .get_details_resource_info()
+        .unwrap_or_else(|| panic!("NOT_FOUND {:?} carries no ResourceInfo", status.message()));
+    assert_eq!(info.resource_type, resource);
+    assert_eq!(info.resource_name, id.to_string());
+    status
+}
+
+/// Panics unless two NOT_FOUND answers (for `id_a` and `id_b`) are the same but for the id.
+#[track_caller]
+fn assert_same_answer(a: &Status, id_a: i64, b: &Status, id_b: i64, what: &str) {
+    assert_eq!(a.code(), b.code(), "{what}: codes differ");
+    assert_eq!(
+        a.message().replace(&id_a.to_string(), &id_b.to_string()),
+        b.message(),
+        "{what}: messages differ beyond the id"
+    );
+    let error_info = |status: &Status| {
+        status
+            .get_details_error_info()
+            .map(|info| (info.reason, info.domain, info.metadata))
+    };
+    assert_eq!(error_info(a), error_info(b), "{what}: ErrorInfo differs");
+    let resource = |status: &Status| {
+        status
+            .get_details_resource_info()
+            .map(|info| (info.resource_type, info.owner, info.description))
+    };
+    assert_eq!(
+        resource(a).map(|(t, o, d)| (t, o, d.replace(&id_a.to_string(), &id_b.to_string()))),
+        resource(b),
+        "{what}: ResourceInfo differs beyond the id"
+    );
+}
+
+fn status_of<T>(result: Result<Response<T>, Status>) -> Status {
+    match result {
+        Ok(_) => panic!("expected an error, got OK"),
+        Err(status) => status,
+    }
+}
+
+/// Opens a call that answers with a stream, failing the test if it does not answer in time.
+async fn open<T>(
+    call: impl Future<Output = Result<Response<Streaming<T>>, Status>>,
+    what: &str,
+) -> Result<Streaming<T>, Status> {
+    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
+        Ok(result) => result.map(Response::into_inner),
+        Err(_) => panic!("{what}: the call did not answer within {STREAM_TIMEOUT:?}"),
+    }
+}
+
+async fn set_subject(app: &TestApp, ticket_id: i64, subject: &str) -> Ticket {
+    ok(agent(app)
+        .update_ticket(update_ticket_req(
+            Ticket {
+                id: ticket_id,
+                subject: subject.to_owned(),
+                ..Default::default()
+            },
+            &["subject"],
+        ))
+        .await)
+}
+
+const CARD_CUSTOMER: &str = "NAME: Alice";
+
+async fn card_template(app: &TestApp, name: &str, bindings: &[(&str, &str)]) -> CardTemplate {
+    ok(app
+        .cards()
+        .create_card_template(CreateCardTemplateRequest {
+            name: name.to_owned(),
+            schema: kaizala_fixture("ChatCardView.json"),
+            app_model: kaizala_fixture("AppModel.json"),
+            bindings: properties(bindings),
+            request_id: String::new(),
+        })
+        .await)
+}
+
+fn send_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
+    SendCardRequest {
+        template_id,
+        ticket_id,
+        group_id: "group-1".to_owned(),
+        subscribers: strings(&["+15550100"]),
+        send_to_all_subscribers: false,
+        properties: properties(&[("customername", CARD_CUSTOMER)]),
+        request_id: String::new(),
+    }
+}
+
+async fn send_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
+    ok(app
+        .cards()
+        .send_card(send_card_req(template_id, ticket_id))
+        .await)
+}
+
+/// A template showing only fields every portal here shows: the subject and the stage's label.
+async fn visible_card_template(app: &TestApp) -> CardTemplate {
+    card_template(
+        app,
+        "subject and stage",
+        &[("ticketnumber", "subject"), ("ticketstatus", "stage.label")],
+    )
+    .await
+}

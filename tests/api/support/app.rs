@@ -1,0 +1,418 @@
+//! The server under test: [`TestApp`] starts a real `ticketd` on `127.0.0.1:0` over a [`TestDatabase`] and hands
+//! out connected clients, plus shortcuts for the calls most tests make on the way to what they check.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use ticketd::{
+    Application,
+    config::{AuthMode, ServeConfig},
+    proto::{
+        Association, CreatePipelineRequest, CreatePropertyRequest, Filter, FilterGroup,
+        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
+        ListTicketsRequest, Pipeline, PropertyDefinition, PropertyType, SearchTicketsRequest,
+        Ticket, TicketEvent, WatchTicketsRequest,
+        association_service_client::AssociationServiceClient,
+        card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
+        portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
+        ticket_service_client::TicketServiceClient,
+    },
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Streaming, transport::Channel};
+
+use super::{
+    Authed, Bearer, STREAM_TIMEOUT, TEST_ADMIN, TestDatabase, admin_token, create_ticket_req,
+    enable_jwt, ids, ok, property_def, ticket, update_ticket_req,
+};
+
+/// How long a server may take to stop after the shutdown signal before the test fails.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running server plus a connected channel. Stop it with [`TestApp::shutdown`]; dropping it stops it too.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The metrics endpoint, when the configuration set `metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
+    pub database: Arc<TestDatabase>,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), String>>>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Starting and stopping
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// A server over a fresh SQLite file in a temporary directory.
+    pub async fn sqlite() -> Self {
+        Self::start(Arc::new(TestDatabase::sqlite().await)).await
+    }
+
+    /// A server over a fresh PostgreSQL database; panics when PostgreSQL is unreachable.
+    pub async fn postgres() -> Self {
+        Self::start(Arc::new(TestDatabase::postgres().await)).await
+    }
+
+    /// Builds (connect, migrate, bind) and spawns a server over `database`.
+    pub async fn start(database: Arc<TestDatabase>) -> Self {
+        Self::start_with(database, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with the configuration adjusted by `configure` first.
+    pub async fn start_with(
+        database: Arc<TestDatabase>,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut config = ServeConfig::new(listen, database.url.clone());
+        // Every test server checks credentials unless the test turns that off; the default clients carry an
+        // admin token.
+        enable_jwt(&mut config);
+        configure(&mut config);
+        let app = Application::build(config).await.unwrap_or_else(|err| {
+            panic!("Application::build failed for {}: {err:?}", database.url)
+        });
+        let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async move {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|err| format!("{err:?}"))
+        });
+        let channel = connect(addr)
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the test server at {addr}: {err:?}"));
+        Self {
+            addr,
+            metrics_addr,
+            database,
+            channel,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// A second server over the same database (this one keeps running).
+    pub async fn another_server(&self) -> TestApp {
+        Self::start(self.database.clone()).await
+    }
+
+    /// Stops this server and starts a new one over the same database.
+    pub async fn restart(self) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start(database).await
+    }
+
+    /// Stops this server and starts one with `--auth none` over the same database.
+    pub async fn without_auth(self) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start_with(database, |config| {
+            config.auth.mode = AuthMode::None;
+        })
+        .await
+    }
+
+    /// Sends the shutdown signal and waits for `run_until_stopped` to return, which must be `Ok`.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let server = self.server.take().expect("server handle");
+        let result = tokio::time::timeout(SHUTDOWN_TIMEOUT, server)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("server did not stop within {SHUTDOWN_TIMEOUT:?} after the shutdown signal")
+            })
+            .expect("server task panicked");
+        assert_eq!(
+            result,
+            Ok(()),
+            "run_until_stopped must return Ok after a graceful shutdown"
+        );
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that did not call `shutdown` (or panicked): stop the server without waiting.
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A channel to a server, connected now.
+pub async fn connect(addr: SocketAddr) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Clients: the plain ones carry an admin token ([`TEST_ADMIN`]), the `_as` ones the token given
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// The connected channel, without credentials.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A TicketService client of the test admin.
+    pub fn tickets(&self) -> TicketServiceClient<Authed> {
+        self.tickets_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A PipelineService client of the test admin.
+    pub fn pipelines(&self) -> PipelineServiceClient<Authed> {
+        self.pipelines_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A PropertyService client of the test admin.
+    pub fn properties(&self) -> PropertyServiceClient<Authed> {
+        self.properties_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// An AssociationService client of the test admin.
+    pub fn associations(&self) -> AssociationServiceClient<Authed> {
+        self.associations_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A CardService client of the test admin.
+    pub fn cards(&self) -> CardServiceClient<Authed> {
+        self.cards_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A TicketService client whose calls carry `token`.
+    pub fn tickets_as(&self, token: &str) -> TicketServiceClient<Authed> {
+        TicketServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A PipelineService client whose calls carry `token`.
+    pub fn pipelines_as(&self, token: &str) -> PipelineServiceClient<Authed> {
+        PipelineServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A PropertyService client whose calls carry `token`.
+    pub fn properties_as(&self, token: &str) -> PropertyServiceClient<Authed> {
+        PropertyServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// An AssociationService client whose calls carry `token`.
+    pub fn associations_as(&self, token: &str) -> AssociationServiceClient<Authed> {
+        AssociationServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A CardService client whose calls carry `token`.
+    pub fn cards_as(&self, token: &str) -> CardServiceClient<Authed> {
+        CardServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A PortalService client whose calls carry `token`.
+    pub fn portals_as(&self, token: &str) -> PortalServiceClient<Authed> {
+        PortalServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Happy-path shortcuts: each panics with the status when the call fails
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// Creates a ticket as the test admin.
+    pub async fn create_ticket(&self, ticket: Ticket) -> Ticket {
+        ok(self
+            .tickets()
+            .create_ticket(create_ticket_req(ticket))
+            .await)
+    }
+
+    /// Reads a ticket as the test admin.
+    pub async fn get_ticket(&self, id: i64) -> Ticket {
+        ok(self.tickets().get_ticket(GetTicketRequest { id }).await)
+    }
+
+    /// Updates the fields of `ticket` named by `paths` (none: every field set) as the test admin.
+    pub async fn update_ticket(&self, ticket: Ticket, paths: &[&str]) -> Ticket {
+        ok(self
+            .tickets()
+            .update_ticket(update_ticket_req(ticket, paths))
+            .await)
+    }
+
+    /// Creates a pipeline as the test admin.
+    pub async fn create_pipeline(&self, pipeline: Pipeline) -> Pipeline {
+        ok(self
+            .pipelines()
+            .create_pipeline(CreatePipelineRequest {
+                pipeline: Some(pipeline),
+                request_id: String::new(),
+            })
+            .await)
+    }
+
+    /// Reads a pipeline (0: the default one) as the test admin.
+    pub async fn get_pipeline(&self, id: i64) -> Pipeline {
+        ok(self
+            .pipelines()
+            .get_pipeline(GetPipelineRequest { id })
+            .await)
+    }
+
+    /// Creates `count` tickets one after the other, subjects "ticket 0", "ticket 1", ...
+    pub async fn create_tickets(&self, count: usize) -> Vec<Ticket> {
+        let mut created = Vec::with_capacity(count);
+        for i in 0..count {
+            created.push(self.create_ticket(ticket(&format!("ticket {i}"))).await);
+        }
+        created
+    }
+
+    /// Defines an optional custom property `name` of type `r#type`, labelled with its name.
+    pub async fn define_property(&self, name: &str, r#type: PropertyType) -> PropertyDefinition {
+        self.create_property(property_def(name, r#type)).await
+    }
+
+    /// Creates a custom property definition as the test admin.
+    pub async fn create_property(&self, property: PropertyDefinition) -> PropertyDefinition {
+        ok(self
+            .properties()
+            .create_property(CreatePropertyRequest {
+                property: Some(property),
+                request_id: String::new(),
+            })
+            .await)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reads of every page
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// Every ticket of a query, following `next_page_token` to the end.
+    pub async fn list_all_tickets(&self, mut request: ListTicketsRequest) -> Vec<Ticket> {
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().list_tickets(request.clone()).await);
+            all.extend(page.tickets);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListTickets never returned an empty next_page_token");
+    }
+
+    /// Every match of a search, following `next_page_token` to the end.
+    pub async fn search_all(&self, mut request: SearchTicketsRequest) -> Vec<Ticket> {
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().search_tickets(request.clone()).await);
+            all.extend(page.tickets);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("SearchTickets never returned an empty next_page_token");
+    }
+
+    /// Ids of every ticket matching one group of filters (id order).
+    pub async fn search_ids(&self, filters: Vec<Filter>) -> Vec<i64> {
+        ids(&self
+            .search_all(SearchTicketsRequest {
+                filter_groups: vec![FilterGroup { filters }],
+                ..Default::default()
+            })
+            .await)
+    }
+
+    /// Every association of a ticket (optionally to one object type), following the pages.
+    pub async fn list_all_associations(
+        &self,
+        ticket_id: i64,
+        to_object_type: &str,
+    ) -> Vec<Association> {
+        let mut request = ListAssociationsRequest {
+            ticket_id,
+            to_object_type: to_object_type.to_owned(),
+            ..Default::default()
+        };
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.associations().list_associations(request.clone()).await);
+            all.extend(page.associations);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListAssociations never returned an empty next_page_token");
+    }
+
+    /// A ticket's whole history, following the pages.
+    pub async fn history(&self, ticket_id: i64) -> Vec<TicketEvent> {
+        let mut request = ListTicketHistoryRequest {
+            ticket_id,
+            ..Default::default()
+        };
+        let mut all = Vec::new();
+        for _ in 0..10_000 {
+            let page = ok(self.tickets().list_ticket_history(request.clone()).await);
+            all.extend(page.events);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            request.page_token = page.next_page_token;
+        }
+        panic!("ListTicketHistory never returned an empty next_page_token");
+    }
+
+    /// The id of a ticket's latest event (from ListTicketHistory).
+    pub async fn last_event_id(&self, ticket_id: i64) -> i64 {
+        self.history(ticket_id)
+            .await
+            .last()
+            .unwrap_or_else(|| panic!("ticket {ticket_id} has no history"))
+            .event_id
+    }
+
+    /// Every event of every ticket (archived ones included), in `event_id` order, from ListTicketHistory.
+    pub async fn all_history(&self) -> Vec<TicketEvent> {
+        let tickets = self
+            .list_all_tickets(ListTicketsRequest {
+                page_size: 500,
+                show_archived: true,
+                ..Default::default()
+            })
+            .await;
+        let mut events = Vec::new();
+        for t in tickets {
+            events.extend(self.history(t.id).await);
+        }
+        events.sort_by_key(|e| e.event_id);
+        events
+    }
+
+    /// Opens a WatchTickets stream; panics with the status when the call is refused.
+    pub async fn watch(&self, request: WatchTicketsRequest) -> Streaming<TicketEvent> {
+        let mut client = self.tickets();
+        let call = client.watch_tickets(request.clone());
+        match tokio::time::timeout(STREAM_TIMEOUT, call).await {
+            Ok(result) => ok(result),
+            Err(_) => panic!("WatchTickets {request:?} did not answer within {STREAM_TIMEOUT:?}"),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Values pulled out of responses in forms tests compare and print: ids and timestamps.
+
+use prost_types::Timestamp;
+use ticketd::proto::{Ticket, TicketEvent};
+
+/// The ids of `tickets`, in their order.
+pub fn ids(tickets: &[Ticket]) -> Vec<i64> {
+    tickets.iter().map(|t| t.id).collect()
+}
+
+/// The sorted, de-duplicated ids.
+pub fn sorted_ids(mut ids: Vec<i64>) -> Vec<i64> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The event ids, in the order received.
+pub fn event_ids(events: &[TicketEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.event_id).collect()
+}
+
+/// A set timestamp as `(seconds, nanos)`, comparable and printable; panics when unset.
+#[track_caller]
+pub fn time(timestamp: &Option<Timestamp>) -> (i64, i32) {
+    let t = timestamp.expect("timestamp is not set");
+    (t.seconds, t.nanos)
+}
+
+/// RFC 3339 (UTC, nanoseconds) form of a set timestamp.
+#[track_caller]
+pub fn rfc3339(timestamp: &Option<Timestamp>) -> String {
+    let t = timestamp.expect("timestamp is not set");
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
+        .expect("timestamp in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

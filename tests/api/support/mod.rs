@@ -1,0 +1,33 @@
+//! The test harness: a real `ticketd` server on `127.0.0.1:0` over a fresh database (SQLite or PostgreSQL),
+//! connected generated clients, request builders and assertions on `tonic::Status`. Test files take it all with
+//! `use crate::support::*;`.
+//!
+//! - [`databases`]: `both_databases!` and the fresh SQLite and PostgreSQL databases behind it;
+//! - [`app`]: [`TestApp`], the running server, its clients and happy-path shortcuts;
+//! - [`credentials`]: the servers' JWT secret and callers' tokens;
+//! - [`builders`]: requests and messages to send;
+//! - [`extract`]: ids and times read out of answers;
+//! - [`assertions`]: checks on call results;
+//! - [`streams`]: reading server streams with a timeout;
+//! - [`fixtures`]: real-world data under `tests/fixtures/`.
+// Each test file uses only part of the harness.
+#![allow(dead_code)]
+
+#[macro_use]
+mod databases;
+mod app;
+mod assertions;
+mod builders;
+mod credentials;
+mod extract;
+mod fixtures;
+mod streams;
+
+pub use app::*;
+pub use assertions::*;
+pub use builders::*;
+pub use credentials::*;
+pub use databases::*;
+pub use extract::*;
+pub use fixtures::*;
+pub use streams::*;
