@@ -1,11 +1,21 @@
 //! Unit tests of chat cards, against the real package's view among them.
 
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde_json::Value;
+
 use super::*;
-use crate::domain::ticket::Priority;
+use crate::domain::{
+    Error,
+    field::TicketField,
+    pipeline::TicketState,
+    ticket::{Priority, Ticket},
+};
 use chrono::TimeZone;
 
 /// The real package's view, copied into the repository's test fixtures.
-const FIXTURE: &str = include_str!("../../tests/fixtures/kaizala/ChatCardView.json");
+const FIXTURE: &str = include_str!("../../../tests/fixtures/kaizala/ChatCardView.json");
 
 fn invalid(json: &str) -> (String, String) {
     match parse_view(json) {

@@ -39,6 +39,7 @@ mod history;
 mod portal_changes;
 mod portals;
 mod reads;
+mod scope_model;
 mod streams;
 mod time_entries;
 mod world;
