@@ -31,9 +31,6 @@ use idempotency::Claim;
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
 pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
-pub use tickets::{
-    MAX_BATCH, NewTicket, TicketListQuery, TicketOrder, TicketOrderField, TicketUpdate,
-};
 
 /// Key of the PostgreSQL advisory lock that lets exactly one replica migrate at a time ("tick" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;

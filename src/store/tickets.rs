@@ -19,6 +19,7 @@ use super::{
 use crate::domain::{
     Error, Origin,
     access::TicketScope,
+    commands::{NewTicket, TicketUpdate},
     etag,
     event::{FieldChange, NewEvent, time_text},
     field::TicketField,
@@ -28,16 +29,12 @@ use crate::domain::{
     property::{
         PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties,
     },
+    queries::{TicketListQuery, TicketOrderField},
     search::{RawFilter, compile},
     ticket::{Priority, Ticket, TicketChanges, close_time_after},
 };
 
 const RESOURCE: &str = Ticket::RESOURCE;
-pub use crate::domain::{
-    commands::{MAX_BATCH, NewTicket, TicketUpdate},
-    queries::{TicketListQuery, TicketOrder, TicketOrderField},
-};
-
 impl Store {
     /// Creates a ticket (and its links) in its pipeline's requested or first stage.
     pub async fn create_ticket(&self, ticket: NewTicket, origin: &Origin) -> Result<Ticket, Error> {
