@@ -174,6 +174,17 @@ impl TicketField {
         }
     }
 
+    /// The fields a command or request sets: the core ones marked set, then one per named property.
+    pub fn listed<'a>(
+        core: impl IntoIterator<Item = (bool, Self)>,
+        properties: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<Self> {
+        core.into_iter()
+            .filter_map(|(set, field)| set.then_some(field))
+            .chain(properties.into_iter().cloned().map(Self::Property))
+            .collect()
+    }
+
     /// The names of the fields a predicate picks, comma-separated, for error messages.
     pub fn names_where(keep: impl Fn(&Self) -> bool) -> String {
         Self::core()

@@ -239,7 +239,7 @@ impl TicketDraft {
             project_id,
             properties,
         } = self;
-        let mut fields: Vec<TicketField> = [
+        let core = [
             (!subject.is_empty(), TicketField::Subject),
             (!content.is_empty(), TicketField::Content),
             (pipeline_id.is_some(), TicketField::PipelineId),
@@ -251,12 +251,8 @@ impl TicketDraft {
             (!ticket_type.is_empty(), TicketField::TicketType),
             (!tags.is_empty(), TicketField::Tags),
             (!project_id.is_empty(), TicketField::ProjectId),
-        ]
-        .into_iter()
-        .filter_map(|(set, field)| set.then_some(field))
-        .collect();
-        fields.extend(properties.keys().cloned().map(TicketField::Property));
-        fields
+        ];
+        TicketField::listed(core, properties.keys())
     }
 }
 
@@ -298,7 +294,7 @@ impl TicketChanges {
             properties,
             property_updates,
         } = self;
-        let mut fields: Vec<TicketField> = [
+        let core = [
             (subject.is_some(), TicketField::Subject),
             (content.is_some(), TicketField::Content),
             (pipeline_id.is_some(), TicketField::PipelineId),
@@ -311,12 +307,8 @@ impl TicketChanges {
             (tags.is_some(), TicketField::Tags),
             (project_id.is_some(), TicketField::ProjectId),
             (properties.is_some(), TicketField::Properties),
-        ]
-        .into_iter()
-        .filter_map(|(set, field)| set.then_some(field))
-        .collect();
-        fields.extend(property_updates.keys().cloned().map(TicketField::Property));
-        fields
+        ];
+        TicketField::listed(core, property_updates.keys())
     }
 
     /// Applies every change except the placement (`pipeline_id`, `stage_id`), which needs the pipeline.

@@ -7,6 +7,7 @@ use super::super::{
 use crate::{
     domain::{
         Error,
+        access::Viewer,
         commands::{NewTicket, TicketUpdate},
         comment::{Comment, Visibility},
         event::{EventDetail, EventKind, TicketEvent},
@@ -221,7 +222,7 @@ fn fields_set(ticket: &proto::Ticket) -> Vec<TicketField> {
         archived: _,
         etag: _,
     } = ticket;
-    let mut fields: Vec<TicketField> = [
+    let core = [
         (!subject.is_empty(), TicketField::Subject),
         (!content.is_empty(), TicketField::Content),
         (*pipeline_id != 0, TicketField::PipelineId),
@@ -233,12 +234,8 @@ fn fields_set(ticket: &proto::Ticket) -> Vec<TicketField> {
         (!ticket_type.is_empty(), TicketField::TicketType),
         (!tags.is_empty(), TicketField::Tags),
         (!project_id.is_empty(), TicketField::ProjectId),
-    ]
-    .into_iter()
-    .filter_map(|(set, field)| set.then_some(field))
-    .collect();
-    fields.extend(properties.keys().cloned().map(TicketField::Property));
-    fields
+    ];
+    TicketField::listed(core, properties.keys())
 }
 
 /// Turns an update request into changes; errors name `update_mask` or the `ticket.` field at fault.
@@ -341,6 +338,14 @@ fn apply_field(
         | TicketField::Etag => return Ok(false),
     }
     Ok(true)
+}
+
+/// Tickets on the wire as `viewer` may see them.
+pub(super) fn tickets_to_proto(viewer: &Viewer, tickets: Vec<Ticket>) -> Vec<proto::Ticket> {
+    tickets
+        .into_iter()
+        .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
+        .collect()
 }
 
 /// The wire form of a ticket.

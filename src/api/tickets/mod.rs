@@ -30,7 +30,7 @@ use crate::{
 pub(crate) use mapping::ticket_to_proto;
 use mapping::{
     comment_to_proto, event_to_proto, new_ticket_from_proto, parse_order_by, parse_visibility,
-    update_from_proto,
+    tickets_to_proto, update_from_proto,
 };
 
 idempotent_requests! {
@@ -111,11 +111,7 @@ impl TicketService for TicketApi {
             })
             .await?;
         Ok(Response::new(proto::ListTicketsResponse {
-            tickets: page
-                .items
-                .into_iter()
-                .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
-                .collect(),
+            tickets: tickets_to_proto(&viewer, page.items),
             next_page_token: encode_page_token(&query, page.next),
         }))
     }
@@ -187,10 +183,7 @@ impl TicketService for TicketApi {
             .collect::<Result<Vec<_>, _>>()?;
         let created = self.store.batch_create_tickets(tickets, &origin).await?;
         Ok(Response::new(proto::BatchCreateTicketsResponse {
-            tickets: created
-                .into_iter()
-                .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
-                .collect(),
+            tickets: tickets_to_proto(&viewer, created),
         }))
     }
 
@@ -203,10 +196,7 @@ impl TicketService for TicketApi {
         check_batch_size("ids", ids.len())?;
         let tickets = self.store.batch_get_tickets(&ids, viewer.scope()).await?;
         Ok(Response::new(proto::BatchGetTicketsResponse {
-            tickets: tickets
-                .into_iter()
-                .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
-                .collect(),
+            tickets: tickets_to_proto(&viewer, tickets),
         }))
     }
 
@@ -233,10 +223,7 @@ impl TicketService for TicketApi {
             .batch_update_tickets(updates, viewer.scope(), &origin)
             .await?;
         Ok(Response::new(proto::BatchUpdateTicketsResponse {
-            tickets: updated
-                .into_iter()
-                .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
-                .collect(),
+            tickets: tickets_to_proto(&viewer, updated),
         }))
     }
 

@@ -2,7 +2,7 @@
 
 use prost::Message;
 
-use super::{TicketApi, mapping::ticket_to_proto};
+use super::{TicketApi, mapping::tickets_to_proto};
 use crate::{
     api::{decode_page_token, encode_page_token, query_fingerprint},
     domain::{
@@ -58,11 +58,7 @@ impl TicketApi {
             )
             .await?;
         Ok(proto::SearchTicketsResponse {
-            tickets: page
-                .items
-                .into_iter()
-                .map(|ticket| ticket_to_proto(viewer.redact(ticket)))
-                .collect(),
+            tickets: tickets_to_proto(&viewer, page.items),
             next_page_token: encode_page_token(&query, page.next),
         })
     }
