@@ -34,6 +34,7 @@
 
 mod cards;
 mod comments;
+mod fail_closed;
 mod followers;
 mod history;
 mod portal_changes;
