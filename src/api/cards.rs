@@ -12,11 +12,11 @@ use super::{
 use crate::{
     domain::{
         Error,
-        access::{CustomerView, Viewer},
-        card::{Binding, TicketPath, parse_ticket_path, parse_view},
+        access::Viewer,
         card::{
             Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
         },
+        card::{parse_ticket_path, parse_view},
         page::{Cursor, page_size},
     },
     events::{EventHub, WatchItem},
@@ -186,7 +186,7 @@ impl CardService for CardApi {
                     Some(visible) => *visible,
                     None => {
                         let template = self.store.get_card_template(card.template_id).await?;
-                        let visible = hidden_binding(view, &template)?.is_none();
+                        let visible = view.hidden_card_field(&template)?.is_none();
                         binds_visible.insert(card.template_id, visible);
                         visible
                     }
@@ -305,7 +305,7 @@ impl CardApi {
                 other => other,
             })?;
         let template = self.store.get_card_template(card.template_id).await?;
-        match hidden_binding(view, &template)? {
+        match view.hidden_card_field(&template)? {
             None => Ok(()),
             Some(path) => Err(Error::denied(
                 "card_id",
@@ -313,29 +313,6 @@ impl CardApi {
             )),
         }
     }
-}
-
-/// The first ticket path a template shows — through its bindings or inside its view — that the customer may
-/// not see, if any.
-fn hidden_binding(
-    view: &CustomerView,
-    template: &CardTemplate,
-) -> Result<Option<TicketPath>, Error> {
-    let mut paths = template
-        .bindings
-        .iter()
-        .map(|(property, path)| parse_ticket_path(&format!("bindings.{property}"), path))
-        .collect::<Result<Vec<_>, _>>()?;
-    paths.extend(
-        parse_view(&template.schema)?
-            .bindings()
-            .into_iter()
-            .filter_map(|binding| match binding {
-                Binding::Ticket(path) => Some(path),
-                Binding::Property(_) => None,
-            }),
-    );
-    Ok(paths.into_iter().find(|path| !view.sees(&path.field())))
 }
 
 fn template_to_proto(template: CardTemplate) -> proto::CardTemplate {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Error, Result,
+    card::{CardTemplate, TicketPath},
     commands::NewTicket,
     comment::Visibility,
     event::{EventDetail, EventKind, TicketEvent},
@@ -561,12 +562,13 @@ impl CustomerView {
         Ok(())
     }
 
-    /// The first ticket field among `bound` (what a card shows) that this customer does not see, if any.
-    pub fn first_hidden<'a>(
-        &self,
-        bound: impl IntoIterator<Item = &'a TicketField>,
-    ) -> Option<&'a TicketField> {
-        bound.into_iter().find(|field| !self.sees(field))
+    /// The first ticket path a card template shows — through its bindings or inside its view — that this
+    /// customer does not see, if any: a card showing it would leak a hidden value.
+    pub fn hidden_card_field(&self, template: &CardTemplate) -> Result<Option<TicketPath>> {
+        Ok(template
+            .ticket_paths()?
+            .into_iter()
+            .find(|path| !self.sees(&path.field())))
     }
 
     fn check_ticket_type(&self, ticket_type: &str) -> Result<()> {
@@ -658,6 +660,30 @@ impl Viewer {
                 "group_id",
                 "customers watch one card by card_id",
             )),
+            None => Ok(()),
+        }
+    }
+
+    /// An event as this viewer may receive it (see [`CustomerView::redact_event`]); staff receive it whole.
+    pub fn redact_event(&self, event: TicketEvent) -> Option<TicketEvent> {
+        match self {
+            Self::Staff => Some(event),
+            Self::Customer(view) => view.redact_event(event),
+        }
+    }
+
+    /// Refuses a filter on a field this viewer does not see (see [`CustomerView::check_filter`]).
+    pub fn check_filter(&self, at: impl Into<String>, field: &TicketField) -> Result<()> {
+        match self.customer() {
+            Some(view) => view.check_filter(at, field),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a search filtering on a field this viewer does not see (see [`CustomerView::check_search`]).
+    pub fn check_search(&self, groups: &[Vec<RawFilter>]) -> Result<()> {
+        match self.customer() {
+            Some(view) => view.check_search(groups),
             None => Ok(()),
         }
     }

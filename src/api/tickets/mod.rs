@@ -303,10 +303,7 @@ impl TicketService for TicketApi {
             events: page
                 .items
                 .into_iter()
-                .filter_map(|event| match viewer.customer() {
-                    None => Some(event),
-                    Some(view) => view.redact_event(event),
-                })
+                .filter_map(|event| viewer.redact_event(event))
                 .map(|event| event_to_proto(event, false))
                 .collect(),
             next_page_token: encode_page_token(&query, page.next),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Binding, TicketPath, parse_ticket_path, parse_view};
 use crate::domain::{Error, Result};
 
 /// `UpdateCardProperties.version` meaning "last write wins" (Kaizala's convention).
@@ -26,6 +27,28 @@ pub struct CardTemplate {
     pub app_model: String,
     pub bindings: BTreeMap<String, String>,
     pub create_time: DateTime<Utc>,
+}
+
+impl CardTemplate {
+    /// Every ticket path the template shows: those its properties are bound to, then those written inside its
+    /// view. Both were validated when the template was created; errors name `bindings.<property>` or `schema`.
+    pub fn ticket_paths(&self) -> Result<Vec<TicketPath>> {
+        let mut paths = self
+            .bindings
+            .iter()
+            .map(|(property, path)| parse_ticket_path(&format!("bindings.{property}"), path))
+            .collect::<Result<Vec<_>>>()?;
+        paths.extend(
+            parse_view(&self.schema)?
+                .bindings()
+                .into_iter()
+                .filter_map(|binding| match binding {
+                    Binding::Ticket(path) => Some(path),
+                    Binding::Property(_) => None,
+                }),
+        );
+        Ok(paths)
+    }
 }
 
 /// A card sent for a ticket to a group (Kaizala's action).
