@@ -22,9 +22,6 @@ use crate::domain::{
     ticket::Ticket,
 };
 
-// Ticket writes reach the requester's follow through this module; the helper itself lives with the followers.
-pub(super) use super::followers::add_follower;
-
 const PORTAL: &str = Portal::RESOURCE;
 
 /// The tickets a customer's portal shows, as a condition on `tickets`: any enabled rule, and an allowed type.

@@ -12,7 +12,7 @@ use sea_orm::{
 use super::{
     Store, WriteTxn, access, associations,
     entities::{stage, ticket, ticket_property_value},
-    from_json,
+    followers, from_json,
     history::record_event,
     pipelines, properties, search, to_json,
 };
@@ -351,7 +351,7 @@ async fn insert_ticket(
     )
     .await?;
     if !ticket.requester_id.is_empty() {
-        access::add_follower(txn, ticket.id, &ticket.requester_id).await?;
+        followers::add_follower(txn, ticket.id, &ticket.requester_id).await?;
     }
     txn.remember_written(&ticket, true);
     record_event(txn, origin, NewEvent::created(&ticket)).await?;
@@ -405,7 +405,7 @@ async fn update_locked(
     let saved = save(txn, ticket).await?;
     properties::write_values(txn, id, value_changes).await?;
     if saved.requester_id != before.requester_id && !saved.requester_id.is_empty() {
-        access::add_follower(txn, id, &saved.requester_id).await?;
+        followers::add_follower(txn, id, &saved.requester_id).await?;
     }
     if let Some(event) = NewEvent::for_update(&before, &saved) {
         record_event(txn, origin, event).await?;
