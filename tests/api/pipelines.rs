@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use ticketd::proto::{
-    ArchiveTicketRequest, CreatePipelineRequest, CreateStageRequest, DeletePipelineRequest,
-    DeleteStageRequest, GetPipelineRequest, ListPipelinesRequest, Pipeline, RestoreTicketRequest,
-    Stage, Ticket, TicketState, UpdatePipelineRequest, UpdateStageRequest,
+    CreatePipelineRequest, CreateStageRequest, DeletePipelineRequest, DeleteStageRequest,
+    GetPipelineRequest, ListPipelinesRequest, Pipeline, Stage, Ticket, TicketState,
+    UpdatePipelineRequest, UpdateStageRequest,
 };
 use tonic::Code;
 
@@ -364,13 +364,7 @@ async fn delete_pipeline_is_refused_while_a_ticket_uses_it(app: TestApp) {
             ..ticket("in the way")
         })
         .await;
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: blocker.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(blocker.id)).await);
     let delete = DeletePipelineRequest {
         id: temporary.id,
         ..Default::default()
@@ -386,13 +380,7 @@ async fn delete_pipeline_is_refused_while_a_ticket_uses_it(app: TestApp) {
         "even an archived ticket keeps the pipeline"
     );
 
-    ok(app
-        .tickets()
-        .restore_ticket(RestoreTicketRequest {
-            id: blocker.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().restore_ticket(restore_req(blocker.id)).await);
     let moved = app
         .update_ticket(
             Ticket {

@@ -298,14 +298,7 @@ async fn filters_on_times_and_id(app: TestApp) {
     );
 
     let touched = app
-        .update_ticket(
-            Ticket {
-                id: t0.id,
-                subject: "first, touched".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        .update_ticket(subject_change(t0.id, "first, touched"), &["subject"])
         .await;
     assert_eq!(
         app.search_ids(one(filter("update_time", Gt, &rfc3339(&t2.update_time))))
@@ -398,11 +391,7 @@ async fn number_properties_compare_numerically(app: TestApp) {
 
     // Updated and removed values are searched by their new value.
     app.update_ticket(
-        Ticket {
-            id: nine,
-            properties: properties(&[("score", "11")]),
-            ..Default::default()
-        },
+        property_change(nine, &[("score", "11")]),
         &["properties.score"],
     )
     .await;
@@ -878,13 +867,7 @@ async fn query_follows_updates_of_subject_and_content(app: TestApp) {
     assert_eq!(query_words(&app, "toner").await, Vec::<i64>::new());
     assert_eq!(query_words(&app, "scanner glass").await, vec![t.id]);
 
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: t.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(t.id)).await);
     assert_eq!(query_words(&app, "scanner").await, Vec::<i64>::new());
     let archived = app
         .search_all(SearchTicketsRequest {
@@ -914,11 +897,7 @@ async fn query_follows_batch_writes(app: TestApp) {
         .tickets()
         .batch_update_tickets(ticketd::proto::BatchUpdateTicketsRequest {
             requests: vec![update_ticket_req(
-                Ticket {
-                    id: created[1].id,
-                    subject: "okapi scanner".into(),
-                    ..Default::default()
-                },
+                subject_change(created[1].id, "okapi scanner"),
                 &["subject"],
             )],
             request_id: String::new(),

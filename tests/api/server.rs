@@ -17,22 +17,11 @@ both_databases!(
     data_survives_a_restart,
 );
 
-/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_servers_share_one_database() {
-        super::two_servers_share_one_database(crate::support::TestApp::postgres().await).await
-    }
-
+postgres_only!(
+    two_servers_share_one_database,
     /// The outbox-position migration is PostgreSQL-only (it changes column defaults).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn outbox_positions_keep_growing_across_the_migration_down_and_up() {
-        super::outbox_positions_keep_growing_across_the_migration_down_and_up(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-}
+    outbox_positions_keep_growing_across_the_migration_down_and_up,
+);
 
 const SERVICES: [&str; 3] = ["", "ticketd.v1.TicketService", "ticketd.v1.PipelineService"];
 
@@ -213,11 +202,7 @@ async fn two_servers_share_one_database(app: TestApp) {
 
     let updated = other
         .update_ticket(
-            Ticket {
-                id: created.id,
-                subject: "changed through the second".into(),
-                ..Default::default()
-            },
+            subject_change(created.id, "changed through the second"),
             &["subject"],
         )
         .await;

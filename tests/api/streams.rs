@@ -8,9 +8,9 @@ use std::{
 };
 
 use ticketd::proto::{
-    ArchiveTicketRequest, BatchCreateTicketsRequest, BatchUpdateTicketsRequest, CommentVisibility,
-    FieldChange, Priority, PropertyType, RestoreTicketRequest, Ticket, TicketEvent,
-    TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
+    BatchCreateTicketsRequest, BatchUpdateTicketsRequest, CommentVisibility, FieldChange, Priority,
+    PropertyType, Ticket, TicketEvent, TicketEventKind, WatchTicketsRequest,
+    ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -31,59 +31,15 @@ both_databases!(
     a_slow_subscriber_neither_blocks_others_nor_loses_events,
 );
 
-/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn writes_through_one_replica_reach_watchers_on_another() {
-        super::writes_through_one_replica_reach_watchers_on_another(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events() {
-        super::resuming_on_the_other_replica_gets_exactly_the_remaining_events(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-}
+postgres_only!(
+    writes_through_one_replica_reach_watchers_on_another,
+    resuming_on_the_other_replica_gets_exactly_the_remaining_events,
+);
 
 const ACTOR: &str = "agent-7";
 
 /// How long a restart or shutdown may take in these tests (the helper itself allows 60 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn archive_req(id: i64) -> ArchiveTicketRequest {
-    ArchiveTicketRequest {
-        id,
-        ..Default::default()
-    }
-}
-
-fn restore_req(id: i64) -> RestoreTicketRequest {
-    RestoreTicketRequest {
-        id,
-        ..Default::default()
-    }
-}
-
-fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
-    events.iter().map(|e| e.kind()).collect()
-}
-
-/// The event as ListTicketHistory reports it (which carries no ticket).
-fn without_ticket(event: &TicketEvent) -> TicketEvent {
-    TicketEvent {
-        ticket: None,
-        ..event.clone()
-    }
-}
-
-fn without_tickets(events: &[TicketEvent]) -> Vec<TicketEvent> {
-    events.iter().map(without_ticket).collect()
-}
 
 /// The ticket snapshot of a watched event; panics when it is missing.
 #[track_caller]
@@ -94,15 +50,6 @@ fn snapshot(event: &TicketEvent) -> &Ticket {
             without_ticket(event)
         )
     })
-}
-
-#[track_caller]
-fn change_of<'a>(event: &'a TicketEvent, field: &str) -> &'a FieldChange {
-    event
-        .changes
-        .iter()
-        .find(|c| c.field == field)
-        .unwrap_or_else(|| panic!("no change of {field:?} in {:?}", without_ticket(event)))
 }
 
 /// Panics unless `received` is exactly `expected`, describing the gaps, repeats and reordering.
@@ -151,23 +98,6 @@ async fn collect_until(
                 already.last().map(|e| e.event_id)
             ),
         }
-    }
-}
-
-/// A ticket change with only `subject` set.
-fn subject_change(id: i64, subject: &str) -> Ticket {
-    Ticket {
-        id,
-        subject: subject.to_owned(),
-        ..Default::default()
-    }
-}
-
-fn stage_change(id: i64, stage_id: i64) -> Ticket {
-    Ticket {
-        id,
-        stage_id,
-        ..Default::default()
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ticketd::proto::{
     GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest,
-    RenderCardRequest, RenderedCard, Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+    RenderCardRequest, RenderedCard, Ticket, WatchCardRequest,
 };
 use tonic::Code;
 
@@ -17,8 +17,6 @@ both_databases!(
     cards_binding_hidden_fields_are_refused_and_left_out_of_listings,
     a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_view,
 );
-
-const CARD_HEADER: &str = "XYZ CUSTOMER CARE";
 
 async fn render_as_admin(app: &TestApp, card_id: i64) -> RenderedCard {
     ok(app.cards().render_card(RenderCardRequest { card_id }).await)
@@ -37,8 +35,8 @@ async fn customers_read_cards_of_visible_tickets_that_bind_visible_fields(app: T
     assert_eq!(
         admin_render.texts,
         strings(&[
-            CARD_HEADER,
-            CARD_CUSTOMER,
+            KAIZALA_CARD_HEADER,
+            ALICE_CARD_NAME,
             "Printer jammed",
             &world.stages[1].label
         ])
@@ -74,7 +72,7 @@ async fn customers_read_cards_of_visible_tickets_that_bind_visible_fields(app: T
 
     // WatchCard by card_id: the current render, then the ticket's next visible change.
     let mut cards = app.cards_as(&world.token(ALICE, Which::P1));
-    let mut stream = open(
+    let mut stream = open_stream(
         cards.watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
@@ -174,17 +172,16 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
     );
     // Templates and card writes are the desk's.
     assert_not_for_customers(
-        alice_cards.send_card(send_card_req(template.id, a)).await,
+        alice_cards.send_card(alice_card_req(template.id, a)).await,
         "SendCard",
     );
     assert_not_for_customers(
         alice_cards
-            .update_card_properties(UpdateCardPropertiesRequest {
-                card_id: card.id,
-                version: -1,
-                update_properties: properties(&[("customername", "NAME: Mallory")]),
-                request_id: String::new(),
-            })
+            .update_card_properties(update_card_req(
+                card.id,
+                -1,
+                &[("customername", "NAME: Mallory")],
+            ))
             .await,
         "UpdateCardProperties",
     );
@@ -364,11 +361,11 @@ async fn a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_vie
         card_id,
         ..Default::default()
     };
-    let mut amy_stream = open(amy_cards.watch_card(watch(card.id)), "amy's card watch")
+    let mut amy_stream = open_stream(amy_cards.watch_card(watch(card.id)), "amy's card watch")
         .await
         .expect("amy sees carol's org-a ticket");
     let mut admin_cards = app.cards();
-    let mut admin_stream = open(
+    let mut admin_stream = open_stream(
         admin_cards.watch_card(watch(card.id)),
         "the admin's card watch",
     )

@@ -49,24 +49,13 @@ use std::{collections::BTreeMap, fmt::Debug};
 use ticketd::proto::{
     Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, Follower,
     ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
-    ListTimeEntriesRequest, LogTimeRequest, SearchTicketsRequest, SendCardRequest, Ticket,
-    TicketEvent, TimeEntry,
+    ListTimeEntriesRequest, SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, TimeEntry,
 };
-use tonic::{Code, Response, Status, Streaming};
+use tonic::{Code, Response, Status};
 use tonic_types::StatusExt;
 
 use crate::support::*;
 use world::*;
-
-fn log_req(ticket_id: i64, minutes: i32, work_date: &str) -> LogTimeRequest {
-    LogTimeRequest {
-        ticket_id,
-        minutes,
-        work_date: work_date.to_owned(),
-        note: String::new(),
-        request_id: String::new(),
-    }
-}
 
 /// Every ticket as the agent sees it, archived ones included, by id.
 async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
@@ -259,61 +248,42 @@ fn status_of<T>(result: Result<Response<T>, Status>) -> Status {
     }
 }
 
-/// Opens a call that answers with a stream, failing the test if it does not answer in time.
-async fn open<T>(
-    call: impl Future<Output = Result<Response<Streaming<T>>, Status>>,
-    what: &str,
-) -> Result<Streaming<T>, Status> {
-    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
-        Ok(result) => result.map(Response::into_inner),
-        Err(_) => panic!("{what}: the call did not answer within {STREAM_TIMEOUT:?}"),
-    }
-}
-
+/// Sets a ticket's subject as the agent: the marker tests wait for on streams.
 async fn set_subject(app: &TestApp, ticket_id: i64, subject: &str) -> Ticket {
     ok(agent(app)
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: ticket_id,
-                subject: subject.to_owned(),
-                ..Default::default()
-            },
+            subject_change(ticket_id, subject),
             &["subject"],
         ))
         .await)
 }
 
-const CARD_CUSTOMER: &str = "NAME: Alice";
+/// The customer line of the cards these tests send.
+const ALICE_CARD_NAME: &str = "NAME: Alice";
 
+/// A template of the Kaizala fixture's view with `bindings` instead of the default ones.
 async fn card_template(app: &TestApp, name: &str, bindings: &[(&str, &str)]) -> CardTemplate {
     ok(app
         .cards()
         .create_card_template(CreateCardTemplateRequest {
-            name: name.to_owned(),
-            schema: kaizala_fixture("ChatCardView.json"),
-            app_model: kaizala_fixture("AppModel.json"),
             bindings: properties(bindings),
-            request_id: String::new(),
+            ..card_template_req(name)
         })
         .await)
 }
 
-fn send_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
+/// A SendCard request for a card showing [`ALICE_CARD_NAME`].
+fn alice_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
     SendCardRequest {
-        template_id,
-        ticket_id,
-        group_id: "group-1".to_owned(),
-        subscribers: strings(&["+15550100"]),
-        send_to_all_subscribers: false,
-        properties: properties(&[("customername", CARD_CUSTOMER)]),
-        request_id: String::new(),
+        properties: properties(&[("customername", ALICE_CARD_NAME)]),
+        ..send_card_req(template_id, ticket_id, CARD_GROUP)
     }
 }
 
 async fn send_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
     ok(app
         .cards()
-        .send_card(send_card_req(template_id, ticket_id))
+        .send_card(alice_card_req(template_id, ticket_id))
         .await)
 }
 

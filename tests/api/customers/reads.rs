@@ -149,16 +149,8 @@ async fn an_invisible_ticket_is_not_found_exactly_like_a_missing_one(app: TestAp
                 status_of(client.batch_get_tickets(batch(id)).await),
                 status_of(client.batch_get_tickets(batch(missing)).await),
             ));
-            let update = |probe: i64| {
-                update_ticket_req(
-                    Ticket {
-                        id: probe,
-                        subject: "probe".to_owned(),
-                        ..Default::default()
-                    },
-                    &["subject"],
-                )
-            };
+            let update =
+                |probe: i64| update_ticket_req(subject_change(probe, "probe"), &["subject"]);
             pairs.push((
                 status_of(client.update_ticket(update(id)).await),
                 status_of(client.update_ticket(update(missing)).await),
@@ -216,8 +208,12 @@ async fn an_invisible_ticket_is_not_found_exactly_like_a_missing_one(app: TestAp
                 status_of(client.list_time_entries(entries(missing)).await),
             ));
             pairs.push((
-                status_of(client.log_time(log_req(id, 10, "2024-05-02")).await),
-                status_of(client.log_time(log_req(missing, 10, "2024-05-02")).await),
+                status_of(client.log_time(log_time_req(id, 10, "2024-05-02")).await),
+                status_of(
+                    client
+                        .log_time(log_time_req(missing, 10, "2024-05-02"))
+                        .await,
+                ),
             ));
             for (index, (invisible, absent)) in pairs.iter().enumerate() {
                 assert_eq!(

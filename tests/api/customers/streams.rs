@@ -2,8 +2,7 @@
 //! are refused.
 
 use ticketd::proto::{
-    CommentVisibility, CreateAssociationRequest, Portal, Priority, Ticket, TicketEvent,
-    TicketEventKind, WatchTicketsRequest,
+    CommentVisibility, Portal, Priority, Ticket, TicketEvent, TicketEventKind, WatchTicketsRequest,
 };
 use tonic::{Status, Streaming};
 
@@ -20,7 +19,7 @@ async fn watch_as(
     request: WatchTicketsRequest,
     what: &str,
 ) -> Result<Streaming<TicketEvent>, Status> {
-    open(client.watch_tickets(request), what).await
+    open_stream(client.watch_tickets(request), what).await
 }
 
 /// Reads a stream until the event that set `ticket_id`'s subject to `marker`; everything before it too.
@@ -102,11 +101,7 @@ async fn live_changes_for_org_portals(app: &TestApp, world: &World) {
     comment(app, a, "internal, live", CommentVisibility::Internal).await;
     ok(app
         .associations_as(&agent_token(AGENT))
-        .create_association(CreateAssociationRequest {
-            ticket_id: a,
-            association: Some(link("company", "77", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(a, "company", "77", 0))
         .await);
     // A change of hidden fields only, then a mixed one.
     ok(agent
@@ -330,15 +325,7 @@ async fn follower_portal_streams_carry_followed_and_project_tickets_only(app: Te
 
 async fn stream_filters_on_hidden_fields_are_refused(app: TestApp) {
     let world = setup(&app).await;
-    let no_stage = create_portal(
-        &app,
-        Portal {
-            name: "nothing but the ticket".to_owned(),
-            requested_tickets: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let no_stage = app.create_portal(portal("nothing but the ticket")).await;
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
     let refused = [
         (

@@ -9,8 +9,7 @@ use std::{
 };
 
 use ticketd::proto::{
-    Comment, CommentVisibility, CreateAssociationRequest, CreatePortalRequest,
-    DeleteAssociationRequest, FollowProjectRequest, FollowTicketRequest, FollowerKind,
+    Comment, CommentVisibility, FollowProjectRequest, FollowTicketRequest, FollowerKind,
     LogTimeRequest, Portal, Priority, PropertyDefinition, PropertyType, Stage, Ticket, TicketEvent,
     TicketEventKind, TimeEntry, ticket_service_client::TicketServiceClient,
 };
@@ -256,9 +255,8 @@ pub async fn setup(app: &TestApp) -> World {
     })
     .await;
 
-    let p1 = create_portal(
-        app,
-        Portal {
+    let p1 = app
+        .create_portal(Portal {
             name: "P1 organization portal".to_owned(),
             requested_tickets: true,
             organization_tickets: true,
@@ -266,12 +264,10 @@ pub async fn setup(app: &TestApp) -> World {
             editable_properties: strings(&["priority", "region"]),
             time_logging: true,
             ..Default::default()
-        },
-    )
-    .await;
-    let p2 = create_portal(
-        app,
-        Portal {
+        })
+        .await;
+    let p2 = app
+        .create_portal(Portal {
             name: "P2 follower portal".to_owned(),
             requested_tickets: true,
             followed_tickets: true,
@@ -279,9 +275,8 @@ pub async fn setup(app: &TestApp) -> World {
             ticket_types: strings(&[QUESTION]),
             visible_properties: strings(&["stage_id"]),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
 
     let mut ids = BTreeMap::from([("before", before.id)]);
     let mut followers = BTreeMap::new();
@@ -335,25 +330,13 @@ pub async fn setup(app: &TestApp) -> World {
 
     let mut associations = app.associations_as(&agent_token(AGENT));
     ok(associations
-        .create_association(CreateAssociationRequest {
-            ticket_id: a,
-            association: Some(link("contact", "201", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(a, "contact", "201", 0))
         .await);
     ok(associations
-        .delete_association(DeleteAssociationRequest {
-            ticket_id: a,
-            association: Some(link("contact", "201", 0)),
-            request_id: String::new(),
-        })
+        .delete_association(unlink(a, "contact", "201", 0))
         .await);
     ok(associations
-        .create_association(CreateAssociationRequest {
-            ticket_id: b,
-            association: Some(link("contact", "301", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(b, "contact", "301", 0))
         .await);
 
     // Changes of hidden fields only, one mixed change, and changes of visible fields.
@@ -380,11 +363,7 @@ pub async fn setup(app: &TestApp) -> World {
     )
     .await;
     change(
-        Ticket {
-            id: a,
-            properties: properties(&[("internal_score", "5")]),
-            ..Default::default()
-        },
+        property_change(a, &[("internal_score", "5")]),
         &["properties.internal_score"],
     )
     .await;
@@ -398,21 +377,9 @@ pub async fn setup(app: &TestApp) -> World {
         &["priority", "assignee_id"],
     )
     .await;
+    change(stage_change(a, world.stages[1].id), &["stage_id"]).await;
     change(
-        Ticket {
-            id: a,
-            stage_id: world.stages[1].id,
-            ..Default::default()
-        },
-        &["stage_id"],
-    )
-    .await;
-    change(
-        Ticket {
-            id: a,
-            properties: properties(&[("region", "apac")]),
-            ..Default::default()
-        },
+        property_change(a, &[("region", "apac")]),
         &["properties.region"],
     )
     .await;
@@ -702,16 +669,6 @@ impl World {
             self.assert_no_hidden_value(portal, ticket, &what);
         }
     }
-}
-
-pub async fn create_portal(app: &TestApp, portal: Portal) -> Portal {
-    ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
-        .create_portal(CreatePortalRequest {
-            portal: Some(portal),
-            request_id: String::new(),
-        })
-        .await)
 }
 
 pub async fn comment(

@@ -7,10 +7,10 @@ use ticketd::{
     Application,
     config::{AuthMode, ServeConfig},
     proto::{
-        Association, CreatePipelineRequest, CreatePropertyRequest, Filter, FilterGroup,
-        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
-        ListTicketsRequest, Pipeline, PropertyDefinition, PropertyType, SearchTicketsRequest,
-        Ticket, TicketEvent, WatchTicketsRequest,
+        Association, Filter, FilterGroup, GetPipelineRequest, GetTicketRequest,
+        ListAssociationsRequest, ListTicketHistoryRequest, ListTicketsRequest, Pipeline, Portal,
+        PropertyDefinition, PropertyType, RenderedCard, SearchTicketsRequest, Ticket, TicketEvent,
+        WatchCardRequest, WatchTicketsRequest,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
@@ -21,8 +21,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Streaming, transport::Channel};
 
 use super::{
-    Authed, Bearer, STREAM_TIMEOUT, TEST_ADMIN, TestDatabase, admin_token, create_ticket_req,
-    enable_jwt, ids, ok, property_def, ticket, update_ticket_req,
+    Authed, Bearer, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req, create_portal_req,
+    create_property_req, create_ticket_req, enable_jwt, ids, ok, open_stream, property_def, ticket,
+    update_ticket_req,
 };
 
 /// How long a server may take to stop after the shutdown signal before the test fails.
@@ -194,6 +195,11 @@ impl TestApp {
         self.cards_as(&admin_token(TEST_ADMIN))
     }
 
+    /// A PortalService client of the test admin.
+    pub fn portals(&self) -> PortalServiceClient<Authed> {
+        self.portals_as(&admin_token(TEST_ADMIN))
+    }
+
     /// A TicketService client whose calls carry `token`.
     pub fn tickets_as(&self, token: &str) -> TicketServiceClient<Authed> {
         TicketServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
@@ -255,10 +261,7 @@ impl TestApp {
     pub async fn create_pipeline(&self, pipeline: Pipeline) -> Pipeline {
         ok(self
             .pipelines()
-            .create_pipeline(CreatePipelineRequest {
-                pipeline: Some(pipeline),
-                request_id: String::new(),
-            })
+            .create_pipeline(create_pipeline_req(pipeline))
             .await)
     }
 
@@ -288,10 +291,15 @@ impl TestApp {
     pub async fn create_property(&self, property: PropertyDefinition) -> PropertyDefinition {
         ok(self
             .properties()
-            .create_property(CreatePropertyRequest {
-                property: Some(property),
-                request_id: String::new(),
-            })
+            .create_property(create_property_req(property))
+            .await)
+    }
+
+    /// Creates a portal as the test admin.
+    pub async fn create_portal(&self, portal: Portal) -> Portal {
+        ok(self
+            .portals()
+            .create_portal(create_portal_req(portal))
             .await)
     }
 }
@@ -313,6 +321,16 @@ impl TestApp {
             request.page_token = page.next_page_token;
         }
         panic!("ListTickets never returned an empty next_page_token");
+    }
+
+    /// How many tickets there are, archived ones included.
+    pub async fn ticket_count(&self) -> usize {
+        self.list_all_tickets(ListTicketsRequest {
+            show_archived: true,
+            ..Default::default()
+        })
+        .await
+        .len()
     }
 
     /// Every match of a search, following `next_page_token` to the end.
@@ -406,13 +424,30 @@ impl TestApp {
         events
     }
 
+    /// Every event after `event_id`, in `event_id` order (what a watch resuming there must receive).
+    pub async fn history_after(&self, event_id: i64) -> Vec<TicketEvent> {
+        let mut events = self.all_history().await;
+        events.retain(|e| e.event_id > event_id);
+        events
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streams, opened as the test admin
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
     /// Opens a WatchTickets stream; panics with the status when the call is refused.
     pub async fn watch(&self, request: WatchTicketsRequest) -> Streaming<TicketEvent> {
-        let mut client = self.tickets();
-        let call = client.watch_tickets(request.clone());
-        match tokio::time::timeout(STREAM_TIMEOUT, call).await {
-            Ok(result) => ok(result),
-            Err(_) => panic!("WatchTickets {request:?} did not answer within {STREAM_TIMEOUT:?}"),
-        }
+        let what = format!("WatchTickets {request:?}");
+        let opened = open_stream(self.tickets().watch_tickets(request), &what).await;
+        opened.unwrap_or_else(|status| panic!("{what}: expected OK, got {status:?}"))
+    }
+
+    /// Opens a WatchCard stream; panics with the status when the call is refused.
+    pub async fn watch_card(&self, request: WatchCardRequest) -> Streaming<RenderedCard> {
+        let what = format!("WatchCard {request:?}");
+        let opened = open_stream(self.cards().watch_card(request), &what).await;
+        opened.unwrap_or_else(|status| panic!("{what}: expected OK, got {status:?}"))
     }
 }

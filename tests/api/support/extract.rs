@@ -1,7 +1,7 @@
-//! Values pulled out of responses in forms tests compare and print: ids and timestamps.
+//! Values pulled out of responses in forms tests compare and print: ids, timestamps, event kinds and changes.
 
 use prost_types::Timestamp;
-use ticketd::proto::{Ticket, TicketEvent};
+use ticketd::proto::{FieldChange, Ticket, TicketEvent, TicketEventKind};
 
 /// The ids of `tickets`, in their order.
 pub fn ids(tickets: &[Ticket]) -> Vec<i64> {
@@ -18,6 +18,34 @@ pub fn sorted_ids(mut ids: Vec<i64>) -> Vec<i64> {
 /// The event ids, in the order received.
 pub fn event_ids(events: &[TicketEvent]) -> Vec<i64> {
     events.iter().map(|e| e.event_id).collect()
+}
+
+/// The kinds of `events`, in their order.
+pub fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
+    events.iter().map(|e| e.kind()).collect()
+}
+
+/// The event as ListTicketHistory reports it (which carries no ticket).
+pub fn without_ticket(event: &TicketEvent) -> TicketEvent {
+    TicketEvent {
+        ticket: None,
+        ..event.clone()
+    }
+}
+
+/// The events as ListTicketHistory reports them (without tickets).
+pub fn without_tickets(events: &[TicketEvent]) -> Vec<TicketEvent> {
+    events.iter().map(without_ticket).collect()
+}
+
+/// The change of `field` in `event`, panicking with the event (without its ticket) when there is none.
+#[track_caller]
+pub fn change_of<'a>(event: &'a TicketEvent, field: &str) -> &'a FieldChange {
+    event
+        .changes
+        .iter()
+        .find(|c| c.field == field)
+        .unwrap_or_else(|| panic!("no change of {field:?} in {:?}", without_ticket(event)))
 }
 
 /// A set timestamp as `(seconds, nanos)`, comparable and printable; panics when unset.
