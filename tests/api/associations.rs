@@ -508,9 +508,8 @@ async fn delete_association_removes_the_link(app: TestApp) {
     assert!(app.list_all_associations(t.id, "").await.is_empty());
 
     // The history records both removals.
-    let kinds: Vec<TicketEventKind> = app.history(t.id).await.iter().map(|e| e.kind()).collect();
     assert_eq!(
-        kinds,
+        kinds(&app.history(t.id).await),
         vec![
             TicketEventKind::Created,
             TicketEventKind::AssociationAdded,

@@ -16,7 +16,6 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ticketd::{
     Application,
@@ -387,8 +386,6 @@ async fn audience_and_issuer_are_required_when_configured(app: TestApp) {
 }
 
 async fn health_and_reflection_need_no_credentials(app: TestApp) {
-    use tonic_reflection::pb::v1;
-
     let mut health = HealthClient::new(app.channel());
     for service in ["", "ticketd.v1.TicketService"] {
         let response = ok(health
@@ -403,35 +400,10 @@ async fn health_and_reflection_need_no_credentials(app: TestApp) {
         );
     }
 
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(reflection
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a reflection response")
-        .expect("reflection succeeds without credentials");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
+    let services = app.reflected_services_v1().await;
     assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "ticketd.v1.TicketService"),
-        "reflection lists {:?}",
-        list.service
+        services.iter().any(|s| s == "ticketd.v1.TicketService"),
+        "reflection lists {services:?}"
     );
 
     // The same channel without credentials cannot reach the tickets.

@@ -5,10 +5,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ticketd::proto::{
-    BatchCreateTicketsRequest, BatchUpdateTicketsRequest, Card, CardTemplate,
-    CreateCardTemplateRequest, GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest,
-    ListCardsRequest, RenderCardRequest, RenderedCard, SendCardRequest, Ticket,
-    UpdateCardPropertiesRequest, WatchCardRequest, card_service_client::CardServiceClient,
+    BatchUpdateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest, GetCardRequest,
+    GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest, RenderCardRequest,
+    RenderedCard, SendCardRequest, Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+    card_service_client::CardServiceClient,
 };
 use tonic::Code;
 
@@ -705,14 +705,7 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
     let requests = (0..BUSY_CARDS)
         .map(|i| create_ticket_req(ticket(&format!("busy {i}"))))
         .collect();
-    let tickets = ok(app
-        .tickets()
-        .batch_create_tickets(BatchCreateTicketsRequest {
-            requests,
-            request_id: String::new(),
-        })
-        .await)
-    .tickets;
+    let tickets = app.batch_create_tickets(requests).await;
     let mut card_ids = BTreeSet::new();
     for t in &tickets {
         card_ids.insert(

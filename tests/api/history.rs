@@ -38,25 +38,24 @@ fn change(field: &str, old_value: &str, new_value: &str) -> FieldChange {
     }
 }
 
+/// Every comment of a ticket, `page_size` a page (0: the default), checking that no page holds more.
 async fn list_all_comments(app: &TestApp, ticket_id: i64, page_size: i32) -> Vec<Comment> {
-    let mut request = ListCommentsRequest {
-        ticket_id,
-        page_size,
-        ..Default::default()
-    };
-    let mut all = Vec::new();
-    for _ in 0..100 {
-        let page = ok(app.tickets().list_comments(request.clone()).await);
-        if page_size > 0 {
-            assert!(page.comments.len() <= page_size as usize);
+    every_page("ListComments", String::new(), |page_token| {
+        let mut client = app.tickets();
+        let request = ListCommentsRequest {
+            ticket_id,
+            page_size,
+            page_token,
+        };
+        async move {
+            let page = ok(client.list_comments(request).await);
+            if page_size > 0 {
+                assert!(page.comments.len() <= page_size as usize);
+            }
+            (page.comments, page.next_page_token)
         }
-        all.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListComments never ends");
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -48,57 +48,8 @@ async fn reports_every_service_as_serving(app: TestApp) {
 }
 
 async fn serves_reflection_v1_and_v1alpha(app: TestApp) {
-    use tonic_reflection::pb::{v1, v1alpha};
-
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a v1 reflection response")
-        .expect("v1 reflection succeeds");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
-    let v1_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a v1alpha reflection response")
-        .expect("v1alpha reflection succeeds");
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
-    let v1alpha_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let v1_services = app.reflected_services_v1().await;
+    let v1alpha_services = app.reflected_services_v1alpha().await;
 
     for services in [&v1_services, &v1alpha_services] {
         for expected in [

@@ -8,9 +8,8 @@ use std::{
 };
 
 use ticketd::proto::{
-    BatchCreateTicketsRequest, BatchUpdateTicketsRequest, CommentVisibility, FieldChange, Priority,
-    PropertyType, Ticket, TicketEvent, TicketEventKind, WatchTicketsRequest,
-    ticket_service_client::TicketServiceClient,
+    BatchUpdateTicketsRequest, CommentVisibility, FieldChange, Priority, PropertyType, Ticket,
+    TicketEvent, TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -388,12 +387,7 @@ async fn after_event_id_replays_exactly_the_missed_events_then_continues_live(ap
     ok(app.tickets().archive_ticket(archive_req(a.id)).await);
     let mut resumed = app.watch(watch_all(last_seen)).await;
     let missed = next_messages(&mut resumed, 3, "events missed while disconnected").await;
-    let mut expected: Vec<TicketEvent> = app
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > last_seen)
-        .collect();
+    let mut expected = app.history_after(last_seen).await;
     assert_eq!(without_tickets(&missed), expected);
     let e = app.create_ticket(ticket("e")).await;
     let live = next_message(&mut resumed, "live after the resume").await;
@@ -714,12 +708,7 @@ async fn resuming_after_a_restart_misses_nothing(app: TestApp) {
 
     let mut resumed = app.watch(watch_all(resume)).await;
     let missed = next_messages(&mut resumed, 3, "events written during the reconnect").await;
-    let expected: Vec<TicketEvent> = app
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > resume)
-        .collect();
+    let expected = app.history_after(resume).await;
     assert_eq!(without_tickets(&missed), expected);
     assert_eq!(missed[1].ticket_id, other.id);
 
@@ -805,14 +794,8 @@ async fn shutdown_ends_an_unread_stream_resumably_too(app: TestApp) {
         let requests = (0..100)
             .map(|i| create_ticket_req(bulky_ticket(&format!("backlog {b}/{i}"))))
             .collect();
-        let batch = ok(app
-            .tickets()
-            .batch_create_tickets(BatchCreateTicketsRequest {
-                requests,
-                request_id: String::new(),
-            })
-            .await);
-        created.extend(batch.tickets.iter().map(|t| t.id));
+        let batch = app.batch_create_tickets(requests).await;
+        created.extend(batch.iter().map(|t| t.id));
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // let the server fill the stream's buffers
 
@@ -981,13 +964,7 @@ async fn concurrent_writers_reach_every_watcher_once_in_order(app: TestApp) {
         writer.await.expect("a writer panicked");
     }
 
-    let expected: Vec<i64> = app
-        .all_history()
-        .await
-        .into_iter()
-        .map(|e| e.event_id)
-        .filter(|id| *id > baseline)
-        .collect();
+    let expected = event_ids(&app.history_after(baseline).await);
     assert_eq!(
         expected.len(),
         WRITERS * WRITES_PER_WRITER,
@@ -1068,14 +1045,8 @@ async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) 
                 })
             })
             .collect();
-        let batch = ok(app
-            .tickets()
-            .batch_create_tickets(BatchCreateTicketsRequest {
-                requests,
-                request_id: String::new(),
-            })
-            .await);
-        created.extend(batch.tickets.iter().map(|t| t.id));
+        let batch = app.batch_create_tickets(requests).await;
+        created.extend(batch.iter().map(|t| t.id));
     }
     assert_eq!(created.len(), total);
 
@@ -1207,12 +1178,7 @@ async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events(app: Te
         .await);
     let mut on_b = b.watch(watch_all(last_seen)).await;
     let missed = next_messages(&mut on_b, 2, "missed events replayed by B").await;
-    let expected: Vec<TicketEvent> = b
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > last_seen)
-        .collect();
+    let expected = b.history_after(last_seen).await;
     assert_eq!(without_tickets(&missed), expected);
     assert_eq!(missed[0].ticket_id, u.id);
 
@@ -1234,12 +1200,7 @@ async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events(app: Te
     ok(b.tickets().archive_ticket(archive_req(u.id)).await);
     let mut failed_over = b.watch(watch_all(resume)).await;
     let remaining = next_messages(&mut failed_over, 2, "events after A's last one, from B").await;
-    let expected: Vec<TicketEvent> = b
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > resume)
-        .collect();
+    let expected = b.history_after(resume).await;
     assert_eq!(without_tickets(&remaining), expected);
 
     // The watcher that never left B saw everything, once, in order.

@@ -121,11 +121,7 @@ async fn create_defaults_to_the_lowest_display_order_stage_of_a_pipeline(app: Te
             ],
         ))
         .await;
-    let first = escalations
-        .stages
-        .iter()
-        .find(|s| s.label == "First")
-        .expect("stage \"First\" was created");
+    let first = stage_labelled(&escalations, "First");
 
     let created = app
         .create_ticket(Ticket {
@@ -786,11 +782,7 @@ async fn changing_the_pipeline_moves_the_ticket_to_its_first_stage(app: TestApp)
             ],
         ))
         .await;
-    let intake = escalations
-        .stages
-        .iter()
-        .find(|s| s.label == "Intake")
-        .expect("Intake stage");
+    let intake = stage_labelled(&escalations, "Intake");
     let created = app
         .create_ticket(Ticket {
             stage_id: 3,

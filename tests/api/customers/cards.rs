@@ -1,5 +1,5 @@
-//! 10. Chat cards for customers: readable only for visible tickets and only when every binding is a visible
-//! field.
+//! Chat cards for customers (item 10): readable only for visible tickets and only when every binding is a
+//! visible field.
 
 use std::time::Duration;
 
@@ -293,28 +293,14 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
     for (customer, which, readable, refused) in cases {
         let what = format!("{} through {which:?}", customer.sub);
         let mut cards = app.cards_as(&world.token(customer, which));
-        let listed = ok(cards
-            .list_cards(ListCardsRequest {
-                ticket_id: a,
-                page_size: 2,
-                ..Default::default()
-            })
-            .await);
-        let mut listed_ids: Vec<i64> = listed.cards.iter().map(|c| c.id).collect();
-        let mut token = listed.next_page_token;
-        while !token.is_empty() {
-            let page = ok(cards
-                .list_cards(ListCardsRequest {
-                    ticket_id: a,
-                    page_size: 2,
-                    page_token: token,
-                })
-                .await);
-            listed_ids.extend(page.cards.iter().map(|c| c.id));
-            token = page.next_page_token;
-        }
+        let request = ListCardsRequest {
+            ticket_id: a,
+            page_size: 2,
+            ..Default::default()
+        };
+        let listed = every_card(&cards, request).await;
         assert_eq!(
-            listed_ids,
+            listed.iter().map(|c| c.id).collect::<Vec<_>>(),
             readable.iter().map(|c| c.id).collect::<Vec<_>>(),
             "{what}: ListCards leaves out cards showing hidden fields"
         );

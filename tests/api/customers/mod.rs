@@ -47,9 +47,9 @@ mod writes;
 use std::{collections::BTreeMap, fmt::Debug};
 
 use ticketd::proto::{
-    Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, Follower,
-    ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
-    ListTimeEntriesRequest, SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, TimeEntry,
+    Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, ListCommentsRequest,
+    ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest,
+    SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, TimeEntry,
 };
 use tonic::{Code, Response, Status};
 use tonic_types::StatusExt;
@@ -70,38 +70,16 @@ async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
     .collect()
 }
 
-const MAX_PAGES: usize = 1_000;
-
-async fn list_all_as(client: &mut Tickets, page_size: i32) -> Vec<Ticket> {
-    let mut request = ListTicketsRequest {
+/// Every ticket a client lists, `page_size` at a time.
+async fn list_all_as(client: &Tickets, page_size: i32) -> Vec<Ticket> {
+    let request = ListTicketsRequest {
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_tickets(request.clone()).await);
-        all.extend(page.tickets);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTickets never returned an empty next_page_token");
+    every_ticket(client, request).await
 }
 
-async fn search_all_as(client: &mut Tickets, mut request: SearchTicketsRequest) -> Vec<Ticket> {
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.search_tickets(request.clone()).await);
-        all.extend(page.tickets);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("SearchTickets never returned an empty next_page_token");
-}
-
+/// A search with one group of filters, two tickets a page.
 fn search_req(filters: Vec<ticketd::proto::Filter>) -> SearchTicketsRequest {
     SearchTicketsRequest {
         filter_groups: vec![FilterGroup { filters }],
@@ -110,77 +88,46 @@ fn search_req(filters: Vec<ticketd::proto::Filter>) -> SearchTicketsRequest {
     }
 }
 
-async fn history_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<TicketEvent> {
-    let mut request = ListTicketHistoryRequest {
+/// A ticket's history as a client reads it, `page_size` events at a time.
+async fn history_as(client: &Tickets, ticket_id: i64, page_size: i32) -> Vec<TicketEvent> {
+    let request = ListTicketHistoryRequest {
         ticket_id,
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_ticket_history(request.clone()).await);
-        all.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTicketHistory never returned an empty next_page_token");
+    every_event(client, request).await
 }
 
-async fn comments_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<Comment> {
-    let mut request = ListCommentsRequest {
+/// A ticket's comments as a client reads them, `page_size` at a time.
+async fn comments_as(client: &Tickets, ticket_id: i64, page_size: i32) -> Vec<Comment> {
+    let request = ListCommentsRequest {
         ticket_id,
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_comments(request.clone()).await);
-        all.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListComments never returned an empty next_page_token");
+    every_comment(client, request).await
 }
 
-async fn followers_as(client: &mut Tickets, ticket_id: i64) -> Vec<String> {
-    let mut request = ListFollowersRequest {
+/// The followers of a ticket a client lists, one a page.
+async fn followers_as(client: &Tickets, ticket_id: i64) -> Vec<String> {
+    let request = ListFollowersRequest {
         ticket_id,
         page_size: 1,
         ..Default::default()
     };
-    let mut all: Vec<Follower> = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_followers(request.clone()).await);
-        all.extend(page.followers);
-        if page.next_page_token.is_empty() {
-            assert!(all.iter().all(|f| f.ticket_id == ticket_id));
-            return all.into_iter().map(|f| f.follower_id).collect();
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListFollowers never returned an empty next_page_token");
+    let all = every_follower(client, request).await;
+    assert!(all.iter().all(|f| f.ticket_id == ticket_id));
+    all.into_iter().map(|f| f.follower_id).collect()
 }
 
-async fn time_entries_as(client: &mut Tickets, ticket_id: i64) -> Vec<TimeEntry> {
-    let mut request = ListTimeEntriesRequest {
+/// The time entries of a ticket a client lists, one a page.
+async fn time_entries_as(client: &Tickets, ticket_id: i64) -> Vec<TimeEntry> {
+    let request = ListTimeEntriesRequest {
         ticket_id,
         page_size: 1,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_time_entries(request.clone()).await);
-        all.extend(page.time_entries);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTimeEntries never returned an empty next_page_token");
+    every_time_entry(client, request).await
 }
 
 fn entry_ids(entries: &[TimeEntry]) -> Vec<i64> {

@@ -1,5 +1,5 @@
-//! 9. Portal changes reaching customers: changed settings and properties apply on the customer's next call, a
-//! deleted portal refuses every call of its customers.
+//! Portal changes reaching customers (item 9): changed settings and properties apply on the customer's next
+//! call, and a deleted portal refuses every call of its customers.
 
 use ticketd::proto::{
     BatchGetTicketsRequest, CommentVisibility, DeletePortalRequest, DeleteTimeEntryRequest,
@@ -123,7 +123,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
         ))
         .await);
     assert_eq!(
-        ids(&list_all_as(&mut alice, 50).await),
+        ids(&list_all_as(&alice, 50).await),
         world.ids_of(&["a-alice-i", "a-secret-i"])
     );
     assert_not_found(
@@ -142,12 +142,12 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
         ))
         .await);
     assert_eq!(
-        ids(&list_all_as(&mut alice, 50).await),
+        ids(&list_all_as(&alice, 50).await),
         world.ids_of(&["a-alice-i"])
     );
-    let mut amy = world.tickets_as(&app, AMY, Which::P1);
+    let amy = world.tickets_as(&app, AMY, Which::P1);
     assert!(
-        list_all_as(&mut amy, 50).await.is_empty(),
+        list_all_as(&amy, 50).await.is_empty(),
         "amy requested no incident"
     );
 

@@ -1,4 +1,4 @@
-//! 9. Portal administration: validation, etags, deletion, and who reads which portal.
+//! Portal administration (item 9): validation, etags, deletion, and who reads which portal.
 
 use ticketd::proto::{
     CreatePortalRequest, DeletePortalRequest, GetPortalRequest, ListPortalsRequest, Portal,

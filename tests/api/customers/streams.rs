@@ -1,5 +1,5 @@
-//! 5. WatchTickets for customers: replayed and live, only visible events, redacted; filters on hidden fields
-//! are refused.
+//! WatchTickets for customers (item 5): replayed and live streams carry only visible events, redacted; filters
+//! on hidden fields are refused.
 
 use ticketd::proto::{
     CommentVisibility, Portal, Priority, Ticket, TicketEvent, TicketEventKind, WatchTicketsRequest,
@@ -65,13 +65,7 @@ impl World {
             .filter(|event| visible.contains(&event.ticket_id))
             .filter_map(|event| self.customer_event(portal, event))
             .collect();
-        let stripped: Vec<TicketEvent> = received
-            .iter()
-            .map(|event| TicketEvent {
-                ticket: None,
-                ..event.clone()
-            })
-            .collect();
+        let stripped = without_tickets(received);
         assert_eq!(
             event_ids(&stripped),
             event_ids(&expected),
@@ -209,9 +203,8 @@ async fn organization_portal_streams_carry_only_visible_redacted_events(app: Tes
 
     // Spelled out: the live part reached alice as the public comment, the priority of the mixed change, the
     // new org-a ticket and the marker; nothing of org-b reached her and nothing of org-a reached bob.
-    let live_kinds: Vec<TicketEventKind> = alice_live_events.iter().map(|e| e.kind()).collect();
     assert_eq!(
-        live_kinds,
+        kinds(&alice_live_events),
         [
             TicketEventKind::Updated,
             TicketEventKind::CommentAdded,
@@ -221,14 +214,7 @@ async fn organization_portal_streams_carry_only_visible_redacted_events(app: Tes
         "alice's live events"
     );
     assert_eq!(alice_live_events[0].ticket_id, world.id("a-secret-i"));
-    assert_eq!(
-        alice_live_events[0]
-            .changes
-            .iter()
-            .map(|c| c.field.as_str())
-            .collect::<Vec<_>>(),
-        ["priority"]
-    );
+    assert_eq!(changed_fields(&alice_live_events[0]), ["priority"]);
     let org_of = |id: i64| tickets[&id].organization_id.as_str();
     assert!(alice_events.iter().all(|e| org_of(e.ticket_id) == ORG_A));
     assert!(bob_events.iter().all(|e| org_of(e.ticket_id) == ORG_B));

@@ -1,4 +1,4 @@
-//! 8. Time entries: logged only where the portal allows it, listed and deleted only by their author.
+//! Time entries (item 8): logged only where the portal allows it, listed and deleted only by their author.
 
 use ticketd::proto::{DeleteTimeEntryRequest, ListTimeEntriesRequest, LogTimeRequest};
 
@@ -26,20 +26,20 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
     );
     assert_eq!(logged.note, "waiting for the technician");
 
-    let mut agent = agent(&app);
+    let agent = agent(&app);
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id, logged.id],
         "the agent sees every entry"
     );
     assert_eq!(
-        time_entries_as(&mut alice, a).await,
+        time_entries_as(&alice, a).await,
         std::slice::from_ref(&logged),
         "alice sees only her own"
     );
     let mut amy = world.tickets_as(&app, AMY, Which::P1);
     assert!(
-        time_entries_as(&mut amy, a).await.is_empty(),
+        time_entries_as(&amy, a).await.is_empty(),
         "amy sees the ticket but neither alice's nor the agent's time"
     );
 
@@ -66,7 +66,7 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
         logged.id,
     );
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id, logged.id],
         "nothing was deleted"
     );
@@ -74,10 +74,10 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
         .delete_time_entry(DeleteTimeEntryRequest { id: logged.id })
         .await);
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id]
     );
-    assert!(time_entries_as(&mut alice, a).await.is_empty());
+    assert!(time_entries_as(&alice, a).await.is_empty());
 }
 
 async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: TestApp) {
@@ -136,7 +136,7 @@ async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: Te
         "note",
     );
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent(&app), a).await),
+        entry_ids(&time_entries_as(&agent(&app), a).await),
         [world.agent_entry.id],
         "no refused entry was recorded"
     );

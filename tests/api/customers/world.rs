@@ -11,7 +11,7 @@ use std::{
 use ticketd::proto::{
     Comment, CommentVisibility, FollowProjectRequest, FollowTicketRequest, FollowerKind,
     LogTimeRequest, Portal, Priority, PropertyDefinition, PropertyType, Stage, Ticket, TicketEvent,
-    TicketEventKind, TimeEntry, ticket_service_client::TicketServiceClient,
+    TicketEventKind, TimeEntry,
 };
 
 use super::*;
@@ -228,8 +228,6 @@ pub struct World {
     /// The agent's time entry on `a-alice-q`.
     pub agent_entry: TimeEntry,
 }
-
-pub type Tickets = TicketServiceClient<Authed>;
 
 pub fn agent(app: &TestApp) -> Tickets {
     app.tickets_as(&agent_token(AGENT))
@@ -611,10 +609,7 @@ impl World {
             }
             _ => {}
         }
-        let mut redacted = TicketEvent {
-            ticket: None,
-            ..event.clone()
-        };
+        let mut redacted = without_ticket(event);
         let had_changes = !redacted.changes.is_empty();
         redacted
             .changes

@@ -1,5 +1,5 @@
-//! 6. Customer writes: create as requester of its own organization, update only editable fields of visible
-//! tickets, never archive or restore.
+//! Customer writes (item 6): customers create tickets as requesters of their own organization, update only
+//! editable fields of visible tickets, and never archive or restore.
 
 use ticketd::proto::{
     AssociationSpec, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
@@ -51,7 +51,7 @@ async fn customers_create_tickets_as_requester_of_their_own_organization(app: Te
     assert_eq!(history[0].kind(), TicketEventKind::Created);
     assert_eq!(history[0].actor_id, ALICE.sub);
     assert_eq!(
-        followers_as(&mut agent(&app), created.id).await,
+        followers_as(&agent(&app), created.id).await,
         [ALICE.sub],
         "the requester follows its ticket"
     );
@@ -593,5 +593,5 @@ async fn customers_cannot_archive_or_restore(app: TestApp) {
     // An archived ticket stays readable (Get) but leaves the customer's listing.
     let fetched = ok(alice.get_ticket(GetTicketRequest { id: a }).await);
     assert!(fetched.archived);
-    assert!(!ids(&list_all_as(&mut alice, 50).await).contains(&a));
+    assert!(!ids(&list_all_as(&alice, 50).await).contains(&a));
 }

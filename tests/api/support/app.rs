@@ -3,14 +3,15 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use ticketd::{
     Application,
     config::{AuthMode, ServeConfig},
     proto::{
-        Association, Filter, FilterGroup, GetPipelineRequest, GetTicketRequest,
-        ListAssociationsRequest, ListTicketHistoryRequest, ListTicketsRequest, Pipeline, Portal,
-        PropertyDefinition, PropertyType, RenderedCard, SearchTicketsRequest, Ticket, TicketEvent,
-        WatchCardRequest, WatchTicketsRequest,
+        Association, BatchCreateTicketsRequest, CreateTicketRequest, Filter, FilterGroup,
+        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
+        ListTicketsRequest, Pipeline, Portal, PropertyDefinition, PropertyType, RenderedCard,
+        SearchTicketsRequest, Ticket, TicketEvent, WatchCardRequest, WatchTicketsRequest,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
@@ -22,12 +23,15 @@ use tonic::{Streaming, transport::Channel};
 
 use super::{
     Authed, Bearer, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req, create_portal_req,
-    create_property_req, create_ticket_req, enable_jwt, ids, ok, open_stream, property_def, ticket,
-    update_ticket_req,
+    create_property_req, create_ticket_req, enable_jwt, every_association, every_event,
+    every_match, every_ticket, ids, ok, open_stream, property_def, ticket, update_ticket_req,
 };
 
 /// How long a server may take to stop after the shutdown signal before the test fails.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A TicketService client whose calls carry a token.
+pub type Tickets = TicketServiceClient<Authed>;
 
 /// A running server plus a connected channel. Stop it with [`TestApp::shutdown`]; dropping it stops it too.
 pub struct TestApp {
@@ -171,7 +175,7 @@ impl TestApp {
     }
 
     /// A TicketService client of the test admin.
-    pub fn tickets(&self) -> TicketServiceClient<Authed> {
+    pub fn tickets(&self) -> Tickets {
         self.tickets_as(&admin_token(TEST_ADMIN))
     }
 
@@ -201,7 +205,7 @@ impl TestApp {
     }
 
     /// A TicketService client whose calls carry `token`.
-    pub fn tickets_as(&self, token: &str) -> TicketServiceClient<Authed> {
+    pub fn tickets_as(&self, token: &str) -> Tickets {
         TicketServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 
@@ -242,6 +246,15 @@ impl TestApp {
             .tickets()
             .create_ticket(create_ticket_req(ticket))
             .await)
+    }
+
+    /// Creates tickets in one BatchCreateTickets call as the test admin.
+    pub async fn batch_create_tickets(&self, requests: Vec<CreateTicketRequest>) -> Vec<Ticket> {
+        let request = BatchCreateTicketsRequest {
+            requests,
+            request_id: String::new(),
+        };
+        ok(self.tickets().batch_create_tickets(request).await).tickets
     }
 
     /// Reads a ticket as the test admin.
@@ -310,17 +323,8 @@ impl TestApp {
 
 impl TestApp {
     /// Every ticket of a query, following `next_page_token` to the end.
-    pub async fn list_all_tickets(&self, mut request: ListTicketsRequest) -> Vec<Ticket> {
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().list_tickets(request.clone()).await);
-            all.extend(page.tickets);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListTickets never returned an empty next_page_token");
+    pub async fn list_all_tickets(&self, request: ListTicketsRequest) -> Vec<Ticket> {
+        every_ticket(&self.tickets(), request).await
     }
 
     /// How many tickets there are, archived ones included.
@@ -334,17 +338,8 @@ impl TestApp {
     }
 
     /// Every match of a search, following `next_page_token` to the end.
-    pub async fn search_all(&self, mut request: SearchTicketsRequest) -> Vec<Ticket> {
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().search_tickets(request.clone()).await);
-            all.extend(page.tickets);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("SearchTickets never returned an empty next_page_token");
+    pub async fn search_all(&self, request: SearchTicketsRequest) -> Vec<Ticket> {
+        every_match(&self.tickets(), request).await
     }
 
     /// Ids of every ticket matching one group of filters (id order).
@@ -363,39 +358,21 @@ impl TestApp {
         ticket_id: i64,
         to_object_type: &str,
     ) -> Vec<Association> {
-        let mut request = ListAssociationsRequest {
+        let request = ListAssociationsRequest {
             ticket_id,
             to_object_type: to_object_type.to_owned(),
             ..Default::default()
         };
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.associations().list_associations(request.clone()).await);
-            all.extend(page.associations);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListAssociations never returned an empty next_page_token");
+        every_association(&self.associations(), request).await
     }
 
     /// A ticket's whole history, following the pages.
     pub async fn history(&self, ticket_id: i64) -> Vec<TicketEvent> {
-        let mut request = ListTicketHistoryRequest {
+        let request = ListTicketHistoryRequest {
             ticket_id,
             ..Default::default()
         };
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().list_ticket_history(request.clone()).await);
-            all.extend(page.events);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListTicketHistory never returned an empty next_page_token");
+        every_event(&self.tickets(), request).await
     }
 
     /// The id of a ticket's latest event (from ListTicketHistory).
@@ -429,6 +406,70 @@ impl TestApp {
         let mut events = self.all_history().await;
         events.retain(|e| e.event_id > event_id);
         events
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reflection, asked without credentials
+// ---------------------------------------------------------------------------------------------------------------
+
+// The two versions are the same conversation in two generated APIs: v1 is current, v1alpha is what the stock
+// grpcio-reflection client speaks (tests/outside/check.py).
+impl TestApp {
+    /// The services gRPC reflection v1 lists.
+    pub async fn reflected_services_v1(&self) -> Vec<String> {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(self.channel());
+        let mut responses = ok(client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await);
+        let response = responses
+            .next()
+            .await
+            .expect("a v1 reflection response")
+            .expect("v1 reflection succeeds without credentials");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!(
+                "expected a list of services, got {:?}",
+                response.message_response
+            );
+        };
+        list.service.into_iter().map(|s| s.name).collect()
+    }
+
+    /// The services gRPC reflection v1alpha lists.
+    pub async fn reflected_services_v1alpha(&self) -> Vec<String> {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(self.channel());
+        let mut responses = ok(client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await);
+        let response = responses
+            .next()
+            .await
+            .expect("a v1alpha reflection response")
+            .expect("v1alpha reflection succeeds without credentials");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!(
+                "expected a list of services, got {:?}",
+                response.message_response
+            );
+        };
+        list.service.into_iter().map(|s| s.name).collect()
     }
 }
 

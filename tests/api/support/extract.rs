@@ -1,7 +1,7 @@
 //! Values pulled out of responses in forms tests compare and print: ids, timestamps, event kinds and changes.
 
 use prost_types::Timestamp;
-use ticketd::proto::{FieldChange, Ticket, TicketEvent, TicketEventKind};
+use ticketd::proto::{FieldChange, Pipeline, Stage, Ticket, TicketEvent, TicketEventKind};
 
 /// The ids of `tickets`, in their order.
 pub fn ids(tickets: &[Ticket]) -> Vec<i64> {
@@ -23,6 +23,11 @@ pub fn event_ids(events: &[TicketEvent]) -> Vec<i64> {
 /// The kinds of `events`, in their order.
 pub fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
     events.iter().map(|e| e.kind()).collect()
+}
+
+/// The fields an event changed, in its order.
+pub fn changed_fields(event: &TicketEvent) -> Vec<&str> {
+    event.changes.iter().map(|c| c.field.as_str()).collect()
 }
 
 /// The event as ListTicketHistory reports it (which carries no ticket).
@@ -62,4 +67,14 @@ pub fn rfc3339(timestamp: &Option<Timestamp>) -> String {
     chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
         .expect("timestamp in range")
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The stage of `pipeline` labelled `label`; panics when there is none.
+#[track_caller]
+pub fn stage_labelled<'a>(pipeline: &'a Pipeline, label: &str) -> &'a Stage {
+    pipeline
+        .stages
+        .iter()
+        .find(|s| s.label == label)
+        .unwrap_or_else(|| panic!("no stage {label:?} in {pipeline:?}"))
 }
