@@ -32,6 +32,7 @@ both_databases!(
     archived_ticket_keeps_its_links_but_hides_from_the_other_end,
 );
 
+/// The association types from one object type to another, as the test admin lists them.
 async fn list_types(app: &TestApp, from: &str, to: &str) -> Vec<AssociationType> {
     ok(app
         .associations()
@@ -54,6 +55,7 @@ fn targets(links: &[Association]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An `(object_type, object_id)` pair, as [`targets`] answers them.
 fn target(object_type: &str, object_id: &str) -> (String, String) {
     (object_type.to_owned(), object_id.to_owned())
 }

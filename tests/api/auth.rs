@@ -80,6 +80,7 @@ fn key_file(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The current Unix time, in seconds.
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

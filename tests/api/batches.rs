@@ -28,6 +28,7 @@ both_databases!(
     batch_archive_with_one_archived_ticket_archives_none,
 );
 
+/// A BatchCreateTickets request with one ticket per subject.
 fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
     BatchCreateTicketsRequest {
         requests: subjects
@@ -38,6 +39,7 @@ fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
     }
 }
 
+/// The subjects of `tickets`, in their order.
 fn subjects(tickets: &[Ticket]) -> Vec<&str> {
     tickets.iter().map(|t| t.subject.as_str()).collect()
 }

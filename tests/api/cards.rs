@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ticketd::proto::{
     BatchUpdateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest, GetCardRequest,
     GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest, RenderCardRequest,
-    RenderedCard, SendCardRequest, Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+    RenderedCard, SendCardRequest, Ticket, WatchCardRequest,
     card_service_client::CardServiceClient,
 };
 use tonic::Code;
@@ -42,6 +42,7 @@ both_databases!(
 
 postgres_only!(a_ticket_change_through_one_replica_reaches_a_renderer_on_another);
 
+/// The fixture's card view, as text.
 fn fixture_schema() -> String {
     kaizala_fixture("ChatCardView.json")
 }
@@ -53,27 +54,10 @@ fn schema_with(edit: impl FnOnce(&mut Value)) -> String {
     view.to_string()
 }
 
+/// The template most tests use: the fixture's view with the default bindings, named "Ticket card".
 async fn create_template(app: &TestApp) -> CardTemplate {
-    ok(app
-        .cards()
-        .create_card_template(card_template_req("Ticket card"))
-        .await)
-}
-
-async fn send_card(app: &TestApp, request: SendCardRequest) -> Card {
-    ok(app.cards().send_card(request).await)
-}
-
-async fn get_card(app: &TestApp, card_id: i64) -> Card {
-    ok(app.cards().get_card(GetCardRequest { card_id }).await)
-}
-
-async fn render(app: &TestApp, card_id: i64) -> RenderedCard {
-    ok(app.cards().render_card(RenderCardRequest { card_id }).await)
-}
-
-async fn update_card(app: &TestApp, request: UpdateCardPropertiesRequest) -> Card {
-    ok(app.cards().update_card_properties(request).await)
+    app.create_card_template(card_template_req("Ticket card"))
+        .await
 }
 
 /// Moves a ticket to another stage as the test admin.
@@ -96,7 +80,9 @@ fn texts(customer: &str, id: i64, status: &str) -> Vec<String> {
 async fn seed(app: &TestApp) -> (CardTemplate, Ticket, Card) {
     let template = create_template(app).await;
     let t = app.create_ticket(ticket("Printer on fire")).await;
-    let card = send_card(app, send_card_req(template.id, t.id, CARD_GROUP)).await;
+    let card = app
+        .send_card(send_card_req(template.id, t.id, CARD_GROUP))
+        .await;
     (template, t, card)
 }
 
@@ -204,9 +190,11 @@ async fn create_card_template_accepts_kaizala_spelling_variants(app: TestApp) {
     assert_eq!(template.schema, schema);
 
     let t = app.create_ticket(ticket("spelled differently")).await;
-    let card = send_card(&app, send_card_req(template.id, t.id, CARD_GROUP)).await;
+    let card = app
+        .send_card(send_card_req(template.id, t.id, CARD_GROUP))
+        .await;
     assert_eq!(
-        render(&app, card.id).await.texts,
+        app.render_card(card.id).await.texts,
         texts(CARD_CUSTOMER, t.id, "New")
     );
 }
@@ -291,7 +279,7 @@ async fn send_card_fills_bound_properties_from_the_ticket(app: TestApp) {
     assert!(card.create_time.is_some());
     assert!(card.update_time.is_some());
 
-    assert_eq!(get_card(&app, card.id).await, card);
+    assert_eq!(app.get_card(card.id).await, card);
 }
 
 async fn send_card_validates_ticket_template_and_group(app: TestApp) {
@@ -344,8 +332,8 @@ async fn send_card_retried_with_the_same_request_id_sends_once(app: TestApp) {
         request_id: request_id(),
         ..send_card_req(template.id, t.id, CARD_GROUP)
     };
-    let first = send_card(&app, request.clone()).await;
-    let retried = send_card(&app, request).await;
+    let first = app.send_card(request.clone()).await;
+    let retried = app.send_card(request).await;
     assert_eq!(retried, first);
 
     let cards = ok(app
@@ -363,7 +351,7 @@ async fn ticket_changes_update_bound_properties_and_the_version(app: TestApp) {
 
     move_to_stage(&app, t.id, 4).await;
 
-    let changed = get_card(&app, card.id).await;
+    let changed = app.get_card(card.id).await;
     assert_eq!(
         changed.version, 2,
         "the ticket's change is a new card version"
@@ -376,7 +364,7 @@ async fn ticket_changes_update_bound_properties_and_the_version(app: TestApp) {
             ("ticketstatus", "Closed"),
         ])
     );
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.version, 2);
     assert_eq!(rendered.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 }
@@ -385,23 +373,19 @@ async fn update_card_properties_checks_the_version(app: TestApp) {
     let (_, t, card) = seed(&app).await;
     let id = t.id.to_string();
 
-    let last_write_wins = update_card(
-        &app,
-        update_card_req(card.id, -1, &[("customername", "NAME: A")]),
-    )
-    .await;
+    let last_write_wins = app
+        .update_card(update_card_req(card.id, -1, &[("customername", "NAME: A")]))
+        .await;
     assert_eq!(last_write_wins.version, 2);
     assert_eq!(last_write_wins.properties["customername"], "NAME: A");
     assert_eq!(last_write_wins.properties["ticketnumber"], id);
 
-    let current = update_card(
-        &app,
-        update_card_req(card.id, 2, &[("customername", "NAME: B")]),
-    )
-    .await;
+    let current = app
+        .update_card(update_card_req(card.id, 2, &[("customername", "NAME: B")]))
+        .await;
     assert_eq!(current.version, 3);
     assert_eq!(current.properties["customername"], "NAME: B");
-    assert_eq!(get_card(&app, card.id).await, current);
+    assert_eq!(app.get_card(card.id).await, current);
 
     let status = assert_code(
         app.cards()
@@ -415,7 +399,7 @@ async fn update_card_properties_checks_the_version(app: TestApp) {
     );
     assert!(!status.message().is_empty());
     assert_eq!(
-        get_card(&app, card.id).await,
+        app.get_card(card.id).await,
         current,
         "a stale update changes nothing"
     );
@@ -431,19 +415,21 @@ async fn update_card_properties_checks_the_version(app: TestApp) {
 async fn bound_properties_follow_the_ticket_again_on_its_next_change(app: TestApp) {
     let (_, t, card) = seed(&app).await;
 
-    let overridden = update_card(
-        &app,
-        update_card_req(card.id, -1, &[("ticketstatus", "STATUS: RESOLVED")]),
-    )
-    .await;
+    let overridden = app
+        .update_card(update_card_req(
+            card.id,
+            -1,
+            &[("ticketstatus", "STATUS: RESOLVED")],
+        ))
+        .await;
     assert_eq!(overridden.properties["ticketstatus"], "STATUS: RESOLVED");
     assert_eq!(
-        render(&app, card.id).await.texts,
+        app.render_card(card.id).await.texts,
         texts(CARD_CUSTOMER, t.id, "STATUS: RESOLVED")
     );
 
     move_to_stage(&app, t.id, 2).await;
-    let recomputed = get_card(&app, card.id).await;
+    let recomputed = app.get_card(card.id).await;
     assert_eq!(recomputed.version, 3);
     assert_eq!(recomputed.properties["ticketstatus"], "Waiting on contact");
     assert_eq!(recomputed.properties["customername"], CARD_CUSTOMER);
@@ -455,9 +441,10 @@ async fn list_cards_of_a_ticket_oldest_first(app: TestApp) {
     let other = app.create_ticket(ticket("other")).await;
     let mut sent = Vec::new();
     for group in ["group-a", "group-b", "group-c"] {
-        sent.push(send_card(&app, send_card_req(template.id, t.id, group)).await);
+        sent.push(app.send_card(send_card_req(template.id, t.id, group)).await);
     }
-    send_card(&app, send_card_req(template.id, other.id, "group-a")).await;
+    app.send_card(send_card_req(template.id, other.id, "group-a"))
+        .await;
 
     let mut request = ListCardsRequest {
         ticket_id: t.id,
@@ -494,7 +481,7 @@ fn view_root(rendered: &RenderedCard) -> Value {
 async fn render_card_resolves_every_binding(app: TestApp) {
     let (_, t, card) = seed(&app).await;
 
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.card_id, card.id);
     assert_eq!(rendered.version, 1);
     assert_eq!(rendered.ticket_id, t.id);
@@ -530,16 +517,14 @@ async fn render_card_resolves_every_binding(app: TestApp) {
 async fn render_card_renders_missing_values_empty(app: TestApp) {
     let template = create_template(&app).await;
     let t = app.create_ticket(ticket("no customer name")).await;
-    let card = send_card(
-        &app,
-        SendCardRequest {
+    let card = app
+        .send_card(SendCardRequest {
             properties: Default::default(),
             ..send_card_req(template.id, t.id, CARD_GROUP)
-        },
-    )
-    .await;
+        })
+        .await;
 
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.texts, texts("", t.id, "New"));
     assert!(!rendered.view.contains("${"), "{}", rendered.view);
 }
@@ -577,11 +562,13 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
     );
     assert_eq!(closed.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 
-    let updated = update_card(
-        &app,
-        update_card_req(card.id, -1, &[("customername", "NAME: Jane Doe")]),
-    )
-    .await;
+    let updated = app
+        .update_card(update_card_req(
+            card.id,
+            -1,
+            &[("customername", "NAME: Jane Doe")],
+        ))
+        .await;
     assert_eq!(updated.version, 3);
     let third = next_message(&mut renders, "the render after UpdateCardProperties").await;
     assert_eq!(third.version, 3);
@@ -598,10 +585,11 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
         Code::Aborted,
     );
     // The refused update made no version: the next render is version 4, from this update.
-    update_card(
-        &app,
-        update_card_req(card.id, 3, &[("customername", "NAME: J. Doe")]),
-    )
+    app.update_card(update_card_req(
+        card.id,
+        3,
+        &[("customername", "NAME: J. Doe")],
+    ))
     .await;
     let fourth = next_message(&mut renders, "the render after the next update").await;
     assert_eq!(fourth.version, 4);
@@ -648,9 +636,15 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
     let t1 = app.create_ticket(ticket("first in group")).await;
     let t2 = app.create_ticket(ticket("second in group")).await;
     let t3 = app.create_ticket(ticket("in another group")).await;
-    let c1 = send_card(&app, send_card_req(template.id, t1.id, "group-g")).await;
-    let c2 = send_card(&app, send_card_req(template.id, t2.id, "group-g")).await;
-    let c3 = send_card(&app, send_card_req(template.id, t3.id, "group-other")).await;
+    let c1 = app
+        .send_card(send_card_req(template.id, t1.id, "group-g"))
+        .await;
+    let c2 = app
+        .send_card(send_card_req(template.id, t2.id, "group-g"))
+        .await;
+    let c3 = app
+        .send_card(send_card_req(template.id, t3.id, "group-other"))
+        .await;
 
     let mut renders = app
         .watch_card(WatchCardRequest {
@@ -672,7 +666,7 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
 
     // A change to the other group's card is not streamed; the next render is the group's.
     move_to_stage(&app, t3.id, 4).await;
-    assert_eq!(get_card(&app, c3.id).await.version, 2);
+    assert_eq!(app.get_card(c3.id).await.version, 2);
     move_to_stage(&app, t2.id, 2).await;
     let next = next_message(&mut renders, "the render of the second card").await;
     assert_eq!((next.card_id, next.version), (c2.id, 2));
@@ -681,18 +675,17 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
         texts(CARD_CUSTOMER, t2.id, "Waiting on contact")
     );
 
-    update_card(
-        &app,
-        update_card_req(c1.id, 1, &[("customername", "NAME: Ann")]),
-    )
-    .await;
+    app.update_card(update_card_req(c1.id, 1, &[("customername", "NAME: Ann")]))
+        .await;
     let next = next_message(&mut renders, "the render of the first card").await;
     assert_eq!((next.card_id, next.version), (c1.id, 2));
     assert_eq!(next.texts, texts("NAME: Ann", t1.id, "New"));
 
     // A card sent to the group later is streamed too.
     let t4 = app.create_ticket(ticket("joins the group")).await;
-    let c4 = send_card(&app, send_card_req(template.id, t4.id, "group-g")).await;
+    let c4 = app
+        .send_card(send_card_req(template.id, t4.id, "group-g"))
+        .await;
     let next = next_message(&mut renders, "the render of a card sent later").await;
     assert_eq!((next.card_id, next.version), (c4.id, 1));
 }
@@ -709,7 +702,7 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
     let mut card_ids = BTreeSet::new();
     for t in &tickets {
         card_ids.insert(
-            send_card(&app, send_card_req(template.id, t.id, "group-busy"))
+            app.send_card(send_card_req(template.id, t.id, "group-busy"))
                 .await
                 .id,
         );
@@ -757,7 +750,7 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
     }
     let last_version = 1 + BUSY_ROUNDS as i64;
     for id in &card_ids {
-        assert_eq!(get_card(&app, *id).await.version, last_version, "card {id}");
+        assert_eq!(app.get_card(*id).await.version, last_version, "card {id}");
     }
 
     // Now it reads: every card's versions 2..=last, in order, none twice, none missing.
@@ -866,10 +859,11 @@ async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another(app: 
     assert_eq!(closed.version, 2);
     assert_eq!(closed.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 
-    update_card(
-        &b,
-        update_card_req(card.id, 2, &[("customername", "NAME: via B")]),
-    )
+    b.update_card(update_card_req(
+        card.id,
+        2,
+        &[("customername", "NAME: via B")],
+    ))
     .await;
     let third = next_message(&mut renders, "the render after an update through B").await;
     assert_eq!(third.version, 3);

@@ -3,8 +3,8 @@
 
 use ticketd::proto::{
     AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, Comment, CommentVisibility,
-    CreateTicketRequest, FieldChange, ListCommentsRequest, ListTicketHistoryRequest, PropertyType,
-    RestoreTicketRequest, Ticket, TicketEventKind,
+    FieldChange, ListCommentsRequest, ListTicketHistoryRequest, PropertyType, RestoreTicketRequest,
+    Ticket, TicketEventKind,
 };
 use tonic::Code;
 
@@ -30,6 +30,7 @@ both_databases!(
 
 const ACTOR: &str = "agent-7";
 
+/// A field change as events carry it.
 fn change(field: &str, old_value: &str, new_value: &str) -> FieldChange {
     FieldChange {
         field: field.to_owned(),
@@ -442,10 +443,7 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
             BatchCreateTicketsRequest {
                 requests: ["one", "two", "three"]
                     .iter()
-                    .map(|s| CreateTicketRequest {
-                        ticket: Some(ticket(s)),
-                        ..Default::default()
-                    })
+                    .map(|s| create_ticket_req(ticket(s)))
                     .collect(),
                 request_id: String::new(),
             },

@@ -11,9 +11,7 @@ use opentelemetry_sdk::{
 use tracing_subscriber::layer::SubscriberExt;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
-use ticketd::proto::{
-    CreateTicketRequest, GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket,
-};
+use ticketd::proto::{GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
 use tokio::task::JoinHandle;
 use tonic::{Code, Response, Status};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -130,6 +128,7 @@ async fn metrics_endpoint_counts_calls_by_method_and_code(app: TestApp) {
     assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
 }
 
+/// A GetTicket request for `id`.
 fn ticket_id(id: i64) -> ticketd::proto::GetTicketRequest {
     ticketd::proto::GetTicketRequest { id }
 }
@@ -211,10 +210,7 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
 
 async fn a_client_deadline_ends_a_blocked_call_and_changes_nothing(app: TestApp) {
     let lock = block_ticket_writes(&app.database.url).await;
-    let mut request = tonic::Request::new(CreateTicketRequest {
-        ticket: Some(ticket("too late")),
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(create_ticket_req(ticket("too late")));
     request.set_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
     let status = app
@@ -249,13 +245,10 @@ async fn requests_over_the_size_limit_are_refused(app: TestApp) {
     let app = TestApp::start_with(database, |config| config.max_message_bytes = 1024).await;
     let status = app
         .tickets()
-        .create_ticket(CreateTicketRequest {
-            ticket: Some(Ticket {
-                content: "x".repeat(4096),
-                ..ticket("too big")
-            }),
-            ..Default::default()
-        })
+        .create_ticket(create_ticket_req(Ticket {
+            content: "x".repeat(4096),
+            ..ticket("too big")
+        }))
         .await
         .expect_err("a 4 KiB request over a 1 KiB limit");
     assert!(
@@ -346,10 +339,7 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
     let exporter = exported_spans();
     let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
     let parent_span_id = "00f067aa0ba902b7";
-    let request = CreateTicketRequest {
-        ticket: Some(ticket("traced")),
-        ..Default::default()
-    };
+    let request = create_ticket_req(ticket("traced"));
     app.tickets()
         .create_ticket(traced(request, &trace_id, parent_span_id))
         .await

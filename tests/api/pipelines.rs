@@ -833,10 +833,12 @@ async fn last_stage_of_a_pipeline_cannot_be_deleted(app: TestApp) {
     assert_eq!(app.get_pipeline(solo.id).await, solo);
 }
 
+/// The ids of `pipelines`, in their order.
 fn pipeline_ids(pipelines: &[Pipeline]) -> Vec<i64> {
     pipelines.iter().map(|p| p.id).collect()
 }
 
+/// The labels of a pipeline's stages, in their order.
 fn stage_labels(pipeline: &Pipeline) -> Vec<&str> {
     pipeline.stages.iter().map(|s| s.label.as_str()).collect()
 }

@@ -43,6 +43,7 @@ both_databases!(
     archived_property_cannot_be_written_but_values_stay,
 );
 
+/// An enumeration option `value`, labelled in capitals.
 fn option(value: &str) -> PropertyOption {
     PropertyOption {
         label: value.to_uppercase(),
@@ -51,6 +52,7 @@ fn option(value: &str) -> PropertyOption {
     }
 }
 
+/// An optional enumeration property `name` whose options are `values`.
 fn enumeration(name: &str, values: &[&str]) -> PropertyDefinition {
     PropertyDefinition {
         options: values.iter().map(|v| option(v)).collect(),

@@ -47,6 +47,7 @@ both_databases!(
     search_sorts_by_update_time_descending_and_id_descending,
 );
 
+/// A search with one group per inner vector: groups are ORed, the filters of a group ANDed.
 fn search(groups: Vec<Vec<Filter>>) -> SearchTicketsRequest {
     SearchTicketsRequest {
         filter_groups: groups
@@ -57,6 +58,7 @@ fn search(groups: Vec<Vec<Filter>>) -> SearchTicketsRequest {
     }
 }
 
+/// A sort by `property` in `direction` (`asc` or `desc`).
 fn sort(property: &str, direction: &str) -> Sort {
     Sort {
         property: property.to_owned(),
@@ -64,6 +66,7 @@ fn sort(property: &str, direction: &str) -> Sort {
     }
 }
 
+/// A group of one filter.
 fn one(filter: Filter) -> Vec<Filter> {
     vec![filter]
 }
@@ -786,6 +789,7 @@ async fn query_matches_tickets_containing_every_word(app: TestApp) {
     );
 }
 
+/// The ids of the tickets a full-text `query` matches.
 async fn query_words(app: &TestApp, query: &str) -> Vec<i64> {
     ids(&app
         .search_all(SearchTicketsRequest {

@@ -1338,6 +1338,7 @@ async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
     );
 }
 
+/// The ids in ascending order with repeats kept, unlike [`sorted_ids`]: a repeat is what these tests look for.
 fn sorted(mut ids: Vec<i64>) -> Vec<i64> {
     ids.sort_unstable();
     ids

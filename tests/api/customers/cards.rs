@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ticketd::proto::{
     GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest,
-    RenderCardRequest, RenderedCard, Ticket, WatchCardRequest,
+    RenderCardRequest, Ticket, WatchCardRequest,
 };
 use tonic::Code;
 
@@ -18,20 +18,13 @@ both_databases!(
     a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_view,
 );
 
-async fn render_as_admin(app: &TestApp, card_id: i64) -> RenderedCard {
-    ok(app.cards().render_card(RenderCardRequest { card_id }).await)
-}
-
 async fn customers_read_cards_of_visible_tickets_that_bind_visible_fields(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
-    let admin_card = ok(app
-        .cards()
-        .get_card(GetCardRequest { card_id: card.id })
-        .await);
-    let admin_render = render_as_admin(&app, card.id).await;
+    let card = send_alice_card(&app, template.id, a).await;
+    let admin_card = app.get_card(card.id).await;
+    let admin_render = app.render_card(card.id).await;
     assert_eq!(
         admin_render.texts,
         strings(&[
@@ -95,7 +88,7 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
+    let card = send_alice_card(&app, template.id, a).await;
     let missing = card.id + 1_000;
     for (customer, which) in [(BOB, Which::P1), (AMY, Which::P2), (BOB, Which::P2)] {
         let what = format!("{} through {which:?}", customer.sub);
@@ -198,11 +191,7 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
         "ListCardTemplates",
     );
     assert_eq!(
-        ok(app
-            .cards()
-            .get_card(GetCardRequest { card_id: card.id })
-            .await)
-        .version,
+        app.get_card(card.id).await.version,
         card.version,
         "the refused update changed nothing"
     );
@@ -211,8 +200,8 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
 async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
-    let shown = send_card(&app, visible_card_template(&app).await.id, a).await;
-    let by_id = send_card(
+    let shown = send_alice_card(&app, visible_card_template(&app).await.id, a).await;
+    let by_id = send_alice_card(
         &app,
         card_template(&app, "id", &[("ticketnumber", "id")])
             .await
@@ -220,7 +209,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let assignee = send_card(
+    let assignee = send_alice_card(
         &app,
         card_template(
             &app,
@@ -235,7 +224,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let score = send_card(
+    let score = send_alice_card(
         &app,
         card_template(
             &app,
@@ -247,7 +236,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let region = send_card(
+    let region = send_alice_card(
         &app,
         card_template(&app, "region", &[("ticketnumber", "properties.region")])
             .await
@@ -341,7 +330,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
 async fn a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_view(app: TestApp) {
     let world = setup(&app).await;
     let member = world.id("a-member-q");
-    let card = send_card(&app, visible_card_template(&app).await.id, member).await;
+    let card = send_alice_card(&app, visible_card_template(&app).await.id, member).await;
     let mut amy_cards = app.cards_as(&world.token(AMY, Which::P1));
     let watch = |card_id| WatchCardRequest {
         card_id,

@@ -1,8 +1,8 @@
 //! Customers and portals: the acceptance matrix of issue 5.
 //!
-//! Every test builds the same world ([`world::setup`]): organization `org-a` (customers alice and amy, and carol, a
-//! member who never signs in), organization `org-b` (customer bob, member dave), outsiders of `org-z`, the
-//! custom properties `region` (customer visible and editable) and `internal_score` (agent only), and two
+//! Every test builds the same world ([`world::setup`]): organization `org-a` (customers alice and amy, and
+//! carol, a member who never signs in), organization `org-b` (customer bob, member dave), outsiders of `org-z`,
+//! the custom properties `region` (customer visible and editable) and `internal_score` (agent only), and two
 //! portals:
 //!
 //! | portal | rules                                    | types    | visible                    | editable         | time |
@@ -56,6 +56,10 @@ use tonic_types::StatusExt;
 
 use crate::support::*;
 use world::*;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reads by one client (a customer's or the agent's), following every page
+// ---------------------------------------------------------------------------------------------------------------
 
 /// Every ticket as the agent sees it, archived ones included, by id.
 async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
@@ -130,13 +134,19 @@ async fn time_entries_as(client: &Tickets, ticket_id: i64) -> Vec<TimeEntry> {
     every_time_entry(client, request).await
 }
 
+/// The ids of time entries, in their order.
 fn entry_ids(entries: &[TimeEntry]) -> Vec<i64> {
     entries.iter().map(|entry| entry.id).collect()
 }
 
+/// The ids of comments, in their order.
 fn comment_ids(comments: &[Comment]) -> Vec<i64> {
     comments.iter().map(|comment| comment.id).collect()
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Status assertions
+// ---------------------------------------------------------------------------------------------------------------
 
 /// PERMISSION_DENIED from the access policy: the method is not open to customers at all.
 #[track_caller]
@@ -188,12 +198,17 @@ fn assert_same_answer(a: &Status, id_a: i64, b: &Status, id_b: i64, what: &str) 
     );
 }
 
+/// The status of a call that must fail, whatever its code.
 fn status_of<T>(result: Result<Response<T>, Status>) -> Status {
     match result {
         Ok(_) => panic!("expected an error, got OK"),
         Err(status) => status,
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Writes the tests watch for, and cards
+// ---------------------------------------------------------------------------------------------------------------
 
 /// Sets a ticket's subject as the agent: the marker tests wait for on streams.
 async fn set_subject(app: &TestApp, ticket_id: i64, subject: &str) -> Ticket {
@@ -210,13 +225,11 @@ const ALICE_CARD_NAME: &str = "NAME: Alice";
 
 /// A template of the Kaizala fixture's view with `bindings` instead of the default ones.
 async fn card_template(app: &TestApp, name: &str, bindings: &[(&str, &str)]) -> CardTemplate {
-    ok(app
-        .cards()
-        .create_card_template(CreateCardTemplateRequest {
-            bindings: properties(bindings),
-            ..card_template_req(name)
-        })
-        .await)
+    app.create_card_template(CreateCardTemplateRequest {
+        bindings: properties(bindings),
+        ..card_template_req(name)
+    })
+    .await
 }
 
 /// A SendCard request for a card showing [`ALICE_CARD_NAME`].
@@ -227,11 +240,9 @@ fn alice_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
     }
 }
 
-async fn send_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
-    ok(app
-        .cards()
-        .send_card(alice_card_req(template_id, ticket_id))
-        .await)
+/// Sends a card of `template_id` for a ticket as the test admin, showing [`ALICE_CARD_NAME`].
+async fn send_alice_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
+    app.send_card(alice_card_req(template_id, ticket_id)).await
 }
 
 /// A template showing only fields every portal here shows: the subject and the stage's label.

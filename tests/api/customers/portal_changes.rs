@@ -178,7 +178,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
+    let card = send_alice_card(&app, template.id, a).await;
     let mut alice = world.tickets_as(&app, ALICE, Which::P2);
     assert_eq!(ok(alice.get_ticket(GetTicketRequest { id: a }).await).id, a);
 

@@ -14,6 +14,7 @@ both_databases!(
     stream_filters_on_hidden_fields_are_refused,
 );
 
+/// Opens a WatchTickets stream as `client` (a customer), failing the test if it does not answer in time.
 async fn watch_as(
     client: &mut Tickets,
     request: WatchTicketsRequest,

@@ -14,7 +14,7 @@ use ticketd::proto::{
     TicketEventKind, TimeEntry,
 };
 
-use super::*;
+use crate::support::*;
 
 pub const AGENT: &str = "agent-1";
 pub const ORG_A: &str = "org-a";
@@ -62,6 +62,7 @@ pub struct Seed {
     pub project: &'static str,
 }
 
+/// A [`Seed`], written as a call to keep [`SEEDS`] one line a ticket.
 pub const fn seed(
     key: &'static str,
     subject: &'static str,
@@ -208,6 +209,7 @@ pub const SHOWABLE_CORE: &[&str] = &[
 pub const PUBLIC_NOTE: &str = "We are looking into it";
 pub const INTERNAL_NOTE: &str = "Refund denied; do not tell the customer";
 
+/// What [`setup`] made, and what the rules need to know about it.
 pub struct World {
     /// The organization portal (see the table in the module documentation of `customers`).
     pub p1: Portal,
@@ -229,6 +231,7 @@ pub struct World {
     pub agent_entry: TimeEntry,
 }
 
+/// A ticket client of [`AGENT`], who builds the world.
 pub fn agent(app: &TestApp) -> Tickets {
     app.tickets_as(&agent_token(AGENT))
 }
@@ -395,6 +398,7 @@ pub async fn setup(app: &TestApp) -> World {
 }
 
 impl World {
+    /// The portal `which` names.
     pub fn portal(&self, which: Which) -> &Portal {
         match which {
             Which::P1 => &self.p1,
@@ -402,6 +406,7 @@ impl World {
         }
     }
 
+    /// The id of the ticket created for the seed `key`; panics when there is none.
     #[track_caller]
     pub fn id(&self, key: &str) -> i64 {
         *self
@@ -410,6 +415,7 @@ impl World {
             .unwrap_or_else(|| panic!("no ticket {key:?} in the world"))
     }
 
+    /// The sorted ids of the tickets created for `keys`.
     pub fn ids_of(&self, keys: &[&str]) -> Vec<i64> {
         sorted_ids(keys.iter().map(|key| self.id(key)).collect())
     }
@@ -422,10 +428,12 @@ impl World {
             .map_or_else(|| format!("#{id}"), |(key, _)| format!("{key} (#{id})"))
     }
 
+    /// A token of `customer` signed in through the portal `which`.
     pub fn token(&self, customer: Customer, which: Which) -> String {
         customer_token(customer.sub, customer.org, self.portal(which).id)
     }
 
+    /// A ticket client of `customer` signed in through the portal `which`.
     pub fn tickets_as(&self, app: &TestApp, customer: Customer, which: Which) -> Tickets {
         app.tickets_as(&self.token(customer, which))
     }
@@ -666,6 +674,7 @@ impl World {
     }
 }
 
+/// Adds a comment as [`AGENT`].
 pub async fn comment(
     app: &TestApp,
     ticket_id: i64,

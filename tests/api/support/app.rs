@@ -8,10 +8,12 @@ use ticketd::{
     Application,
     config::{AuthMode, ServeConfig},
     proto::{
-        Association, BatchCreateTicketsRequest, CreateTicketRequest, Filter, FilterGroup,
-        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
-        ListTicketsRequest, Pipeline, Portal, PropertyDefinition, PropertyType, RenderedCard,
-        SearchTicketsRequest, Ticket, TicketEvent, WatchCardRequest, WatchTicketsRequest,
+        Association, BatchCreateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest,
+        CreateTicketRequest, Filter, FilterGroup, GetCardRequest, GetPipelineRequest,
+        GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest, ListTicketsRequest,
+        Pipeline, Portal, PropertyDefinition, PropertyType, RenderCardRequest, RenderedCard,
+        SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, UpdateCardPropertiesRequest,
+        WatchCardRequest, WatchTicketsRequest,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
@@ -306,6 +308,34 @@ impl TestApp {
             .properties()
             .create_property(create_property_req(property))
             .await)
+    }
+
+    /// Creates a card template as the test admin.
+    pub async fn create_card_template(&self, request: CreateCardTemplateRequest) -> CardTemplate {
+        ok(self.cards().create_card_template(request).await)
+    }
+
+    /// Sends a card as the test admin.
+    pub async fn send_card(&self, request: SendCardRequest) -> Card {
+        ok(self.cards().send_card(request).await)
+    }
+
+    /// Reads a card as the test admin.
+    pub async fn get_card(&self, card_id: i64) -> Card {
+        ok(self.cards().get_card(GetCardRequest { card_id }).await)
+    }
+
+    /// Renders a card as the test admin.
+    pub async fn render_card(&self, card_id: i64) -> RenderedCard {
+        ok(self
+            .cards()
+            .render_card(RenderCardRequest { card_id })
+            .await)
+    }
+
+    /// Updates a card's properties as the test admin.
+    pub async fn update_card(&self, request: UpdateCardPropertiesRequest) -> Card {
+        ok(self.cards().update_card_properties(request).await)
     }
 
     /// Creates a portal as the test admin.

@@ -1,4 +1,5 @@
-//! Values pulled out of responses in forms tests compare and print: ids, timestamps, event kinds and changes.
+//! Values pulled out of responses in forms tests compare and print: ids, timestamps, event kinds, changes and
+//! stages.
 
 use prost_types::Timestamp;
 use ticketd::proto::{FieldChange, Pipeline, Stage, Ticket, TicketEvent, TicketEventKind};

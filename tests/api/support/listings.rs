@@ -36,7 +36,10 @@ where
 /// Writes `every_<items>(client, request)`: every item a paged method answers to `request`, following the
 /// pages with [`every_page`].
 macro_rules! every {
-    ($(#[$doc:meta])* $name:ident($client:ty, $request:ident) = $rpc:literal, $method:ident, $items:ident: $item:ty) => {
+    (
+        $(#[$doc:meta])*
+        $name:ident($client:ty, $request:ident) = $rpc:literal, $method:ident, $items:ident: $item:ty
+    ) => {
         $(#[$doc])*
         pub async fn $name(client: &$client, request: $request) -> Vec<$item> {
             every_page($rpc, request.page_token.clone(), |page_token| {
@@ -65,7 +68,8 @@ every!(
 );
 every!(
     /// Every event ListTicketHistory answers to `request`.
-    every_event(Tickets, ListTicketHistoryRequest) = "ListTicketHistory", list_ticket_history, events: TicketEvent
+    every_event(Tickets, ListTicketHistoryRequest) = "ListTicketHistory", list_ticket_history,
+    events: TicketEvent
 );
 every!(
     /// Every comment ListComments answers to `request`.
@@ -77,7 +81,8 @@ every!(
 );
 every!(
     /// Every time entry ListTimeEntries answers to `request`.
-    every_time_entry(Tickets, ListTimeEntriesRequest) = "ListTimeEntries", list_time_entries, time_entries: TimeEntry
+    every_time_entry(Tickets, ListTimeEntriesRequest) = "ListTimeEntries", list_time_entries,
+    time_entries: TimeEntry
 );
 every!(
     /// Every card ListCards answers to `request`.
