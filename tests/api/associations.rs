@@ -2,10 +2,9 @@
 //! objects and between tickets, and how links behave when a ticket is archived.
 
 use ticketd::proto::{
-    ArchiveTicketRequest, Association, AssociationCategory, AssociationType,
-    BatchCreateAssociationsRequest, CreateAssociationRequest, CreateAssociationTypeRequest,
-    CreateTicketRequest, DeleteAssociationRequest, ListAssociationTypesRequest,
-    ListAssociationsRequest, ListTicketsRequest, RestoreTicketRequest, TicketEventKind,
+    Association, AssociationCategory, AssociationType, BatchCreateAssociationsRequest,
+    CreateAssociationRequest, CreateTicketRequest, ListAssociationTypesRequest,
+    ListAssociationsRequest, TicketEventKind,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -33,6 +32,7 @@ both_databases!(
     archived_ticket_keeps_its_links_but_hides_from_the_other_end,
 );
 
+/// The association types from one object type to another, as the test admin lists them.
 async fn list_types(app: &TestApp, from: &str, to: &str) -> Vec<AssociationType> {
     ok(app
         .associations()
@@ -42,47 +42,6 @@ async fn list_types(app: &TestApp, from: &str, to: &str) -> Vec<AssociationType>
         })
         .await)
     .association_types
-}
-
-fn create_type_req(
-    from: &str,
-    to: &str,
-    label: &str,
-    inverse_label: &str,
-) -> CreateAssociationTypeRequest {
-    CreateAssociationTypeRequest {
-        from_object_type: from.to_owned(),
-        to_object_type: to.to_owned(),
-        label: label.to_owned(),
-        inverse_label: inverse_label.to_owned(),
-        request_id: String::new(),
-    }
-}
-
-fn associate(
-    ticket_id: i64,
-    object_type: &str,
-    object_id: &str,
-    association_type_id: i64,
-) -> CreateAssociationRequest {
-    CreateAssociationRequest {
-        ticket_id,
-        association: Some(link(object_type, object_id, association_type_id)),
-        request_id: String::new(),
-    }
-}
-
-fn unlink(
-    ticket_id: i64,
-    object_type: &str,
-    object_id: &str,
-    association_type_id: i64,
-) -> DeleteAssociationRequest {
-    DeleteAssociationRequest {
-        ticket_id,
-        association: Some(link(object_type, object_id, association_type_id)),
-        request_id: String::new(),
-    }
 }
 
 /// (object_type, object_id) of each link.
@@ -96,17 +55,9 @@ fn targets(links: &[Association]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An `(object_type, object_id)` pair, as [`targets`] answers them.
 fn target(object_type: &str, object_id: &str) -> (String, String) {
     (object_type.to_owned(), object_id.to_owned())
-}
-
-async fn ticket_count(app: &TestApp) -> usize {
-    app.list_all_tickets(ListTicketsRequest {
-        show_archived: true,
-        ..Default::default()
-    })
-    .await
-    .len()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -155,7 +106,12 @@ async fn system_association_types_are_seeded(app: TestApp) {
 async fn create_association_type_makes_a_user_type(app: TestApp) {
     let created = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "company", "billing contact", ""))
+        .create_association_type(association_type_req(
+            "ticket",
+            "company",
+            "billing contact",
+            "",
+        ))
         .await);
 
     assert_eq!(created.category(), AssociationCategory::User);
@@ -177,13 +133,18 @@ async fn create_association_type_makes_a_user_type(app: TestApp) {
 
     let duplicate = app
         .associations()
-        .create_association_type(create_type_req("ticket", "company", "billing contact", ""))
+        .create_association_type(association_type_req(
+            "ticket",
+            "company",
+            "billing contact",
+            "",
+        ))
         .await;
     assert_code(duplicate, Code::AlreadyExists);
 
     let other_label = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "company", "reseller", ""))
+        .create_association_type(association_type_req("ticket", "company", "reseller", ""))
         .await);
     assert_ne!(other_label.id, created.id);
 }
@@ -191,16 +152,22 @@ async fn create_association_type_makes_a_user_type(app: TestApp) {
 async fn create_association_type_validates_its_fields(app: TestApp) {
     let cases = [
         (
-            create_type_req("Ticket", "company", "x", ""),
+            association_type_req("Ticket", "company", "x", ""),
             "from_object_type",
         ),
-        (create_type_req("", "company", "x", ""), "from_object_type"),
         (
-            create_type_req("ticket", "bad type", "x", ""),
+            association_type_req("", "company", "x", ""),
+            "from_object_type",
+        ),
+        (
+            association_type_req("ticket", "bad type", "x", ""),
             "to_object_type",
         ),
-        (create_type_req("ticket", "", "x", ""), "to_object_type"),
-        (create_type_req("ticket", "company", "", ""), "label"),
+        (
+            association_type_req("ticket", "", "x", ""),
+            "to_object_type",
+        ),
+        (association_type_req("ticket", "company", "", ""), "label"),
     ];
     for (request, field) in cases {
         assert_invalid(
@@ -212,7 +179,7 @@ async fn create_association_type_validates_its_fields(app: TestApp) {
     // Neither end is a ticket.
     assert_code(
         app.associations()
-            .create_association_type(create_type_req("contact", "company", "employee", ""))
+            .create_association_type(association_type_req("contact", "company", "employee", ""))
             .await,
         Code::InvalidArgument,
     );
@@ -220,7 +187,12 @@ async fn create_association_type_validates_its_fields(app: TestApp) {
     // Either end may be the ticket.
     let reverse = ok(app
         .associations()
-        .create_association_type(create_type_req("company", "ticket", "escalated by", ""))
+        .create_association_type(association_type_req(
+            "company",
+            "ticket",
+            "escalated by",
+            "",
+        ))
         .await);
     assert_eq!(reverse.category(), AssociationCategory::User);
 }
@@ -249,7 +221,7 @@ async fn create_ticket_links_with_the_default_system_types(app: TestApp) {
     assert_eq!(type_ids, vec![16, 26]);
     assert!(links.iter().all(|a| a.ticket_id == created.id));
     assert!(links.iter().all(|a| a.create_time.is_some()));
-    assert_eq!(ticket_count(&app).await, 1);
+    assert_eq!(app.ticket_count().await, 1);
 }
 
 async fn create_ticket_with_an_invalid_link_creates_nothing(app: TestApp) {
@@ -273,7 +245,7 @@ async fn create_ticket_with_an_invalid_link_creates_nothing(app: TestApp) {
         .await;
     assert_invalid(result, "associations[1].to.object_type");
 
-    assert_eq!(ticket_count(&app).await, 0, "no ticket was created");
+    assert_eq!(app.ticket_count().await, 0, "no ticket was created");
 }
 
 async fn create_association_is_idempotent(app: TestApp) {
@@ -328,30 +300,13 @@ async fn concurrent_creates_of_one_type_make_one_type(app: TestApp) {
         let mut client = app.associations();
         async move {
             client
-                .create_association_type(create_type_req("ticket", "contact", "watcher", ""))
+                .create_association_type(association_type_req("ticket", "contact", "watcher", ""))
                 .await
         }
     });
     let results = futures::future::join_all(attempts).await;
 
-    let codes: Vec<Code> = results
-        .iter()
-        .map(|r| match r {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        })
-        .collect();
-    assert_eq!(
-        codes.iter().filter(|c| **c == Code::Ok).count(),
-        1,
-        "exactly one create wins: {codes:?}"
-    );
-    assert!(
-        codes
-            .iter()
-            .all(|c| *c == Code::Ok || *c == Code::AlreadyExists),
-        "the others are ALREADY_EXISTS: {codes:?}"
-    );
+    assert_one_create_wins(&results);
     let watchers = list_types(&app, "ticket", "contact")
         .await
         .into_iter()
@@ -406,7 +361,9 @@ async fn create_association_validates_type_and_ticket(app: TestApp) {
 async fn create_association_validates_the_object(app: TestApp) {
     let related = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "ticket", "related", "related"))
+        .create_association_type(association_type_req(
+            "ticket", "ticket", "related", "related",
+        ))
         .await);
     let t = app.create_ticket(ticket("validated objects")).await;
 
@@ -455,7 +412,7 @@ async fn create_association_validates_the_object(app: TestApp) {
 async fn ticket_to_ticket_links_show_the_label_from_each_end(app: TestApp) {
     let parent_of = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "ticket", "parent", "child"))
+        .create_association_type(association_type_req("ticket", "ticket", "parent", "child"))
         .await);
     let a = app.create_ticket(ticket("A, the parent")).await;
     let b = app.create_ticket(ticket("B, the child")).await;
@@ -491,7 +448,9 @@ async fn ticket_to_ticket_links_show_the_label_from_each_end(app: TestApp) {
 async fn ticket_to_ticket_links_need_another_existing_ticket(app: TestApp) {
     let related = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "ticket", "related", "related"))
+        .create_association_type(association_type_req(
+            "ticket", "ticket", "related", "related",
+        ))
         .await);
     let a = app.create_ticket(ticket("lonely")).await;
 
@@ -551,9 +510,8 @@ async fn delete_association_removes_the_link(app: TestApp) {
     assert!(app.list_all_associations(t.id, "").await.is_empty());
 
     // The history records both removals.
-    let kinds: Vec<TicketEventKind> = app.history(t.id).await.iter().map(|e| e.kind()).collect();
     assert_eq!(
-        kinds,
+        kinds(&app.history(t.id).await),
         vec![
             TicketEventKind::Created,
             TicketEventKind::AssociationAdded,
@@ -673,7 +631,9 @@ async fn batch_create_associations_is_all_or_nothing(app: TestApp) {
 async fn archived_ticket_keeps_its_links_but_hides_from_the_other_end(app: TestApp) {
     let related = ok(app
         .associations()
-        .create_association_type(create_type_req("ticket", "ticket", "related", "related"))
+        .create_association_type(association_type_req(
+            "ticket", "ticket", "related", "related",
+        ))
         .await);
     let a = app.create_ticket(ticket("A")).await;
     let b = app.create_ticket(ticket("B")).await;
@@ -686,13 +646,7 @@ async fn archived_ticket_keeps_its_links_but_hides_from_the_other_end(app: TestA
         .create_association(associate(a.id, "contact", "201", 0))
         .await);
 
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: a.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(a.id)).await);
     assert!(
         app.list_all_associations(b.id, "").await.is_empty(),
         "B no longer lists the archived A"
@@ -706,13 +660,7 @@ async fn archived_ticket_keeps_its_links_but_hides_from_the_other_end(app: TestA
         "the archived ticket still lists its links"
     );
 
-    ok(app
-        .tickets()
-        .restore_ticket(RestoreTicketRequest {
-            id: a.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().restore_ticket(restore_req(a.id)).await);
     assert_eq!(
         targets(&app.list_all_associations(b.id, "").await),
         vec![target("ticket", &a.id.to_string())],

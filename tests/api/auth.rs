@@ -16,7 +16,6 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ticketd::{
     Application,
@@ -28,17 +27,14 @@ use ticketd::{
     config::{AuthMode, ServeConfig},
     error::StartupError,
     proto::{
-        ArchivePropertyRequest, ArchiveTicketRequest, BatchArchiveTicketsRequest,
-        CommentVisibility, CreateAssociationRequest, CreateAssociationTypeRequest,
-        CreateCardTemplateRequest, CreatePipelineRequest, CreatePortalRequest,
-        CreatePropertyRequest, CreateStageRequest, DeletePipelineRequest, DeletePortalRequest,
-        DeleteStageRequest, FollowProjectRequest, FollowerKind, GetTicketRequest,
-        ListAssociationTypesRequest, ListAssociationsRequest, ListCardTemplatesRequest,
-        ListCommentsRequest, ListPipelinesRequest, ListPortalsRequest, ListPropertiesRequest,
-        ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest, LogTimeRequest,
-        Portal, PropertyType, RestoreTicketRequest, SendCardRequest, Ticket, TicketEventKind,
-        UpdatePipelineRequest, UpdatePortalRequest, UpdatePropertyRequest, UpdateStageRequest,
-        pipeline_service_client::PipelineServiceClient, ticket_service_client::TicketServiceClient,
+        ArchivePropertyRequest, BatchArchiveTicketsRequest, CommentVisibility, CreateStageRequest,
+        DeletePipelineRequest, DeletePortalRequest, DeleteStageRequest, FollowProjectRequest,
+        FollowerKind, GetTicketRequest, ListAssociationTypesRequest, ListAssociationsRequest,
+        ListCardTemplatesRequest, ListCommentsRequest, ListPipelinesRequest, ListPortalsRequest,
+        ListPropertiesRequest, ListTicketHistoryRequest, ListTicketsRequest,
+        ListTimeEntriesRequest, Portal, PropertyType, TicketEventKind, UpdatePipelineRequest,
+        UpdatePropertyRequest, UpdateStageRequest, pipeline_service_client::PipelineServiceClient,
+        ticket_service_client::TicketServiceClient,
     },
 };
 use tonic::{Code, Response, Status, transport::Channel};
@@ -84,6 +80,7 @@ fn key_file(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The current Unix time, in seconds.
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -191,90 +188,6 @@ fn assert_unauthenticated<T: Debug>(
         }
     }
     status
-}
-
-fn associate(ticket_id: i64, object_type: &str, object_id: &str) -> CreateAssociationRequest {
-    CreateAssociationRequest {
-        ticket_id,
-        association: Some(link(object_type, object_id, 0)),
-        request_id: String::new(),
-    }
-}
-
-fn log_time_req(ticket_id: i64, minutes: i32) -> LogTimeRequest {
-    LogTimeRequest {
-        ticket_id,
-        minutes,
-        work_date: "2025-03-14".to_owned(),
-        note: "call with the customer".to_owned(),
-        request_id: String::new(),
-    }
-}
-
-fn pipeline_req(label: &str) -> CreatePipelineRequest {
-    CreatePipelineRequest {
-        pipeline: Some(simple_pipeline(label)),
-        request_id: String::new(),
-    }
-}
-
-fn property_req(name: &str) -> CreatePropertyRequest {
-    CreatePropertyRequest {
-        property: Some(property_def(name, PropertyType::String)),
-        request_id: String::new(),
-    }
-}
-
-fn association_type_req(label: &str) -> CreateAssociationTypeRequest {
-    CreateAssociationTypeRequest {
-        from_object_type: "ticket".to_owned(),
-        to_object_type: "company".to_owned(),
-        label: label.to_owned(),
-        inverse_label: String::new(),
-        request_id: String::new(),
-    }
-}
-
-/// A template from the Kaizala fixture package.
-fn card_template_req(name: &str) -> CreateCardTemplateRequest {
-    CreateCardTemplateRequest {
-        name: name.to_owned(),
-        schema: kaizala_fixture("ChatCardView.json"),
-        app_model: kaizala_fixture("AppModel.json"),
-        bindings: properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.label")]),
-        request_id: String::new(),
-    }
-}
-
-fn send_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
-    SendCardRequest {
-        template_id,
-        ticket_id,
-        group_id: "group-1".to_owned(),
-        subscribers: strings(&["+15550100"]),
-        send_to_all_subscribers: false,
-        properties: properties(&[("customername", "NAME: John Thomas")]),
-        request_id: String::new(),
-    }
-}
-
-fn portal_req(name: &str) -> CreatePortalRequest {
-    CreatePortalRequest {
-        portal: Some(Portal {
-            name: name.to_owned(),
-            requested_tickets: true,
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    }
-}
-
-/// A portal created by an admin.
-async fn create_portal(app: &TestApp, name: &str) -> Portal {
-    ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
-        .create_portal(portal_req(name))
-        .await)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -411,15 +324,8 @@ async fn bad_credentials_are_unauthenticated_and_never_echoed(app: TestApp) {
     let mut stream = ok(client
         .watch_tickets(authorization(watch_all(0), Some(&good)))
         .await);
-    app.update_ticket(
-        Ticket {
-            id: t.id,
-            subject: "guarded, watched".to_owned(),
-            ..Default::default()
-        },
-        &["subject"],
-    )
-    .await;
+    app.update_ticket(subject_change(t.id, "guarded, watched"), &["subject"])
+        .await;
     let event = next_message(&mut stream, "WatchTickets with a good token").await;
     assert_eq!(event.ticket_id, t.id);
 }
@@ -481,8 +387,6 @@ async fn audience_and_issuer_are_required_when_configured(app: TestApp) {
 }
 
 async fn health_and_reflection_need_no_credentials(app: TestApp) {
-    use tonic_reflection::pb::v1;
-
     let mut health = HealthClient::new(app.channel());
     for service in ["", "ticketd.v1.TicketService"] {
         let response = ok(health
@@ -497,35 +401,10 @@ async fn health_and_reflection_need_no_credentials(app: TestApp) {
         );
     }
 
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(reflection
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a reflection response")
-        .expect("reflection succeeds without credentials");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
+    let services = app.reflected_services_v1().await;
     assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "ticketd.v1.TicketService"),
-        "reflection lists {:?}",
-        list.service
+        services.iter().any(|s| s == "ticketd.v1.TicketService"),
+        "reflection lists {services:?}"
     );
 
     // The same channel without credentials cannot reach the tickets.
@@ -797,17 +676,20 @@ async fn admins_may_change_the_schema(app: TestApp) {
 
     let pipeline = ok(app
         .pipelines_as(&admin)
-        .create_pipeline(pipeline_req("Admin pipeline"))
+        .create_pipeline(create_pipeline_req(simple_pipeline("Admin pipeline")))
         .await);
     assert!(pipeline.id > 0);
     let property = ok(app
         .properties_as(&admin)
-        .create_property(property_req("admin_property"))
+        .create_property(create_property_req(property_def(
+            "admin_property",
+            PropertyType::String,
+        )))
         .await);
     assert_eq!(property.name, "admin_property");
     let association_type = ok(app
         .associations_as(&admin)
-        .create_association_type(association_type_req("admin label"))
+        .create_association_type(association_type_req("ticket", "company", "admin label", ""))
         .await);
     assert_eq!(association_type.label, "admin label");
     let template = ok(app
@@ -817,7 +699,7 @@ async fn admins_may_change_the_schema(app: TestApp) {
     assert!(template.id > 0);
     let portal = ok(app
         .portals_as(&admin)
-        .create_portal(portal_req("Admin portal"))
+        .create_portal(create_portal_req(portal("Admin portal")))
         .await);
     assert!(portal.id > 0);
 }
@@ -828,21 +710,24 @@ async fn agents_may_not_change_the_schema(app: TestApp) {
 
     assert_method_denied(
         app.pipelines_as(&agent)
-            .create_pipeline(pipeline_req("Agent pipeline"))
+            .create_pipeline(create_pipeline_req(simple_pipeline("Agent pipeline")))
             .await,
         "CreatePipeline",
         ADMIN_ONLY,
     );
     assert_method_denied(
         app.properties_as(&agent)
-            .create_property(property_req("agent_property"))
+            .create_property(create_property_req(property_def(
+                "agent_property",
+                PropertyType::String,
+            )))
             .await,
         "CreateProperty",
         ADMIN_ONLY,
     );
     assert_method_denied(
         app.associations_as(&agent)
-            .create_association_type(association_type_req("agent label"))
+            .create_association_type(association_type_req("ticket", "company", "agent label", ""))
             .await,
         "CreateAssociationType",
         ADMIN_ONLY,
@@ -856,7 +741,7 @@ async fn agents_may_not_change_the_schema(app: TestApp) {
     );
     assert_method_denied(
         app.portals_as(&agent)
-            .create_portal(portal_req("Agent portal"))
+            .create_portal(create_portal_req(portal("Agent portal")))
             .await,
         "CreatePortal",
         ADMIN_ONLY,
@@ -922,28 +807,14 @@ async fn agents_work_tickets_comments_associations_and_cards(app: TestApp) {
         .await);
     let updated = ok(tickets
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: created.id,
-                subject: "printer still on fire".to_owned(),
-                ..Default::default()
-            },
+            subject_change(created.id, "printer still on fire"),
             &["subject"],
         ))
         .await);
     assert_eq!(updated.subject, "printer still on fire");
-    let archived = ok(tickets
-        .archive_ticket(ArchiveTicketRequest {
-            id: created.id,
-            ..Default::default()
-        })
-        .await);
+    let archived = ok(tickets.archive_ticket(archive_req(created.id)).await);
     assert!(archived.archived);
-    let restored = ok(tickets
-        .restore_ticket(RestoreTicketRequest {
-            id: created.id,
-            request_id: String::new(),
-        })
-        .await);
+    let restored = ok(tickets.restore_ticket(restore_req(created.id)).await);
     assert!(!restored.archived);
     let comment = ok(tickets
         .add_comment(comment_req(
@@ -953,7 +824,9 @@ async fn agents_work_tickets_comments_associations_and_cards(app: TestApp) {
         ))
         .await);
     assert_eq!(comment.author_id, "agent-worker");
-    let entry = ok(tickets.log_time(log_time_req(created.id, 15)).await);
+    let entry = ok(tickets
+        .log_time(log_time_req(created.id, 15, "2025-03-14"))
+        .await);
     assert_eq!(entry.author_id, "agent-worker");
     ok(tickets
         .follow_project(FollowProjectRequest {
@@ -965,7 +838,7 @@ async fn agents_work_tickets_comments_associations_and_cards(app: TestApp) {
 
     let association = ok(app
         .associations_as(&agent)
-        .create_association(associate(created.id, "contact", "301"))
+        .create_association(associate(created.id, "contact", "301", 0))
         .await);
     assert_eq!(association.to, Some(object("contact", "301")));
     let associations = ok(app
@@ -979,7 +852,7 @@ async fn agents_work_tickets_comments_associations_and_cards(app: TestApp) {
 
     let card = ok(app
         .cards_as(&agent)
-        .send_card(send_card_req(template.id, created.id))
+        .send_card(send_card_req(template.id, created.id, CARD_GROUP))
         .await);
     assert_eq!(card.ticket_id, created.id);
 
@@ -1013,11 +886,7 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
         .await);
     ok(tickets
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: created.id,
-                subject: "from the integration, edited".to_owned(),
-                ..Default::default()
-            },
+            subject_change(created.id, "from the integration, edited"),
             &["subject"],
         ))
         .await);
@@ -1030,13 +899,15 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
 
     assert_method_denied(
         app.associations_as(&writer)
-            .create_association(associate(created.id, "contact", "401"))
+            .create_association(associate(created.id, "contact", "401", 0))
             .await,
         "CreateAssociation",
         "needs scope \"associations:write\"",
     );
     assert_method_denied(
-        tickets.log_time(log_time_req(created.id, 30)).await,
+        tickets
+            .log_time(log_time_req(created.id, 30, "2025-03-14"))
+            .await,
         "LogTime",
         "needs scope \"time:write\"",
     );
@@ -1049,7 +920,7 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
     );
     assert_method_denied(
         app.pipelines_as(&writer)
-            .create_pipeline(pipeline_req("Service pipeline"))
+            .create_pipeline(create_pipeline_req(simple_pipeline("Service pipeline")))
             .await,
         "CreatePipeline",
         "needs the admin role; the caller is service",
@@ -1069,16 +940,16 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
     let all = service_token("svc-all", &["*"]);
     ok(app
         .associations_as(&all)
-        .create_association(associate(created.id, "contact", "401"))
+        .create_association(associate(created.id, "contact", "401", 0))
         .await);
     let entry = ok(app
         .tickets_as(&all)
-        .log_time(log_time_req(created.id, 30))
+        .log_time(log_time_req(created.id, 30, "2025-03-14"))
         .await);
     assert_eq!(entry.author_id, "svc-all");
     assert_method_denied(
         app.pipelines_as(&all)
-            .create_pipeline(pipeline_req("Service pipeline"))
+            .create_pipeline(create_pipeline_req(simple_pipeline("Service pipeline")))
             .await,
         "CreatePipeline",
         "needs the admin role; the caller is service",
@@ -1093,8 +964,8 @@ async fn service_scopes_limit_a_service_to_its_grants(app: TestApp) {
 }
 
 async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
-    let portal = create_portal(&app, "Customer portal").await;
-    let customer = customer_token("customer-1", "acme", portal.id);
+    let customer_portal = app.create_portal(portal("Customer portal")).await;
+    let customer = customer_token("customer-1", "acme", customer_portal.id);
     let t = app.create_ticket(ticket("someone else's")).await;
     let template = ok(app
         .cards()
@@ -1110,32 +981,19 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     const STAFF_ONLY: &str = "is not open to customers";
     let mut tickets = app.tickets_as(&customer);
     assert_method_denied(
-        tickets
-            .archive_ticket(ArchiveTicketRequest {
-                id: t.id,
-                ..Default::default()
-            })
-            .await,
+        tickets.archive_ticket(archive_req(t.id)).await,
         "ArchiveTicket",
         STAFF_ONLY,
     );
     assert_method_denied(
-        tickets
-            .restore_ticket(RestoreTicketRequest {
-                id: t.id,
-                request_id: String::new(),
-            })
-            .await,
+        tickets.restore_ticket(restore_req(t.id)).await,
         "RestoreTicket",
         STAFF_ONLY,
     );
     assert_method_denied(
         tickets
             .batch_archive_tickets(BatchArchiveTicketsRequest {
-                requests: vec![ArchiveTicketRequest {
-                    id: t.id,
-                    ..Default::default()
-                }],
+                requests: vec![archive_req(t.id)],
                 request_id: String::new(),
             })
             .await,
@@ -1156,7 +1014,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     let mut associations = app.associations_as(&customer);
     assert_method_denied(
         associations
-            .create_association(associate(t.id, "contact", "501"))
+            .create_association(associate(t.id, "contact", "501", 0))
             .await,
         "CreateAssociation",
         STAFF_ONLY,
@@ -1180,7 +1038,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     );
     assert_method_denied(
         app.cards_as(&customer)
-            .send_card(send_card_req(template.id, t.id))
+            .send_card(send_card_req(template.id, t.id, CARD_GROUP))
             .await,
         "SendCard",
         STAFF_ONLY,
@@ -1197,7 +1055,9 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     const ADMIN_ONLY: &str = "needs the admin role; the caller is customer";
     let mut pipelines = app.pipelines_as(&customer);
     assert_method_denied(
-        pipelines.create_pipeline(pipeline_req("Customer")).await,
+        pipelines
+            .create_pipeline(create_pipeline_req(simple_pipeline("Customer")))
+            .await,
         "CreatePipeline",
         ADMIN_ONLY,
     );
@@ -1233,7 +1093,10 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     let mut properties = app.properties_as(&customer);
     assert_method_denied(
         properties
-            .create_property(property_req("customer_prop"))
+            .create_property(create_property_req(property_def(
+                "customer_prop",
+                PropertyType::String,
+            )))
             .await,
         "CreateProperty",
         ADMIN_ONLY,
@@ -1254,7 +1117,12 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     );
     assert_method_denied(
         associations
-            .create_association_type(association_type_req("customer label"))
+            .create_association_type(association_type_req(
+                "ticket",
+                "company",
+                "customer label",
+                "",
+            ))
             .await,
         "CreateAssociationType",
         ADMIN_ONLY,
@@ -1268,20 +1136,22 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     );
     let mut portals = app.portals_as(&customer);
     assert_method_denied(
-        portals.create_portal(portal_req("Customer portal 2")).await,
+        portals
+            .create_portal(create_portal_req(portal("Customer portal 2")))
+            .await,
         "CreatePortal",
         ADMIN_ONLY,
     );
     assert_method_denied(
         portals
-            .update_portal(UpdatePortalRequest {
-                portal: Some(Portal {
-                    id: portal.id,
+            .update_portal(update_portal_req(
+                Portal {
+                    id: customer_portal.id,
                     organization_tickets: true,
                     ..Default::default()
-                }),
-                ..Default::default()
-            })
+                },
+                &[],
+            ))
             .await,
         "UpdatePortal",
         ADMIN_ONLY,
@@ -1289,7 +1159,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     assert_method_denied(
         portals
             .delete_portal(DeletePortalRequest {
-                id: portal.id,
+                id: customer_portal.id,
                 ..Default::default()
             })
             .await,
@@ -1303,17 +1173,17 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
     assert_eq!(after.etag, t.etag);
     assert!(app.list_all_associations(t.id, "").await.is_empty());
     let portals = ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
+        .portals()
         .list_portals(ListPortalsRequest::default())
         .await);
-    assert_eq!(portals.portals, vec![portal]);
+    assert_eq!(portals.portals, vec![customer_portal]);
 }
 
 /// Every method the policy table keeps to admins is refused to agents, services (even with `*`) and customers,
 /// and every staff method to customers: called by path with an empty message, so a method added to the table
 /// is covered without a new test.
 async fn the_policy_table_closes_admin_and_staff_methods(app: TestApp) {
-    let portal = create_portal(&app, "Sweep portal").await;
+    let portal = app.create_portal(portal("Sweep portal")).await;
     let callers = [
         ("agent", agent_token("agent-sweep")),
         ("service", service_token("svc-sweep", &["*"])),
@@ -1367,11 +1237,7 @@ async fn authors_and_actors_come_from_the_token(app: TestApp) {
     // An `x-actor-id` header (the pre-auth way of naming the caller) does not override the token.
     let mut update = with_token(
         update_ticket_req(
-            Ticket {
-                id: created.id,
-                subject: "who did what, exactly".to_owned(),
-                ..Default::default()
-            },
+            subject_change(created.id, "who did what, exactly"),
             &["subject"],
         ),
         &bob,
@@ -1393,16 +1259,13 @@ async fn authors_and_actors_come_from_the_token(app: TestApp) {
 
     let entry = ok(app
         .tickets_as(&ann)
-        .log_time(log_time_req(created.id, 45))
+        .log_time(log_time_req(created.id, 45, "2025-03-14"))
         .await);
     assert_eq!(entry.author_id, "agent-ann");
 
     ok(app
         .tickets_as(&admin_token("ops-admin"))
-        .archive_ticket(ArchiveTicketRequest {
-            id: created.id,
-            ..Default::default()
-        })
+        .archive_ticket(archive_req(created.id))
         .await);
 
     // What was stored, read back by someone else.
@@ -1535,7 +1398,7 @@ async fn auth_none_makes_every_caller_an_anonymous_admin(app: TestApp) {
 
     // Admin methods are open, and any credentials sent are ignored.
     ok(PipelineServiceClient::new(app.channel())
-        .create_pipeline(pipeline_req("Anonymous pipeline"))
+        .create_pipeline(create_pipeline_req(simple_pipeline("Anonymous pipeline")))
         .await);
     let got = ok(tickets
         .get_ticket(authorization(

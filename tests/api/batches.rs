@@ -28,6 +28,7 @@ both_databases!(
     batch_archive_with_one_archived_ticket_archives_none,
 );
 
+/// A BatchCreateTickets request with one ticket per subject.
 fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
     BatchCreateTicketsRequest {
         requests: subjects
@@ -38,24 +39,9 @@ fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
     }
 }
 
+/// The subjects of `tickets`, in their order.
 fn subjects(tickets: &[Ticket]) -> Vec<&str> {
     tickets.iter().map(|t| t.subject.as_str()).collect()
-}
-
-async fn count_tickets(app: &TestApp) -> usize {
-    app.list_all_tickets(ListTicketsRequest {
-        show_archived: true,
-        ..Default::default()
-    })
-    .await
-    .len()
-}
-
-fn archive_req(id: i64) -> ArchiveTicketRequest {
-    ArchiveTicketRequest {
-        id,
-        ..Default::default()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -82,7 +68,7 @@ async fn batch_create_creates_every_ticket_in_order(app: TestApp) {
         "distinct ids: {:?}",
         ids(&created)
     );
-    assert_eq!(count_tickets(&app).await, 3);
+    assert_eq!(app.ticket_count().await, 3);
 }
 
 async fn batch_create_takes_1_to_100_requests(app: TestApp) {
@@ -99,7 +85,7 @@ async fn batch_create_takes_1_to_100_requests(app: TestApp) {
             .await,
         "requests",
     );
-    assert_eq!(count_tickets(&app).await, 0);
+    assert_eq!(app.ticket_count().await, 0);
 
     let created = ok(app
         .tickets()
@@ -107,7 +93,7 @@ async fn batch_create_takes_1_to_100_requests(app: TestApp) {
         .await)
     .tickets;
     assert_eq!(created.len(), 100, "100 is allowed");
-    assert_eq!(count_tickets(&app).await, 100);
+    assert_eq!(app.ticket_count().await, 100);
 }
 
 async fn batch_create_with_one_invalid_item_creates_nothing(app: TestApp) {
@@ -119,7 +105,7 @@ async fn batch_create_with_one_invalid_item_creates_nothing(app: TestApp) {
         "requests[2].ticket.subject",
     );
 
-    assert_eq!(count_tickets(&app).await, 1, "nothing was created");
+    assert_eq!(app.ticket_count().await, 1, "nothing was created");
 
     let mut bad_priority = batch_create(&["fine", "bad priority"]);
     bad_priority.requests[1].ticket.as_mut().unwrap().priority = 99;
@@ -127,7 +113,7 @@ async fn batch_create_with_one_invalid_item_creates_nothing(app: TestApp) {
         app.tickets().batch_create_tickets(bad_priority).await,
         "requests[1].ticket.priority",
     );
-    assert_eq!(count_tickets(&app).await, 1, "nothing was created");
+    assert_eq!(app.ticket_count().await, 1, "nothing was created");
 }
 
 async fn batch_create_retried_with_the_same_request_id_creates_once(app: TestApp) {
@@ -140,7 +126,7 @@ async fn batch_create_retried_with_the_same_request_id_creates_once(app: TestApp
     let retried = ok(app.tickets().batch_create_tickets(request.clone()).await).tickets;
 
     assert_eq!(ids(&retried), ids(&first));
-    assert_eq!(count_tickets(&app).await, 2, "the retry created nothing");
+    assert_eq!(app.ticket_count().await, 2, "the retry created nothing");
 
     let other_body = BatchCreateTicketsRequest {
         request_id: request.request_id.clone(),
@@ -150,7 +136,7 @@ async fn batch_create_retried_with_the_same_request_id_creates_once(app: TestApp
         app.tickets().batch_create_tickets(other_body).await,
         "request_id",
     );
-    assert_eq!(count_tickets(&app).await, 2);
+    assert_eq!(app.ticket_count().await, 2);
 }
 
 async fn batch_create_checks_properties_per_item(app: TestApp) {
@@ -175,7 +161,7 @@ async fn batch_create_checks_properties_per_item(app: TestApp) {
         app.tickets().batch_create_tickets(request.clone()).await,
         "requests[1].ticket.properties.amount",
     );
-    assert_eq!(count_tickets(&app).await, 0, "nothing was created");
+    assert_eq!(app.ticket_count().await, 0, "nothing was created");
 
     request.requests[1].ticket.as_mut().unwrap().properties = properties(&[("region", "us")]);
     let created = ok(app.tickets().batch_create_tickets(request).await).tickets;
@@ -198,7 +184,7 @@ async fn batch_create_makes_the_associations_of_each_item(app: TestApp) {
         app.tickets().batch_create_tickets(bad).await,
         "requests[2].associations[1].to.object_type",
     );
-    assert_eq!(count_tickets(&app).await, 0, "nothing was created");
+    assert_eq!(app.ticket_count().await, 0, "nothing was created");
 
     let created = ok(app.tickets().batch_create_tickets(request).await).tickets;
     let linked: Vec<usize> = {
@@ -276,14 +262,7 @@ async fn batch_update_applies_every_item(app: TestApp) {
 
     let request = BatchUpdateTicketsRequest {
         requests: vec![
-            update_ticket_req(
-                Ticket {
-                    id: t[0].id,
-                    subject: "renamed".into(),
-                    ..Default::default()
-                },
-                &["subject"],
-            ),
+            update_ticket_req(subject_change(t[0].id, "renamed"), &["subject"]),
             update_ticket_req(
                 Ticket {
                     id: t[1].id,
@@ -293,14 +272,7 @@ async fn batch_update_applies_every_item(app: TestApp) {
                 },
                 &["priority"],
             ),
-            update_ticket_req(
-                Ticket {
-                    id: t[2].id,
-                    stage_id: 4,
-                    ..Default::default()
-                },
-                &["stage_id"],
-            ),
+            update_ticket_req(stage_change(t[2].id, 4), &["stage_id"]),
         ],
         request_id: String::new(),
     };
@@ -320,26 +292,12 @@ async fn batch_update_applies_every_item(app: TestApp) {
 async fn batch_update_with_a_stale_etag_applies_nothing(app: TestApp) {
     let t = app.create_tickets(2).await;
     let current = app
-        .update_ticket(
-            Ticket {
-                id: t[1].id,
-                subject: "changed meanwhile".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        .update_ticket(subject_change(t[1].id, "changed meanwhile"), &["subject"])
         .await;
 
     let request = BatchUpdateTicketsRequest {
         requests: vec![
-            update_ticket_req(
-                Ticket {
-                    id: t[0].id,
-                    subject: "would be renamed".into(),
-                    ..Default::default()
-                },
-                &["subject"],
-            ),
+            update_ticket_req(subject_change(t[0].id, "would be renamed"), &["subject"]),
             update_ticket_req(
                 Ticket {
                     id: t[1].id,
@@ -375,14 +333,7 @@ async fn batch_update_refuses_the_same_ticket_twice(app: TestApp) {
 
     let request = BatchUpdateTicketsRequest {
         requests: vec![
-            update_ticket_req(
-                Ticket {
-                    id: t.id,
-                    subject: "first".into(),
-                    ..Default::default()
-                },
-                &["subject"],
-            ),
+            update_ticket_req(subject_change(t.id, "first"), &["subject"]),
             update_ticket_req(
                 Ticket {
                     id: t.id,
@@ -435,14 +386,7 @@ async fn batch_update_names_the_invalid_item(app: TestApp) {
         "requests[3].ticket.priority",
     );
 
-    requests[3] = update_ticket_req(
-        Ticket {
-            id: t[3].id,
-            subject: "  ".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    );
+    requests[3] = update_ticket_req(subject_change(t[3].id, "  "), &["subject"]);
     assert_invalid(
         app.tickets()
             .batch_update_tickets(BatchUpdateTicketsRequest {

@@ -5,12 +5,12 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ticketd::proto::{
-    BatchCreateTicketsRequest, BatchUpdateTicketsRequest, Card, CardTemplate,
-    CreateCardTemplateRequest, GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest,
-    ListCardsRequest, RenderCardRequest, RenderedCard, SendCardRequest, Ticket,
-    UpdateCardPropertiesRequest, WatchCardRequest, card_service_client::CardServiceClient,
+    BatchUpdateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest, GetCardRequest,
+    GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest, RenderCardRequest,
+    RenderedCard, SendCardRequest, Ticket, WatchCardRequest,
+    card_service_client::CardServiceClient,
 };
-use tonic::{Code, Streaming};
+use tonic::Code;
 
 use crate::support::*;
 
@@ -40,22 +40,9 @@ both_databases!(
     shutdown_ends_card_streams,
 );
 
-/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another() {
-        super::a_ticket_change_through_one_replica_reaches_a_renderer_on_another(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-}
+postgres_only!(a_ticket_change_through_one_replica_reaches_a_renderer_on_another);
 
-const HEADER: &str = "XYZ CUSTOMER CARE";
-const CUSTOMER: &str = "NAME: John Thomas";
-const GROUP: &str = "group-1";
-const SUBSCRIBER: &str = "+15550100";
-
+/// The fixture's card view, as text.
 fn fixture_schema() -> String {
     kaizala_fixture("ChatCardView.json")
 }
@@ -67,100 +54,35 @@ fn schema_with(edit: impl FnOnce(&mut Value)) -> String {
     view.to_string()
 }
 
-fn bindings() -> std::collections::BTreeMap<String, String> {
-    properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.label")])
-}
-
-fn template_req(name: &str) -> CreateCardTemplateRequest {
-    CreateCardTemplateRequest {
-        name: name.to_owned(),
-        schema: fixture_schema(),
-        app_model: kaizala_fixture("AppModel.json"),
-        bindings: bindings(),
-        request_id: String::new(),
-    }
-}
-
-fn send_req(template_id: i64, ticket_id: i64, group_id: &str) -> SendCardRequest {
-    SendCardRequest {
-        template_id,
-        ticket_id,
-        group_id: group_id.to_owned(),
-        subscribers: strings(&[SUBSCRIBER]),
-        send_to_all_subscribers: false,
-        properties: properties(&[("customername", CUSTOMER)]),
-        request_id: String::new(),
-    }
-}
-
-fn update_req(card_id: i64, version: i64, pairs: &[(&str, &str)]) -> UpdateCardPropertiesRequest {
-    UpdateCardPropertiesRequest {
-        card_id,
-        version,
-        update_properties: properties(pairs),
-        request_id: String::new(),
-    }
-}
-
+/// The template most tests use: the fixture's view with the default bindings, named "Ticket card".
 async fn create_template(app: &TestApp) -> CardTemplate {
-    ok(app
-        .cards()
-        .create_card_template(template_req("Ticket card"))
-        .await)
+    app.create_card_template(card_template_req("Ticket card"))
+        .await
 }
 
-async fn send_card(app: &TestApp, request: SendCardRequest) -> Card {
-    ok(app.cards().send_card(request).await)
-}
-
-async fn get_card(app: &TestApp, card_id: i64) -> Card {
-    ok(app.cards().get_card(GetCardRequest { card_id }).await)
-}
-
-async fn render(app: &TestApp, card_id: i64) -> RenderedCard {
-    ok(app.cards().render_card(RenderCardRequest { card_id }).await)
-}
-
-async fn update_card(app: &TestApp, request: UpdateCardPropertiesRequest) -> Card {
-    ok(app.cards().update_card_properties(request).await)
-}
-
+/// Moves a ticket to another stage as the test admin.
 async fn move_to_stage(app: &TestApp, ticket_id: i64, stage_id: i64) -> Ticket {
-    app.update_ticket(
-        Ticket {
-            id: ticket_id,
-            stage_id,
-            ..Default::default()
-        },
-        &["stage_id"],
-    )
-    .await
-}
-
-async fn watch_card(app: &TestApp, request: WatchCardRequest) -> Streaming<RenderedCard> {
-    let mut client = app.cards();
-    let call = client.watch_card(request.clone());
-    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
-        Ok(result) => ok(result),
-        Err(_) => panic!("WatchCard {request:?} did not answer within {STREAM_TIMEOUT:?}"),
-    }
+    app.update_ticket(stage_change(ticket_id, stage_id), &["stage_id"])
+        .await
 }
 
 /// What the fixture card shows for a ticket `id` in stage `status` with customer `customer`.
 fn texts(customer: &str, id: i64, status: &str) -> Vec<String> {
     vec![
-        HEADER.to_owned(),
+        KAIZALA_CARD_HEADER.to_owned(),
         customer.to_owned(),
         id.to_string(),
         status.to_owned(),
     ]
 }
 
-/// A card template, a ticket and a card for it sent to [`GROUP`].
+/// A card template, a ticket and a card for it sent to [`CARD_GROUP`].
 async fn seed(app: &TestApp) -> (CardTemplate, Ticket, Card) {
     let template = create_template(app).await;
     let t = app.create_ticket(ticket("Printer on fire")).await;
-    let card = send_card(app, send_req(template.id, t.id, GROUP)).await;
+    let card = app
+        .send_card(send_card_req(template.id, t.id, CARD_GROUP))
+        .await;
     (template, t, card)
 }
 
@@ -179,7 +101,7 @@ async fn create_card_template_keeps_the_kaizala_view_and_bindings(app: TestApp) 
         "the view is kept as given"
     );
     assert_eq!(created.app_model, kaizala_fixture("AppModel.json"));
-    assert_eq!(created.bindings, bindings());
+    assert_eq!(created.bindings, card_bindings());
     assert!(created.create_time.is_some());
 
     let fetched = ok(app
@@ -192,7 +114,7 @@ async fn create_card_template_keeps_the_kaizala_view_and_bindings(app: TestApp) 
 async fn create_card_template_names_the_invalid_node(app: TestApp) {
     let invalid_color = CreateCardTemplateRequest {
         schema: schema_with(|view| view["schema"]["children"][2]["textColor"] = "#12".into()),
-        ..template_req("bad colour")
+        ..card_template_req("bad colour")
     };
     assert_invalid(
         app.cards().create_card_template(invalid_color).await,
@@ -201,7 +123,7 @@ async fn create_card_template_names_the_invalid_node(app: TestApp) {
 
     let unknown_expression = CreateCardTemplateRequest {
         schema: schema_with(|view| view["schema"]["children"][1]["string"] = "${foo}".into()),
-        ..template_req("bad expression")
+        ..card_template_req("bad expression")
     };
     assert_invalid(
         app.cards().create_card_template(unknown_expression).await,
@@ -210,19 +132,19 @@ async fn create_card_template_names_the_invalid_node(app: TestApp) {
 
     let unknown_path = CreateCardTemplateRequest {
         bindings: properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.colour")]),
-        ..template_req("bad binding")
+        ..card_template_req("bad binding")
     };
     assert_invalid(
         app.cards().create_card_template(unknown_path).await,
         "bindings.ticketstatus",
     );
 
-    let nameless = template_req("");
+    let nameless = card_template_req("");
     assert_invalid(app.cards().create_card_template(nameless).await, "name");
 
     let not_json = CreateCardTemplateRequest {
         schema: "{\"schemaVersion\": 2, \"schema\": ".into(),
-        ..template_req("not JSON")
+        ..card_template_req("not JSON")
     };
     let status = assert_code(
         app.cards().create_card_template(not_json).await,
@@ -262,23 +184,25 @@ async fn create_card_template_accepts_kaizala_spelling_variants(app: TestApp) {
         .cards()
         .create_card_template(CreateCardTemplateRequest {
             schema: schema.clone(),
-            ..template_req("varied spelling")
+            ..card_template_req("varied spelling")
         })
         .await);
     assert_eq!(template.schema, schema);
 
     let t = app.create_ticket(ticket("spelled differently")).await;
-    let card = send_card(&app, send_req(template.id, t.id, GROUP)).await;
+    let card = app
+        .send_card(send_card_req(template.id, t.id, CARD_GROUP))
+        .await;
     assert_eq!(
-        render(&app, card.id).await.texts,
-        texts(CUSTOMER, t.id, "New")
+        app.render_card(card.id).await.texts,
+        texts(CARD_CUSTOMER, t.id, "New")
     );
 }
 
 async fn create_card_template_retried_with_the_same_request_id_creates_once(app: TestApp) {
     let request = CreateCardTemplateRequest {
         request_id: request_id(),
-        ..template_req("retried")
+        ..card_template_req("retried")
     };
     let first = ok(app.cards().create_card_template(request.clone()).await);
     let retried = ok(app.cards().create_card_template(request).await);
@@ -305,7 +229,7 @@ async fn list_card_templates_pages(app: TestApp) {
     for i in 0..5 {
         created.push(ok(app
             .cards()
-            .create_card_template(template_req(&format!("template {i}")))
+            .create_card_template(card_template_req(&format!("template {i}")))
             .await));
     }
 
@@ -340,14 +264,14 @@ async fn send_card_fills_bound_properties_from_the_ticket(app: TestApp) {
     assert!(card.id > 0);
     assert_eq!(card.template_id, template.id);
     assert_eq!(card.ticket_id, t.id);
-    assert_eq!(card.group_id, GROUP);
-    assert_eq!(card.subscribers, strings(&[SUBSCRIBER]));
+    assert_eq!(card.group_id, CARD_GROUP);
+    assert_eq!(card.subscribers, strings(&[CARD_SUBSCRIBER]));
     assert!(!card.send_to_all_subscribers);
     assert_eq!(card.version, 1);
     assert_eq!(
         card.properties,
         properties(&[
-            ("customername", CUSTOMER),
+            ("customername", CARD_CUSTOMER),
             ("ticketnumber", t.id.to_string().as_str()),
             ("ticketstatus", "New"),
         ])
@@ -355,7 +279,7 @@ async fn send_card_fills_bound_properties_from_the_ticket(app: TestApp) {
     assert!(card.create_time.is_some());
     assert!(card.update_time.is_some());
 
-    assert_eq!(get_card(&app, card.id).await, card);
+    assert_eq!(app.get_card(card.id).await, card);
 }
 
 async fn send_card_validates_ticket_template_and_group(app: TestApp) {
@@ -364,16 +288,20 @@ async fn send_card_validates_ticket_template_and_group(app: TestApp) {
 
     assert_code(
         app.cards()
-            .send_card(send_req(template.id, 424_242, GROUP))
+            .send_card(send_card_req(template.id, 424_242, CARD_GROUP))
             .await,
         Code::NotFound,
     );
     assert_code(
-        app.cards().send_card(send_req(424_242, t.id, GROUP)).await,
+        app.cards()
+            .send_card(send_card_req(424_242, t.id, CARD_GROUP))
+            .await,
         Code::NotFound,
     );
     assert_invalid(
-        app.cards().send_card(send_req(template.id, t.id, "")).await,
+        app.cards()
+            .send_card(send_card_req(template.id, t.id, ""))
+            .await,
         "group_id",
     );
     assert_code(
@@ -402,10 +330,10 @@ async fn send_card_retried_with_the_same_request_id_sends_once(app: TestApp) {
     let t = app.create_ticket(ticket("sent once")).await;
     let request = SendCardRequest {
         request_id: request_id(),
-        ..send_req(template.id, t.id, GROUP)
+        ..send_card_req(template.id, t.id, CARD_GROUP)
     };
-    let first = send_card(&app, request.clone()).await;
-    let retried = send_card(&app, request).await;
+    let first = app.send_card(request.clone()).await;
+    let retried = app.send_card(request).await;
     assert_eq!(retried, first);
 
     let cards = ok(app
@@ -423,7 +351,7 @@ async fn ticket_changes_update_bound_properties_and_the_version(app: TestApp) {
 
     move_to_stage(&app, t.id, 4).await;
 
-    let changed = get_card(&app, card.id).await;
+    let changed = app.get_card(card.id).await;
     assert_eq!(
         changed.version, 2,
         "the ticket's change is a new card version"
@@ -431,50 +359,54 @@ async fn ticket_changes_update_bound_properties_and_the_version(app: TestApp) {
     assert_eq!(
         changed.properties,
         properties(&[
-            ("customername", CUSTOMER),
+            ("customername", CARD_CUSTOMER),
             ("ticketnumber", t.id.to_string().as_str()),
             ("ticketstatus", "Closed"),
         ])
     );
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.version, 2);
-    assert_eq!(rendered.texts, texts(CUSTOMER, t.id, "Closed"));
+    assert_eq!(rendered.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 }
 
 async fn update_card_properties_checks_the_version(app: TestApp) {
     let (_, t, card) = seed(&app).await;
     let id = t.id.to_string();
 
-    let last_write_wins = update_card(
-        &app,
-        update_req(card.id, -1, &[("customername", "NAME: A")]),
-    )
-    .await;
+    let last_write_wins = app
+        .update_card(update_card_req(card.id, -1, &[("customername", "NAME: A")]))
+        .await;
     assert_eq!(last_write_wins.version, 2);
     assert_eq!(last_write_wins.properties["customername"], "NAME: A");
     assert_eq!(last_write_wins.properties["ticketnumber"], id);
 
-    let current = update_card(&app, update_req(card.id, 2, &[("customername", "NAME: B")])).await;
+    let current = app
+        .update_card(update_card_req(card.id, 2, &[("customername", "NAME: B")]))
+        .await;
     assert_eq!(current.version, 3);
     assert_eq!(current.properties["customername"], "NAME: B");
-    assert_eq!(get_card(&app, card.id).await, current);
+    assert_eq!(app.get_card(card.id).await, current);
 
     let status = assert_code(
         app.cards()
-            .update_card_properties(update_req(card.id, 2, &[("customername", "NAME: stale")]))
+            .update_card_properties(update_card_req(
+                card.id,
+                2,
+                &[("customername", "NAME: stale")],
+            ))
             .await,
         Code::Aborted,
     );
     assert!(!status.message().is_empty());
     assert_eq!(
-        get_card(&app, card.id).await,
+        app.get_card(card.id).await,
         current,
         "a stale update changes nothing"
     );
 
     assert_code(
         app.cards()
-            .update_card_properties(update_req(424_242, -1, &[("customername", "x")]))
+            .update_card_properties(update_card_req(424_242, -1, &[("customername", "x")]))
             .await,
         Code::NotFound,
     );
@@ -483,22 +415,24 @@ async fn update_card_properties_checks_the_version(app: TestApp) {
 async fn bound_properties_follow_the_ticket_again_on_its_next_change(app: TestApp) {
     let (_, t, card) = seed(&app).await;
 
-    let overridden = update_card(
-        &app,
-        update_req(card.id, -1, &[("ticketstatus", "STATUS: RESOLVED")]),
-    )
-    .await;
+    let overridden = app
+        .update_card(update_card_req(
+            card.id,
+            -1,
+            &[("ticketstatus", "STATUS: RESOLVED")],
+        ))
+        .await;
     assert_eq!(overridden.properties["ticketstatus"], "STATUS: RESOLVED");
     assert_eq!(
-        render(&app, card.id).await.texts,
-        texts(CUSTOMER, t.id, "STATUS: RESOLVED")
+        app.render_card(card.id).await.texts,
+        texts(CARD_CUSTOMER, t.id, "STATUS: RESOLVED")
     );
 
     move_to_stage(&app, t.id, 2).await;
-    let recomputed = get_card(&app, card.id).await;
+    let recomputed = app.get_card(card.id).await;
     assert_eq!(recomputed.version, 3);
     assert_eq!(recomputed.properties["ticketstatus"], "Waiting on contact");
-    assert_eq!(recomputed.properties["customername"], CUSTOMER);
+    assert_eq!(recomputed.properties["customername"], CARD_CUSTOMER);
 }
 
 async fn list_cards_of_a_ticket_oldest_first(app: TestApp) {
@@ -507,9 +441,10 @@ async fn list_cards_of_a_ticket_oldest_first(app: TestApp) {
     let other = app.create_ticket(ticket("other")).await;
     let mut sent = Vec::new();
     for group in ["group-a", "group-b", "group-c"] {
-        sent.push(send_card(&app, send_req(template.id, t.id, group)).await);
+        sent.push(app.send_card(send_card_req(template.id, t.id, group)).await);
     }
-    send_card(&app, send_req(template.id, other.id, "group-a")).await;
+    app.send_card(send_card_req(template.id, other.id, "group-a"))
+        .await;
 
     let mut request = ListCardsRequest {
         ticket_id: t.id,
@@ -546,12 +481,12 @@ fn view_root(rendered: &RenderedCard) -> Value {
 async fn render_card_resolves_every_binding(app: TestApp) {
     let (_, t, card) = seed(&app).await;
 
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.card_id, card.id);
     assert_eq!(rendered.version, 1);
     assert_eq!(rendered.ticket_id, t.id);
-    assert_eq!(rendered.group_id, GROUP);
-    assert_eq!(rendered.texts, texts(CUSTOMER, t.id, "New"));
+    assert_eq!(rendered.group_id, CARD_GROUP);
+    assert_eq!(rendered.texts, texts(CARD_CUSTOMER, t.id, "New"));
 
     assert!(
         !rendered.view.contains("${"),
@@ -565,7 +500,7 @@ async fn render_card_resolves_every_binding(app: TestApp) {
         .iter()
         .map(|child| child["string"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(strings, texts(CUSTOMER, t.id, "New"));
+    assert_eq!(strings, texts(CARD_CUSTOMER, t.id, "New"));
     assert_eq!(
         root["children"][0]["backgroundColor"], "#fcb72d",
         "styles are kept"
@@ -582,30 +517,26 @@ async fn render_card_resolves_every_binding(app: TestApp) {
 async fn render_card_renders_missing_values_empty(app: TestApp) {
     let template = create_template(&app).await;
     let t = app.create_ticket(ticket("no customer name")).await;
-    let card = send_card(
-        &app,
-        SendCardRequest {
+    let card = app
+        .send_card(SendCardRequest {
             properties: Default::default(),
-            ..send_req(template.id, t.id, GROUP)
-        },
-    )
-    .await;
+            ..send_card_req(template.id, t.id, CARD_GROUP)
+        })
+        .await;
 
-    let rendered = render(&app, card.id).await;
+    let rendered = app.render_card(card.id).await;
     assert_eq!(rendered.texts, texts("", t.id, "New"));
     assert!(!rendered.view.contains("${"), "{}", rendered.view);
 }
 
 async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
     let (_, t, card) = seed(&app).await;
-    let mut renders = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut renders = app
+        .watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
 
     let current = next_message(&mut renders, "the current render").await;
     assert_eq!((current.card_id, current.version), (card.id, 1));
@@ -614,10 +545,10 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
         "{:?}",
         current.texts
     );
-    assert_eq!(current.texts, texts(CUSTOMER, t.id, "New"));
+    assert_eq!(current.texts, texts(CARD_CUSTOMER, t.id, "New"));
     assert_eq!(
         (current.ticket_id, current.group_id.as_str()),
-        (t.id, GROUP)
+        (t.id, CARD_GROUP)
     );
 
     // The ticket closes; nobody touches the card.
@@ -629,13 +560,15 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
         "{:?}",
         closed.texts
     );
-    assert_eq!(closed.texts, texts(CUSTOMER, t.id, "Closed"));
+    assert_eq!(closed.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 
-    let updated = update_card(
-        &app,
-        update_req(card.id, -1, &[("customername", "NAME: Jane Doe")]),
-    )
-    .await;
+    let updated = app
+        .update_card(update_card_req(
+            card.id,
+            -1,
+            &[("customername", "NAME: Jane Doe")],
+        ))
+        .await;
     assert_eq!(updated.version, 3);
     let third = next_message(&mut renders, "the render after UpdateCardProperties").await;
     assert_eq!(third.version, 3);
@@ -643,15 +576,20 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
 
     assert_code(
         app.cards()
-            .update_card_properties(update_req(card.id, 1, &[("customername", "NAME: stale")]))
+            .update_card_properties(update_card_req(
+                card.id,
+                1,
+                &[("customername", "NAME: stale")],
+            ))
             .await,
         Code::Aborted,
     );
     // The refused update made no version: the next render is version 4, from this update.
-    update_card(
-        &app,
-        update_req(card.id, 3, &[("customername", "NAME: J. Doe")]),
-    )
+    app.update_card(update_card_req(
+        card.id,
+        3,
+        &[("customername", "NAME: J. Doe")],
+    ))
     .await;
     let fourth = next_message(&mut renders, "the render after the next update").await;
     assert_eq!(fourth.version, 4);
@@ -661,28 +599,24 @@ async fn watch_card_follows_the_ticket_and_property_updates(app: TestApp) {
 async fn watch_card_after_version_skips_covered_versions(app: TestApp) {
     let (_, t, card) = seed(&app).await;
 
-    let mut renders = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut renders = app
+        .watch_card(WatchCardRequest {
             card_id: card.id,
             after_version: 1,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     move_to_stage(&app, t.id, 3).await;
     let first = next_message(&mut renders, "the first render after version 1").await;
     assert_eq!(first.version, 2, "version 1 is covered by after_version");
-    assert_eq!(first.texts, texts(CUSTOMER, t.id, "Waiting on us"));
+    assert_eq!(first.texts, texts(CARD_CUSTOMER, t.id, "Waiting on us"));
 
-    let mut from_start = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut from_start = app
+        .watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let current = next_message(&mut from_start, "the current render").await;
     assert_eq!(current, first, "the current render is version 2");
 
@@ -702,18 +636,22 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
     let t1 = app.create_ticket(ticket("first in group")).await;
     let t2 = app.create_ticket(ticket("second in group")).await;
     let t3 = app.create_ticket(ticket("in another group")).await;
-    let c1 = send_card(&app, send_req(template.id, t1.id, "group-g")).await;
-    let c2 = send_card(&app, send_req(template.id, t2.id, "group-g")).await;
-    let c3 = send_card(&app, send_req(template.id, t3.id, "group-other")).await;
+    let c1 = app
+        .send_card(send_card_req(template.id, t1.id, "group-g"))
+        .await;
+    let c2 = app
+        .send_card(send_card_req(template.id, t2.id, "group-g"))
+        .await;
+    let c3 = app
+        .send_card(send_card_req(template.id, t3.id, "group-other"))
+        .await;
 
-    let mut renders = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut renders = app
+        .watch_card(WatchCardRequest {
             group_id: "group-g".into(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let mut current = next_messages(&mut renders, 2, "the current renders of the group").await;
     current.sort_by_key(|r| r.card_id);
     assert_eq!(
@@ -723,25 +661,31 @@ async fn watch_card_by_group_streams_every_card_of_the_group(app: TestApp) {
             .collect::<Vec<_>>(),
         vec![(c1.id, 1, "group-g"), (c2.id, 1, "group-g")]
     );
-    assert_eq!(current[0].texts, texts(CUSTOMER, t1.id, "New"));
-    assert_eq!(current[1].texts, texts(CUSTOMER, t2.id, "New"));
+    assert_eq!(current[0].texts, texts(CARD_CUSTOMER, t1.id, "New"));
+    assert_eq!(current[1].texts, texts(CARD_CUSTOMER, t2.id, "New"));
 
     // A change to the other group's card is not streamed; the next render is the group's.
     move_to_stage(&app, t3.id, 4).await;
-    assert_eq!(get_card(&app, c3.id).await.version, 2);
+    assert_eq!(app.get_card(c3.id).await.version, 2);
     move_to_stage(&app, t2.id, 2).await;
     let next = next_message(&mut renders, "the render of the second card").await;
     assert_eq!((next.card_id, next.version), (c2.id, 2));
-    assert_eq!(next.texts, texts(CUSTOMER, t2.id, "Waiting on contact"));
+    assert_eq!(
+        next.texts,
+        texts(CARD_CUSTOMER, t2.id, "Waiting on contact")
+    );
 
-    update_card(&app, update_req(c1.id, 1, &[("customername", "NAME: Ann")])).await;
+    app.update_card(update_card_req(c1.id, 1, &[("customername", "NAME: Ann")]))
+        .await;
     let next = next_message(&mut renders, "the render of the first card").await;
     assert_eq!((next.card_id, next.version), (c1.id, 2));
     assert_eq!(next.texts, texts("NAME: Ann", t1.id, "New"));
 
     // A card sent to the group later is streamed too.
     let t4 = app.create_ticket(ticket("joins the group")).await;
-    let c4 = send_card(&app, send_req(template.id, t4.id, "group-g")).await;
+    let c4 = app
+        .send_card(send_card_req(template.id, t4.id, "group-g"))
+        .await;
     let next = next_message(&mut renders, "the render of a card sent later").await;
     assert_eq!((next.card_id, next.version), (c4.id, 1));
 }
@@ -754,18 +698,11 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
     let requests = (0..BUSY_CARDS)
         .map(|i| create_ticket_req(ticket(&format!("busy {i}"))))
         .collect();
-    let tickets = ok(app
-        .tickets()
-        .batch_create_tickets(BatchCreateTicketsRequest {
-            requests,
-            request_id: String::new(),
-        })
-        .await)
-    .tickets;
+    let tickets = app.batch_create_tickets(requests).await;
     let mut card_ids = BTreeSet::new();
     for t in &tickets {
         card_ids.insert(
-            send_card(&app, send_req(template.id, t.id, "group-busy"))
+            app.send_card(send_card_req(template.id, t.id, "group-busy"))
                 .await
                 .id,
         );
@@ -813,7 +750,7 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
     }
     let last_version = 1 + BUSY_ROUNDS as i64;
     for id in &card_ids {
-        assert_eq!(get_card(&app, *id).await.version, last_version, "card {id}");
+        assert_eq!(app.get_card(*id).await.version, last_version, "card {id}");
     }
 
     // Now it reads: every card's versions 2..=last, in order, none twice, none missing.
@@ -867,22 +804,18 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
 
 async fn shutdown_ends_card_streams(app: TestApp) {
     let (_, _, card) = seed(&app).await;
-    let mut by_card = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut by_card = app
+        .watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
-        },
-    )
-    .await;
-    let mut by_group = watch_card(
-        &app,
-        WatchCardRequest {
-            group_id: GROUP.into(),
+        })
+        .await;
+    let mut by_group = app
+        .watch_card(WatchCardRequest {
+            group_id: CARD_GROUP.into(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     next_message(&mut by_card, "the current render").await;
     next_message(&mut by_group, "the current render of the group").await;
 
@@ -908,14 +841,12 @@ async fn shutdown_ends_card_streams(app: TestApp) {
 async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another(app: TestApp) {
     let b = app.another_server().await;
     let (_, t, card) = seed(&app).await;
-    let mut renders = watch_card(
-        &app,
-        WatchCardRequest {
+    let mut renders = app
+        .watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     assert_eq!(
         next_message(&mut renders, "the current render")
             .await
@@ -923,23 +854,16 @@ async fn a_ticket_change_through_one_replica_reaches_a_renderer_on_another(app: 
         1
     );
 
-    b.update_ticket(
-        Ticket {
-            id: t.id,
-            stage_id: 4,
-            ..Default::default()
-        },
-        &["stage_id"],
-    )
-    .await;
+    b.update_ticket(stage_change(t.id, 4), &["stage_id"]).await;
     let closed = next_message(&mut renders, "the render after a change through B").await;
     assert_eq!(closed.version, 2);
-    assert_eq!(closed.texts, texts(CUSTOMER, t.id, "Closed"));
+    assert_eq!(closed.texts, texts(CARD_CUSTOMER, t.id, "Closed"));
 
-    update_card(
-        &b,
-        update_req(card.id, 2, &[("customername", "NAME: via B")]),
-    )
+    b.update_card(update_card_req(
+        card.id,
+        2,
+        &[("customername", "NAME: via B")],
+    ))
     .await;
     let third = next_message(&mut renders, "the render after an update through B").await;
     assert_eq!(third.version, 3);

@@ -3,9 +3,8 @@
 
 use ticketd::proto::{
     AddCommentRequest, ArchiveTicketRequest, BatchCreateTicketsRequest, Comment, CommentVisibility,
-    CreateAssociationRequest, CreateTicketRequest, FieldChange, ListCommentsRequest,
-    ListTicketHistoryRequest, PropertyType, RestoreTicketRequest, Ticket, TicketEvent,
-    TicketEventKind,
+    FieldChange, ListCommentsRequest, ListTicketHistoryRequest, PropertyType, RestoreTicketRequest,
+    Ticket, TicketEventKind,
 };
 use tonic::Code;
 
@@ -31,10 +30,7 @@ both_databases!(
 
 const ACTOR: &str = "agent-7";
 
-fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
-    events.iter().map(|e| e.kind()).collect()
-}
-
+/// A field change as events carry it.
 fn change(field: &str, old_value: &str, new_value: &str) -> FieldChange {
     FieldChange {
         field: field.to_owned(),
@@ -43,35 +39,24 @@ fn change(field: &str, old_value: &str, new_value: &str) -> FieldChange {
     }
 }
 
-/// The change of `field` in `event`, panicking with the event when there is none.
-#[track_caller]
-fn change_of<'a>(event: &'a TicketEvent, field: &str) -> &'a FieldChange {
-    event
-        .changes
-        .iter()
-        .find(|c| c.field == field)
-        .unwrap_or_else(|| panic!("no change of {field:?} in {event:?}"))
-}
-
+/// Every comment of a ticket, `page_size` a page (0: the default), checking that no page holds more.
 async fn list_all_comments(app: &TestApp, ticket_id: i64, page_size: i32) -> Vec<Comment> {
-    let mut request = ListCommentsRequest {
-        ticket_id,
-        page_size,
-        ..Default::default()
-    };
-    let mut all = Vec::new();
-    for _ in 0..100 {
-        let page = ok(app.tickets().list_comments(request.clone()).await);
-        if page_size > 0 {
-            assert!(page.comments.len() <= page_size as usize);
+    every_page("ListComments", String::new(), |page_token| {
+        let mut client = app.tickets();
+        let request = ListCommentsRequest {
+            ticket_id,
+            page_size,
+            page_token,
+        };
+        async move {
+            let page = ok(client.list_comments(request).await);
+            if page_size > 0 {
+                assert!(page.comments.len() <= page_size as usize);
+            }
+            (page.comments, page.next_page_token)
         }
-        all.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListComments never ends");
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,13 +122,7 @@ async fn add_comment_validates_body_visibility_and_ticket(app: TestApp) {
         Code::NotFound,
     );
 
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: t.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(t.id)).await);
     assert_code(
         app.tickets()
             .add_comment(comment_req(t.id, "too late", CommentVisibility::Public))
@@ -294,14 +273,7 @@ async fn history_records_every_kind_of_change_in_order(app: TestApp) {
         .await);
     let association = ok(app
         .associations()
-        .create_association(with_actor(
-            CreateAssociationRequest {
-                ticket_id: id,
-                association: Some(link("contact", "201", 0)),
-                request_id: String::new(),
-            },
-            ACTOR,
-        ))
+        .create_association(with_actor(associate(id, "contact", "201", 0), ACTOR))
         .await);
     ok(app
         .tickets()
@@ -374,20 +346,12 @@ async fn property_changes_appear_as_properties_fields(app: TestApp) {
     let t = app.create_ticket(ticket("property history")).await;
 
     app.update_ticket(
-        Ticket {
-            id: t.id,
-            properties: properties(&[("tier", "gold")]),
-            ..Default::default()
-        },
+        property_change(t.id, &[("tier", "gold")]),
         &["properties.tier"],
     )
     .await;
     app.update_ticket(
-        Ticket {
-            id: t.id,
-            properties: properties(&[("tier", "platinum")]),
-            ..Default::default()
-        },
+        property_change(t.id, &[("tier", "platinum")]),
         &["properties.tier"],
     )
     .await;
@@ -417,11 +381,7 @@ async fn property_changes_appear_as_properties_fields(app: TestApp) {
     // Values appear in their normalised form.
     app.define_property("amount", PropertyType::Number).await;
     app.update_ticket(
-        Ticket {
-            id: t.id,
-            properties: properties(&[("amount", "1.50")]),
-            ..Default::default()
-        },
+        property_change(t.id, &[("amount", "1.50")]),
         &["properties.amount"],
     )
     .await;
@@ -435,11 +395,7 @@ async fn property_changes_appear_as_properties_fields(app: TestApp) {
 async fn failed_update_adds_no_event(app: TestApp) {
     let original = app.create_ticket(ticket("contested")).await;
     app.update_ticket(
-        Ticket {
-            id: original.id,
-            subject: "changed by a colleague".into(),
-            ..Default::default()
-        },
+        subject_change(original.id, "changed by a colleague"),
         &["subject"],
     )
     .await;
@@ -462,11 +418,7 @@ async fn failed_update_adds_no_event(app: TestApp) {
     assert_invalid(
         app.tickets()
             .update_ticket(update_ticket_req(
-                Ticket {
-                    id: original.id,
-                    subject: "   ".into(),
-                    ..Default::default()
-                },
+                subject_change(original.id, "   "),
                 &["subject"],
             ))
             .await,
@@ -491,10 +443,7 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
             BatchCreateTicketsRequest {
                 requests: ["one", "two", "three"]
                     .iter()
-                    .map(|s| CreateTicketRequest {
-                        ticket: Some(ticket(s)),
-                        ..Default::default()
-                    })
+                    .map(|s| create_ticket_req(ticket(s)))
                     .collect(),
                 request_id: String::new(),
             },
@@ -562,13 +511,7 @@ async fn batch_update_and_archive_write_events_per_ticket(app: TestApp) {
         .tickets()
         .batch_archive_tickets(with_actor(
             ticketd::proto::BatchArchiveTicketsRequest {
-                requests: t
-                    .iter()
-                    .map(|x| ArchiveTicketRequest {
-                        id: x.id,
-                        ..Default::default()
-                    })
-                    .collect(),
+                requests: t.iter().map(|x| archive_req(x.id)).collect(),
                 request_id: String::new(),
             },
             ACTOR,
@@ -600,14 +543,7 @@ async fn retried_update_adds_no_event(app: TestApp) {
     let t = app.create_ticket(ticket("retried")).await;
     let request = ticketd::proto::UpdateTicketRequest {
         request_id: request_id(),
-        ..update_ticket_req(
-            Ticket {
-                id: t.id,
-                subject: "once".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        ..update_ticket_req(subject_change(t.id, "once"), &["subject"])
     };
 
     ok(app.tickets().update_ticket(request.clone()).await);

@@ -6,18 +6,17 @@ use std::{process::Command, sync::OnceLock, time::Duration};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
-    trace::{InMemorySpanExporter, SdkTracerProvider},
+    trace::{InMemorySpanExporter, SdkTracerProvider, SpanData},
 };
 use tracing_subscriber::layer::SubscriberExt;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
-use ticketd::proto::{
-    CreateTicketRequest, GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket,
-};
-use tonic::Code;
+use ticketd::proto::{GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
+use tokio::task::JoinHandle;
+use tonic::{Code, Response, Status};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::{TEST_ADMIN, TestApp, ticket};
+use crate::support::{TEST_ADMIN, TestApp, create_ticket_req, ticket};
 
 both_databases!(
     a_client_trace_is_continued_by_the_server_span,
@@ -55,6 +54,14 @@ async fn block_ticket_writes(url: &str) -> DatabaseConnection {
     db
 }
 
+/// Starts a CreateTicket call in the background, where it can wait for [`block_ticket_writes`].
+fn spawn_create(app: &TestApp, subject: &str) -> JoinHandle<Result<Response<Ticket>, Status>> {
+    let mut client = app.tickets();
+    let request = create_ticket_req(ticket(subject));
+    tokio::spawn(async move { client.create_ticket(request).await })
+}
+
+/// Ends the transaction of [`block_ticket_writes`]: the writes waiting for it go on.
 async fn release(db: DatabaseConnection) {
     db.execute_unprepared("COMMIT").await.expect("COMMIT");
     let _ = db.close().await;
@@ -121,6 +128,7 @@ async fn metrics_endpoint_counts_calls_by_method_and_code(app: TestApp) {
     assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
 }
 
+/// A GetTicket request for `id`.
 fn ticket_id(id: i64) -> ticketd::proto::GetTicketRequest {
     ticketd::proto::GetTicketRequest { id }
 }
@@ -151,15 +159,7 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
     let app = TestApp::start_with(database, |config| config.max_concurrent_requests = 1).await;
 
     let lock = block_ticket_writes(&app.database.url).await;
-    let mut blocked_client = app.tickets();
-    let blocked = tokio::spawn(async move {
-        blocked_client
-            .create_ticket(CreateTicketRequest {
-                ticket: Some(ticket("waits for the lock")),
-                ..Default::default()
-            })
-            .await
-    });
+    let blocked = spawn_create(&app, "waits for the lock");
     // Let the first call reach the table (and take the only slot) before probing: a probe sent first would
     // take the slot itself and the first call would be the one refused.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -210,10 +210,7 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
 
 async fn a_client_deadline_ends_a_blocked_call_and_changes_nothing(app: TestApp) {
     let lock = block_ticket_writes(&app.database.url).await;
-    let mut request = tonic::Request::new(CreateTicketRequest {
-        ticket: Some(ticket("too late")),
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(create_ticket_req(ticket("too late")));
     request.set_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
     let status = app
@@ -248,13 +245,10 @@ async fn requests_over_the_size_limit_are_refused(app: TestApp) {
     let app = TestApp::start_with(database, |config| config.max_message_bytes = 1024).await;
     let status = app
         .tickets()
-        .create_ticket(CreateTicketRequest {
-            ticket: Some(Ticket {
-                content: "x".repeat(4096),
-                ..ticket("too big")
-            }),
-            ..Default::default()
-        })
+        .create_ticket(create_ticket_req(Ticket {
+            content: "x".repeat(4096),
+            ..ticket("too big")
+        }))
         .await
         .expect_err("a 4 KiB request over a 1 KiB limit");
     assert!(
@@ -298,42 +292,62 @@ fn exported_spans() -> &'static InMemorySpanExporter {
     })
 }
 
-async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
-    let exporter = exported_spans();
-    let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
-    let parent_span_id = "00f067aa0ba902b7";
-    let mut request = tonic::Request::new(CreateTicketRequest {
-        ticket: Some(ticket("traced")),
-        ..Default::default()
-    });
+/// `message` as a call of the client trace `trace_id`, made inside the client's span `parent_span_id`.
+fn traced<T>(message: T, trace_id: &str, parent_span_id: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-{parent_span_id}-01")
             .parse()
             .expect("traceparent metadata"),
     );
-    app.tickets()
-        .create_ticket(request)
-        .await
-        .expect("traced call");
+    request
+}
 
-    // The server span is exported when it closes, just after the response is sent.
-    let mut server_span = None;
+/// The finished span of the trace `trace_id` whose name contains `method`, once exported (within 5 s).
+async fn finished_span(
+    exporter: &InMemorySpanExporter,
+    trace_id: &str,
+    method: &str,
+) -> Option<SpanData> {
+    // A server span is exported when it closes, just after the response is sent.
     for _ in 0..250 {
-        server_span = exporter
+        let span = exporter
             .get_finished_spans()
             .expect("finished spans")
             .into_iter()
             .find(|span| {
-                span.span_context.trace_id().to_string() == trace_id
-                    && span.name.contains("CreateTicket")
+                span.span_context.trace_id().to_string() == trace_id && span.name.contains(method)
             });
-        if server_span.is_some() {
-            break;
+        if span.is_some() {
+            return span;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let server_span = server_span.expect("a server span in the client's trace");
+    None
+}
+
+/// The value of a span's attribute `key`, as text.
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|attribute| attribute.key.as_str() == key)
+        .map(|attribute| attribute.value.to_string())
+}
+
+async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
+    let exporter = exported_spans();
+    let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let parent_span_id = "00f067aa0ba902b7";
+    let request = create_ticket_req(ticket("traced"));
+    app.tickets()
+        .create_ticket(traced(request, &trace_id, parent_span_id))
+        .await
+        .expect("traced call");
+
+    let server_span = finished_span(exporter, &trace_id, "CreateTicket")
+        .await
+        .expect("a server span in the client's trace");
     assert_eq!(
         server_span.parent_span_id.to_string(),
         parent_span_id,
@@ -343,23 +357,12 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
         server_span.span_kind,
         opentelemetry::trace::SpanKind::Server
     );
-    let status = server_span
-        .attributes
-        .iter()
-        .find(|attribute| attribute.key.as_str() == "rpc.grpc.status_code")
-        .map(|attribute| attribute.value.to_string());
     assert_eq!(
-        status.as_deref(),
+        attribute(&server_span, "rpc.grpc.status_code").as_deref(),
         Some("Ok"),
         "{:?}",
         server_span.attributes
     );
-    let attribute = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
-        span.attributes
-            .iter()
-            .find(|attribute| attribute.key.as_str() == key)
-            .map(|attribute| attribute.value.to_string())
-    };
     assert_eq!(
         attribute(&server_span, "enduser.id").as_deref(),
         Some(TEST_ADMIN),
@@ -368,30 +371,14 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
 
     // A call addressing one ticket names it on its span.
     let created = app.create_ticket(ticket("traced by id")).await;
-    let mut request = tonic::Request::new(GetTicketRequest { id: created.id });
-    request.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-{parent_span_id}-01")
-            .parse()
-            .expect("traceparent metadata"),
-    );
-    app.tickets().get_ticket(request).await.expect("traced get");
-    let mut get_span = None;
-    for _ in 0..250 {
-        get_span = exporter
-            .get_finished_spans()
-            .expect("finished spans")
-            .into_iter()
-            .find(|span| {
-                span.span_context.trace_id().to_string() == trace_id
-                    && span.name.contains("GetTicket")
-            });
-        if get_span.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let get_span = get_span.expect("a GetTicket span in the client's trace");
+    let request = GetTicketRequest { id: created.id };
+    app.tickets()
+        .get_ticket(traced(request, &trace_id, parent_span_id))
+        .await
+        .expect("traced get");
+    let get_span = finished_span(exporter, &trace_id, "GetTicket")
+        .await
+        .expect("a GetTicket span in the client's trace");
     assert_eq!(
         attribute(&get_span, "ticket.id"),
         Some(created.id.to_string()),
@@ -402,15 +389,7 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
 
 async fn shutdown_lets_an_in_flight_call_finish(app: TestApp) {
     let lock = block_ticket_writes(&app.database.url).await;
-    let mut client = app.tickets();
-    let in_flight = tokio::spawn(async move {
-        client
-            .create_ticket(CreateTicketRequest {
-                ticket: Some(ticket("in flight at shutdown")),
-                ..Default::default()
-            })
-            .await
-    });
+    let in_flight = spawn_create(&app, "in flight at shutdown");
     // Let the call reach the locked table before the shutdown starts.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let database = app.database.clone();
@@ -443,15 +422,7 @@ async fn shutdown_gives_up_on_calls_after_the_drain_timeout(app: TestApp) {
     })
     .await;
     let lock = block_ticket_writes(&app.database.url).await;
-    let mut client = app.tickets();
-    let stuck = tokio::spawn(async move {
-        client
-            .create_ticket(CreateTicketRequest {
-                ticket: Some(ticket("stuck at shutdown")),
-                ..Default::default()
-            })
-            .await
-    });
+    let stuck = spawn_create(&app, "stuck at shutdown");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Keeps the database (and so the lock's connection) alive past the server.
     let database = app.database.clone();

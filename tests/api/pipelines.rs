@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use ticketd::proto::{
-    ArchiveTicketRequest, CreatePipelineRequest, CreateStageRequest, DeletePipelineRequest,
-    DeleteStageRequest, GetPipelineRequest, ListPipelinesRequest, Pipeline, RestoreTicketRequest,
-    Stage, Ticket, TicketState, UpdatePipelineRequest, UpdateStageRequest,
+    CreatePipelineRequest, CreateStageRequest, DeletePipelineRequest, DeleteStageRequest,
+    GetPipelineRequest, ListPipelinesRequest, Pipeline, Stage, Ticket, TicketState,
+    UpdatePipelineRequest, UpdateStageRequest,
 };
 use tonic::Code;
 
@@ -364,13 +364,7 @@ async fn delete_pipeline_is_refused_while_a_ticket_uses_it(app: TestApp) {
             ..ticket("in the way")
         })
         .await;
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: blocker.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(blocker.id)).await);
     let delete = DeletePipelineRequest {
         id: temporary.id,
         ..Default::default()
@@ -386,13 +380,7 @@ async fn delete_pipeline_is_refused_while_a_ticket_uses_it(app: TestApp) {
         "even an archived ticket keeps the pipeline"
     );
 
-    ok(app
-        .tickets()
-        .restore_ticket(RestoreTicketRequest {
-            id: blocker.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().restore_ticket(restore_req(blocker.id)).await);
     let moved = app
         .update_ticket(
             Ticket {
@@ -845,10 +833,12 @@ async fn last_stage_of_a_pipeline_cannot_be_deleted(app: TestApp) {
     assert_eq!(app.get_pipeline(solo.id).await, solo);
 }
 
+/// The ids of `pipelines`, in their order.
 fn pipeline_ids(pipelines: &[Pipeline]) -> Vec<i64> {
     pipelines.iter().map(|p| p.id).collect()
 }
 
+/// The labels of a pipeline's stages, in their order.
 fn stage_labels(pipeline: &Pipeline) -> Vec<&str> {
     pipeline.stages.iter().map(|s| s.label.as_str()).collect()
 }

@@ -2,9 +2,8 @@
 //! against them.
 
 use ticketd::proto::{
-    ArchivePropertyRequest, CreatePropertyRequest, FilterOperator, GetPropertyRequest,
-    ListPropertiesRequest, ListTicketsRequest, PropertyDefinition, PropertyOption, PropertyType,
-    Ticket, UpdatePropertyRequest,
+    ArchivePropertyRequest, FilterOperator, GetPropertyRequest, ListPropertiesRequest,
+    ListTicketsRequest, PropertyDefinition, PropertyOption, PropertyType, Ticket,
 };
 use tonic::Code;
 
@@ -44,6 +43,7 @@ both_databases!(
     archived_property_cannot_be_written_but_values_stay,
 );
 
+/// An enumeration option `value`, labelled in capitals.
 fn option(value: &str) -> PropertyOption {
     PropertyOption {
         label: value.to_uppercase(),
@@ -52,25 +52,11 @@ fn option(value: &str) -> PropertyOption {
     }
 }
 
+/// An optional enumeration property `name` whose options are `values`.
 fn enumeration(name: &str, values: &[&str]) -> PropertyDefinition {
     PropertyDefinition {
         options: values.iter().map(|v| option(v)).collect(),
         ..property_def(name, PropertyType::Enumeration)
-    }
-}
-
-fn create_property_req(property: PropertyDefinition) -> CreatePropertyRequest {
-    CreatePropertyRequest {
-        property: Some(property),
-        request_id: String::new(),
-    }
-}
-
-fn update_property_req(property: PropertyDefinition, paths: &[&str]) -> UpdatePropertyRequest {
-    UpdatePropertyRequest {
-        property: Some(property),
-        update_mask: mask(paths),
-        request_id: String::new(),
     }
 }
 
@@ -208,24 +194,7 @@ async fn concurrent_creates_of_one_name_make_one_definition(app: TestApp) {
     });
     let results = futures::future::join_all(attempts).await;
 
-    let codes: Vec<Code> = results
-        .iter()
-        .map(|r| match r {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        })
-        .collect();
-    assert_eq!(
-        codes.iter().filter(|c| **c == Code::Ok).count(),
-        1,
-        "exactly one create wins: {codes:?}"
-    );
-    assert!(
-        codes
-            .iter()
-            .all(|c| *c == Code::Ok || *c == Code::AlreadyExists),
-        "the others are ALREADY_EXISTS: {codes:?}"
-    );
+    assert_one_create_wins(&results);
 }
 
 /// Invalid definitions: (case, definition, field of the violation).
@@ -431,11 +400,7 @@ async fn number_values_are_normalised(app: TestApp) {
     let created = ticket_with(&app, "amount", "1").await;
     let updated = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("amount", "2.0")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("amount", "2.0")]),
             &["properties.amount"],
         )
         .await;
@@ -443,11 +408,7 @@ async fn number_values_are_normalised(app: TestApp) {
     let refused = app
         .tickets()
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("amount", "twelve")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("amount", "twelve")]),
             &["properties.amount"],
         ))
         .await;
@@ -580,11 +541,7 @@ async fn unknown_property_names_are_invalid(app: TestApp) {
     let result = app
         .tickets()
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("unknown_prop", "x")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("unknown_prop", "x")]),
             &["properties.unknown_prop"],
         ))
         .await;
@@ -610,11 +567,7 @@ async fn empty_value_means_no_value(app: TestApp) {
 
     let set = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("note", "hello"), ("amount", "3")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("note", "hello"), ("amount", "3")]),
             &[],
         )
         .await;
@@ -625,11 +578,7 @@ async fn empty_value_means_no_value(app: TestApp) {
 
     let cleared = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("amount", "")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("amount", "")]),
             &["properties.amount"],
         )
         .await;
@@ -741,11 +690,7 @@ async fn removing_a_required_value_is_invalid(app: TestApp) {
 
     // Masked with an empty value.
     let empty = update_ticket_req(
-        Ticket {
-            id: created.id,
-            properties: properties(&[("region", "")]),
-            ..Default::default()
-        },
+        property_change(created.id, &[("region", "")]),
         &["properties.region"],
     );
     assert_invalid(
@@ -757,11 +702,7 @@ async fn removing_a_required_value_is_invalid(app: TestApp) {
 
     let changed = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("region", "us")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("region", "us")]),
             &["properties.region"],
         )
         .await;
@@ -1173,11 +1114,7 @@ async fn archived_property_cannot_be_written_but_values_stay(app: TestApp) {
     let result = app
         .tickets()
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: holder.id,
-                properties: properties(&[("legacy_code", "X-3")]),
-                ..Default::default()
-            },
+            property_change(holder.id, &[("legacy_code", "X-3")]),
             &["properties.legacy_code"],
         ))
         .await;
@@ -1189,14 +1126,7 @@ async fn archived_property_cannot_be_written_but_values_stay(app: TestApp) {
         "X-1"
     );
     let touched = app
-        .update_ticket(
-            Ticket {
-                id: holder.id,
-                subject: "still editable".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        .update_ticket(subject_change(holder.id, "still editable"), &["subject"])
         .await;
     assert_eq!(touched.properties["legacy_code"], "X-1");
 

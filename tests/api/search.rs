@@ -47,6 +47,7 @@ both_databases!(
     search_sorts_by_update_time_descending_and_id_descending,
 );
 
+/// A search with one group per inner vector: groups are ORed, the filters of a group ANDed.
 fn search(groups: Vec<Vec<Filter>>) -> SearchTicketsRequest {
     SearchTicketsRequest {
         filter_groups: groups
@@ -57,6 +58,7 @@ fn search(groups: Vec<Vec<Filter>>) -> SearchTicketsRequest {
     }
 }
 
+/// A sort by `property` in `direction` (`asc` or `desc`).
 fn sort(property: &str, direction: &str) -> Sort {
     Sort {
         property: property.to_owned(),
@@ -64,6 +66,7 @@ fn sort(property: &str, direction: &str) -> Sort {
     }
 }
 
+/// A group of one filter.
 fn one(filter: Filter) -> Vec<Filter> {
     vec![filter]
 }
@@ -298,14 +301,7 @@ async fn filters_on_times_and_id(app: TestApp) {
     );
 
     let touched = app
-        .update_ticket(
-            Ticket {
-                id: t0.id,
-                subject: "first, touched".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        .update_ticket(subject_change(t0.id, "first, touched"), &["subject"])
         .await;
     assert_eq!(
         app.search_ids(one(filter("update_time", Gt, &rfc3339(&t2.update_time))))
@@ -398,11 +394,7 @@ async fn number_properties_compare_numerically(app: TestApp) {
 
     // Updated and removed values are searched by their new value.
     app.update_ticket(
-        Ticket {
-            id: nine,
-            properties: properties(&[("score", "11")]),
-            ..Default::default()
-        },
+        property_change(nine, &[("score", "11")]),
         &["properties.score"],
     )
     .await;
@@ -797,6 +789,7 @@ async fn query_matches_tickets_containing_every_word(app: TestApp) {
     );
 }
 
+/// The ids of the tickets a full-text `query` matches.
 async fn query_words(app: &TestApp, query: &str) -> Vec<i64> {
     ids(&app
         .search_all(SearchTicketsRequest {
@@ -878,13 +871,7 @@ async fn query_follows_updates_of_subject_and_content(app: TestApp) {
     assert_eq!(query_words(&app, "toner").await, Vec::<i64>::new());
     assert_eq!(query_words(&app, "scanner glass").await, vec![t.id]);
 
-    ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: t.id,
-            ..Default::default()
-        })
-        .await);
+    ok(app.tickets().archive_ticket(archive_req(t.id)).await);
     assert_eq!(query_words(&app, "scanner").await, Vec::<i64>::new());
     let archived = app
         .search_all(SearchTicketsRequest {
@@ -914,11 +901,7 @@ async fn query_follows_batch_writes(app: TestApp) {
         .tickets()
         .batch_update_tickets(ticketd::proto::BatchUpdateTicketsRequest {
             requests: vec![update_ticket_req(
-                Ticket {
-                    id: created[1].id,
-                    subject: "okapi scanner".into(),
-                    ..Default::default()
-                },
+                subject_change(created[1].id, "okapi scanner"),
                 &["subject"],
             )],
             request_id: String::new(),

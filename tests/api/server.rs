@@ -17,22 +17,11 @@ both_databases!(
     data_survives_a_restart,
 );
 
-/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn two_servers_share_one_database() {
-        super::two_servers_share_one_database(crate::support::TestApp::postgres().await).await
-    }
-
+postgres_only!(
+    two_servers_share_one_database,
     /// The outbox-position migration is PostgreSQL-only (it changes column defaults).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn outbox_positions_keep_growing_across_the_migration_down_and_up() {
-        super::outbox_positions_keep_growing_across_the_migration_down_and_up(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-}
+    outbox_positions_keep_growing_across_the_migration_down_and_up,
+);
 
 const SERVICES: [&str; 3] = ["", "ticketd.v1.TicketService", "ticketd.v1.PipelineService"];
 
@@ -59,57 +48,8 @@ async fn reports_every_service_as_serving(app: TestApp) {
 }
 
 async fn serves_reflection_v1_and_v1alpha(app: TestApp) {
-    use tonic_reflection::pb::{v1, v1alpha};
-
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a v1 reflection response")
-        .expect("v1 reflection succeeds");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
-    let v1_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel());
-    let mut responses = ok(client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await);
-    let response = responses
-        .next()
-        .await
-        .expect("a v1alpha reflection response")
-        .expect("v1alpha reflection succeeds");
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!(
-            "expected a list of services, got {:?}",
-            response.message_response
-        );
-    };
-    let v1alpha_services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let v1_services = app.reflected_services_v1().await;
+    let v1alpha_services = app.reflected_services_v1alpha().await;
 
     for services in [&v1_services, &v1alpha_services] {
         for expected in [
@@ -213,11 +153,7 @@ async fn two_servers_share_one_database(app: TestApp) {
 
     let updated = other
         .update_ticket(
-            Ticket {
-                id: created.id,
-                subject: "changed through the second".into(),
-                ..Default::default()
-            },
+            subject_change(created.id, "changed through the second"),
             &["subject"],
         )
         .await;

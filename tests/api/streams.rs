@@ -8,9 +8,8 @@ use std::{
 };
 
 use ticketd::proto::{
-    ArchiveTicketRequest, BatchCreateTicketsRequest, BatchUpdateTicketsRequest, CommentVisibility,
-    FieldChange, Priority, PropertyType, RestoreTicketRequest, Ticket, TicketEvent,
-    TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
+    BatchUpdateTicketsRequest, CommentVisibility, FieldChange, Priority, PropertyType, Ticket,
+    TicketEvent, TicketEventKind, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -31,59 +30,15 @@ both_databases!(
     a_slow_subscriber_neither_blocks_others_nor_loses_events,
 );
 
-/// PostgreSQL is the database for several replicas (SQLite is embedded, one replica).
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn writes_through_one_replica_reach_watchers_on_another() {
-        super::writes_through_one_replica_reach_watchers_on_another(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events() {
-        super::resuming_on_the_other_replica_gets_exactly_the_remaining_events(
-            crate::support::TestApp::postgres().await,
-        )
-        .await
-    }
-}
+postgres_only!(
+    writes_through_one_replica_reach_watchers_on_another,
+    resuming_on_the_other_replica_gets_exactly_the_remaining_events,
+);
 
 const ACTOR: &str = "agent-7";
 
 /// How long a restart or shutdown may take in these tests (the helper itself allows 60 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn archive_req(id: i64) -> ArchiveTicketRequest {
-    ArchiveTicketRequest {
-        id,
-        ..Default::default()
-    }
-}
-
-fn restore_req(id: i64) -> RestoreTicketRequest {
-    RestoreTicketRequest {
-        id,
-        ..Default::default()
-    }
-}
-
-fn kinds(events: &[TicketEvent]) -> Vec<TicketEventKind> {
-    events.iter().map(|e| e.kind()).collect()
-}
-
-/// The event as ListTicketHistory reports it (which carries no ticket).
-fn without_ticket(event: &TicketEvent) -> TicketEvent {
-    TicketEvent {
-        ticket: None,
-        ..event.clone()
-    }
-}
-
-fn without_tickets(events: &[TicketEvent]) -> Vec<TicketEvent> {
-    events.iter().map(without_ticket).collect()
-}
 
 /// The ticket snapshot of a watched event; panics when it is missing.
 #[track_caller]
@@ -94,15 +49,6 @@ fn snapshot(event: &TicketEvent) -> &Ticket {
             without_ticket(event)
         )
     })
-}
-
-#[track_caller]
-fn change_of<'a>(event: &'a TicketEvent, field: &str) -> &'a FieldChange {
-    event
-        .changes
-        .iter()
-        .find(|c| c.field == field)
-        .unwrap_or_else(|| panic!("no change of {field:?} in {:?}", without_ticket(event)))
 }
 
 /// Panics unless `received` is exactly `expected`, describing the gaps, repeats and reordering.
@@ -151,23 +97,6 @@ async fn collect_until(
                 already.last().map(|e| e.event_id)
             ),
         }
-    }
-}
-
-/// A ticket change with only `subject` set.
-fn subject_change(id: i64, subject: &str) -> Ticket {
-    Ticket {
-        id,
-        subject: subject.to_owned(),
-        ..Default::default()
-    }
-}
-
-fn stage_change(id: i64, stage_id: i64) -> Ticket {
-    Ticket {
-        id,
-        stage_id,
-        ..Default::default()
     }
 }
 
@@ -458,12 +387,7 @@ async fn after_event_id_replays_exactly_the_missed_events_then_continues_live(ap
     ok(app.tickets().archive_ticket(archive_req(a.id)).await);
     let mut resumed = app.watch(watch_all(last_seen)).await;
     let missed = next_messages(&mut resumed, 3, "events missed while disconnected").await;
-    let mut expected: Vec<TicketEvent> = app
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > last_seen)
-        .collect();
+    let mut expected = app.history_after(last_seen).await;
     assert_eq!(without_tickets(&missed), expected);
     let e = app.create_ticket(ticket("e")).await;
     let live = next_message(&mut resumed, "live after the resume").await;
@@ -784,12 +708,7 @@ async fn resuming_after_a_restart_misses_nothing(app: TestApp) {
 
     let mut resumed = app.watch(watch_all(resume)).await;
     let missed = next_messages(&mut resumed, 3, "events written during the reconnect").await;
-    let expected: Vec<TicketEvent> = app
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > resume)
-        .collect();
+    let expected = app.history_after(resume).await;
     assert_eq!(without_tickets(&missed), expected);
     assert_eq!(missed[1].ticket_id, other.id);
 
@@ -875,14 +794,8 @@ async fn shutdown_ends_an_unread_stream_resumably_too(app: TestApp) {
         let requests = (0..100)
             .map(|i| create_ticket_req(bulky_ticket(&format!("backlog {b}/{i}"))))
             .collect();
-        let batch = ok(app
-            .tickets()
-            .batch_create_tickets(BatchCreateTicketsRequest {
-                requests,
-                request_id: String::new(),
-            })
-            .await);
-        created.extend(batch.tickets.iter().map(|t| t.id));
+        let batch = app.batch_create_tickets(requests).await;
+        created.extend(batch.iter().map(|t| t.id));
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // let the server fill the stream's buffers
 
@@ -1051,13 +964,7 @@ async fn concurrent_writers_reach_every_watcher_once_in_order(app: TestApp) {
         writer.await.expect("a writer panicked");
     }
 
-    let expected: Vec<i64> = app
-        .all_history()
-        .await
-        .into_iter()
-        .map(|e| e.event_id)
-        .filter(|id| *id > baseline)
-        .collect();
+    let expected = event_ids(&app.history_after(baseline).await);
     assert_eq!(
         expected.len(),
         WRITERS * WRITES_PER_WRITER,
@@ -1138,14 +1045,8 @@ async fn a_slow_subscriber_neither_blocks_others_nor_loses_events(app: TestApp) 
                 })
             })
             .collect();
-        let batch = ok(app
-            .tickets()
-            .batch_create_tickets(BatchCreateTicketsRequest {
-                requests,
-                request_id: String::new(),
-            })
-            .await);
-        created.extend(batch.tickets.iter().map(|t| t.id));
+        let batch = app.batch_create_tickets(requests).await;
+        created.extend(batch.iter().map(|t| t.id));
     }
     assert_eq!(created.len(), total);
 
@@ -1277,12 +1178,7 @@ async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events(app: Te
         .await);
     let mut on_b = b.watch(watch_all(last_seen)).await;
     let missed = next_messages(&mut on_b, 2, "missed events replayed by B").await;
-    let expected: Vec<TicketEvent> = b
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > last_seen)
-        .collect();
+    let expected = b.history_after(last_seen).await;
     assert_eq!(without_tickets(&missed), expected);
     assert_eq!(missed[0].ticket_id, u.id);
 
@@ -1304,12 +1200,7 @@ async fn resuming_on_the_other_replica_gets_exactly_the_remaining_events(app: Te
     ok(b.tickets().archive_ticket(archive_req(u.id)).await);
     let mut failed_over = b.watch(watch_all(resume)).await;
     let remaining = next_messages(&mut failed_over, 2, "events after A's last one, from B").await;
-    let expected: Vec<TicketEvent> = b
-        .all_history()
-        .await
-        .into_iter()
-        .filter(|e| e.event_id > resume)
-        .collect();
+    let expected = b.history_after(resume).await;
     assert_eq!(without_tickets(&remaining), expected);
 
     // The watcher that never left B saw everything, once, in order.

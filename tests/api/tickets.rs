@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use futures::{StreamExt, stream};
 use ticketd::proto::{
     ArchiveTicketRequest, CreateTicketRequest, GetTicketRequest, ListTicketsRequest, Priority,
-    PropertyType, RestoreTicketRequest, Ticket, TicketState, UpdateTicketRequest,
+    PropertyType, Ticket, TicketState, UpdateTicketRequest,
 };
 use tonic::Code;
 
@@ -121,11 +121,7 @@ async fn create_defaults_to_the_lowest_display_order_stage_of_a_pipeline(app: Te
             ],
         ))
         .await;
-    let first = escalations
-        .stages
-        .iter()
-        .find(|s| s.label == "First")
-        .expect("stage \"First\" was created");
+    let first = stage_labelled(&escalations, "First");
 
     let created = app
         .create_ticket(Ticket {
@@ -300,14 +296,7 @@ async fn moving_to_a_closed_stage_sets_close_time_and_moving_back_clears_it(app:
     assert_eq!(created.close_time, None);
 
     let closed = app
-        .update_ticket(
-            Ticket {
-                id: created.id,
-                stage_id: 4,
-                ..Default::default()
-            },
-            &["stage_id"],
-        )
+        .update_ticket(stage_change(created.id, 4), &["stage_id"])
         .await;
     assert_eq!(closed.stage_id, 4);
     assert!(closed.close_time.is_some(), "stage 4 \"Closed\" is CLOSED");
@@ -317,14 +306,7 @@ async fn moving_to_a_closed_stage_sets_close_time_and_moving_back_clears_it(app:
     );
 
     let reopened = app
-        .update_ticket(
-            Ticket {
-                id: created.id,
-                stage_id: 2,
-                ..Default::default()
-            },
-            &["stage_id"],
-        )
+        .update_ticket(stage_change(created.id, 2), &["stage_id"])
         .await;
     assert_eq!(reopened.stage_id, 2);
     assert_eq!(reopened.close_time, None, "stage 2 is OPEN again");
@@ -363,20 +345,8 @@ async fn every_write_changes_update_time_and_etag_but_not_create_time(app: TestA
             &["priority"],
         )
         .await;
-    let archived = ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: created.id,
-            ..Default::default()
-        })
-        .await);
-    let restored = ok(app
-        .tickets()
-        .restore_ticket(RestoreTicketRequest {
-            id: created.id,
-            ..Default::default()
-        })
-        .await);
+    let archived = ok(app.tickets().archive_ticket(archive_req(created.id)).await);
+    let restored = ok(app.tickets().restore_ticket(restore_req(created.id)).await);
 
     let versions = [&created, &updated, &archived, &restored];
     for pair in versions.windows(2) {
@@ -405,11 +375,7 @@ async fn update_with_a_stale_etag_is_aborted_and_changes_nothing(app: TestApp) {
     let original = app.create_ticket(ticket("original subject")).await;
     let current = app
         .update_ticket(
-            Ticket {
-                id: original.id,
-                subject: "changed by a colleague".into(),
-                ..Default::default()
-            },
+            subject_change(original.id, "changed by a colleague"),
             &["subject"],
         )
         .await;
@@ -484,14 +450,7 @@ async fn update_with_a_matching_or_empty_etag_succeeds(app: TestApp) {
 
     // `created.etag` is stale by now, but an empty etag means "no check".
     let without_etag = app
-        .update_ticket(
-            Ticket {
-                id: created.id,
-                subject: "third".into(),
-                ..Default::default()
-            },
-            &["subject"],
-        )
+        .update_ticket(subject_change(created.id, "third"), &["subject"])
         .await;
     assert_eq!(without_etag.subject, "third");
     assert_eq!(app.get_ticket(created.id).await.subject, "third");
@@ -589,14 +548,7 @@ async fn update_mask_rejects_unknown_paths(app: TestApp) {
     let created = app.create_ticket(ticket("masked")).await;
 
     for paths in [&["nope"][..], &["subject", "nope"]] {
-        let request = update_ticket_req(
-            Ticket {
-                id: created.id,
-                subject: "changed".into(),
-                ..Default::default()
-            },
-            paths,
-        );
+        let request = update_ticket_req(subject_change(created.id, "changed"), paths);
         assert_invalid(app.tickets().update_ticket(request).await, "update_mask");
     }
 
@@ -645,11 +597,10 @@ async fn masked_property_path_sets_or_removes_one_property(app: TestApp) {
 
     let changed = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("tier", "platinum"), ("source", "not in the mask")]),
-                ..Default::default()
-            },
+            property_change(
+                created.id,
+                &[("tier", "platinum"), ("source", "not in the mask")],
+            ),
             &["properties.tier"],
         )
         .await;
@@ -660,11 +611,7 @@ async fn masked_property_path_sets_or_removes_one_property(app: TestApp) {
 
     let added = app
         .update_ticket(
-            Ticket {
-                id: created.id,
-                properties: properties(&[("region", "eu")]),
-                ..Default::default()
-            },
+            property_change(created.id, &[("region", "eu")]),
             &["properties.region"],
         )
         .await;
@@ -736,14 +683,7 @@ async fn masked_empty_values_clear_tags_and_assignee(app: TestApp) {
 }
 
 async fn update_of_an_unknown_ticket_is_not_found(app: TestApp) {
-    let request = update_ticket_req(
-        Ticket {
-            id: 424_242,
-            subject: "ghost".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    );
+    let request = update_ticket_req(subject_change(424_242, "ghost"), &["subject"]);
 
     let status = assert_code(app.tickets().update_ticket(request).await, Code::NotFound);
     assert!(
@@ -761,14 +701,7 @@ async fn update_requires_a_ticket_with_an_id(app: TestApp) {
     };
     assert_invalid(app.tickets().update_ticket(missing).await, "ticket");
 
-    let without_id = update_ticket_req(
-        Ticket {
-            id: 0,
-            subject: "which one?".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    );
+    let without_id = update_ticket_req(subject_change(0, "which one?"), &["subject"]);
     assert_invalid(app.tickets().update_ticket(without_id).await, "ticket.id");
 }
 
@@ -849,11 +782,7 @@ async fn changing_the_pipeline_moves_the_ticket_to_its_first_stage(app: TestApp)
             ],
         ))
         .await;
-    let intake = escalations
-        .stages
-        .iter()
-        .find(|s| s.label == "Intake")
-        .expect("Intake stage");
+    let intake = stage_labelled(&escalations, "Intake");
     let created = app
         .create_ticket(Ticket {
             stage_id: 3,
@@ -1023,13 +952,7 @@ async fn archived_ticket_leaves_the_list_and_restore_brings_it_back(app: TestApp
     let kept = app.create_ticket(ticket("stays")).await;
     let trashed = app.create_ticket(ticket("goes to the trash")).await;
 
-    let archived = ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: trashed.id,
-            ..Default::default()
-        })
-        .await);
+    let archived = ok(app.tickets().archive_ticket(archive_req(trashed.id)).await);
     assert!(archived.archived);
     assert!(archived.archive_time.is_some());
     assert_eq!(
@@ -1050,13 +973,7 @@ async fn archived_ticket_leaves_the_list_and_restore_brings_it_back(app: TestApp
         vec![kept.id, trashed.id]
     );
 
-    let restored = ok(app
-        .tickets()
-        .restore_ticket(RestoreTicketRequest {
-            id: trashed.id,
-            ..Default::default()
-        })
-        .await);
+    let restored = ok(app.tickets().restore_ticket(restore_req(trashed.id)).await);
     assert!(!restored.archived);
     assert_eq!(restored.archive_time, None);
     assert_eq!(
@@ -1070,14 +987,8 @@ async fn archived_ticket_leaves_the_list_and_restore_brings_it_back(app: TestApp
 
 async fn archive_and_restore_refuse_a_ticket_in_the_wrong_state(app: TestApp) {
     let created = app.create_ticket(ticket("state machine")).await;
-    let archive = ArchiveTicketRequest {
-        id: created.id,
-        ..Default::default()
-    };
-    let restore = RestoreTicketRequest {
-        id: created.id,
-        ..Default::default()
-    };
+    let archive = archive_req(created.id);
+    let restore = restore_req(created.id);
 
     assert_code(
         app.tickets().restore_ticket(restore.clone()).await,
@@ -1095,36 +1006,17 @@ async fn archive_and_restore_refuse_a_ticket_in_the_wrong_state(app: TestApp) {
     );
     ok(app.tickets().restore_ticket(restore).await);
 
-    let unknown = ArchiveTicketRequest {
-        id: 424_242,
-        ..Default::default()
-    };
+    let unknown = archive_req(424_242);
     assert_code(app.tickets().archive_ticket(unknown).await, Code::NotFound);
-    let unknown = RestoreTicketRequest {
-        id: 424_242,
-        ..Default::default()
-    };
+    let unknown = restore_req(424_242);
     assert_code(app.tickets().restore_ticket(unknown).await, Code::NotFound);
 }
 
 async fn archived_ticket_cannot_be_updated(app: TestApp) {
     let created = app.create_ticket(ticket("frozen")).await;
-    let archived = ok(app
-        .tickets()
-        .archive_ticket(ArchiveTicketRequest {
-            id: created.id,
-            ..Default::default()
-        })
-        .await);
+    let archived = ok(app.tickets().archive_ticket(archive_req(created.id)).await);
 
-    let request = update_ticket_req(
-        Ticket {
-            id: created.id,
-            subject: "thawed".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    );
+    let request = update_ticket_req(subject_change(created.id, "thawed"), &["subject"]);
     assert_code(
         app.tickets().update_ticket(request).await,
         Code::FailedPrecondition,
@@ -1247,24 +1139,10 @@ async fn list_orders_by_create_time(app: TestApp) {
 
 async fn list_orders_by_update_time_descending(app: TestApp) {
     let t = app.create_tickets(5).await;
-    app.update_ticket(
-        Ticket {
-            id: t[2].id,
-            subject: "touched first".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    )
-    .await;
-    app.update_ticket(
-        Ticket {
-            id: t[0].id,
-            subject: "touched last".into(),
-            ..Default::default()
-        },
-        &["subject"],
-    )
-    .await;
+    app.update_ticket(subject_change(t[2].id, "touched first"), &["subject"])
+        .await;
+    app.update_ticket(subject_change(t[0].id, "touched last"), &["subject"])
+        .await;
 
     let listed = app
         .list_all_tickets(ListTicketsRequest {
@@ -1460,6 +1338,7 @@ async fn concurrent_read_modify_write_loses_no_update(app: TestApp) {
     );
 }
 
+/// The ids in ascending order with repeats kept, unlike [`sorted_ids`]: a repeat is what these tests look for.
 fn sorted(mut ids: Vec<i64>) -> Vec<i64> {
     ids.sort_unstable();
     ids

@@ -1,11 +1,11 @@
-//! 10. Chat cards for customers: readable only for visible tickets and only when every binding is a visible
-//! field.
+//! Chat cards for customers (item 10): readable only for visible tickets and only when every binding is a
+//! visible field.
 
 use std::time::Duration;
 
 use ticketd::proto::{
     GetCardRequest, GetCardTemplateRequest, ListCardTemplatesRequest, ListCardsRequest,
-    RenderCardRequest, RenderedCard, Ticket, UpdateCardPropertiesRequest, WatchCardRequest,
+    RenderCardRequest, Ticket, WatchCardRequest,
 };
 use tonic::Code;
 
@@ -18,27 +18,18 @@ both_databases!(
     a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_view,
 );
 
-const CARD_HEADER: &str = "XYZ CUSTOMER CARE";
-
-async fn render_as_admin(app: &TestApp, card_id: i64) -> RenderedCard {
-    ok(app.cards().render_card(RenderCardRequest { card_id }).await)
-}
-
 async fn customers_read_cards_of_visible_tickets_that_bind_visible_fields(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
-    let admin_card = ok(app
-        .cards()
-        .get_card(GetCardRequest { card_id: card.id })
-        .await);
-    let admin_render = render_as_admin(&app, card.id).await;
+    let card = send_alice_card(&app, template.id, a).await;
+    let admin_card = app.get_card(card.id).await;
+    let admin_render = app.render_card(card.id).await;
     assert_eq!(
         admin_render.texts,
         strings(&[
-            CARD_HEADER,
-            CARD_CUSTOMER,
+            KAIZALA_CARD_HEADER,
+            ALICE_CARD_NAME,
             "Printer jammed",
             &world.stages[1].label
         ])
@@ -74,7 +65,7 @@ async fn customers_read_cards_of_visible_tickets_that_bind_visible_fields(app: T
 
     // WatchCard by card_id: the current render, then the ticket's next visible change.
     let mut cards = app.cards_as(&world.token(ALICE, Which::P1));
-    let mut stream = open(
+    let mut stream = open_stream(
         cards.watch_card(WatchCardRequest {
             card_id: card.id,
             ..Default::default()
@@ -97,7 +88,7 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
+    let card = send_alice_card(&app, template.id, a).await;
     let missing = card.id + 1_000;
     for (customer, which) in [(BOB, Which::P1), (AMY, Which::P2), (BOB, Which::P2)] {
         let what = format!("{} through {which:?}", customer.sub);
@@ -174,17 +165,16 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
     );
     // Templates and card writes are the desk's.
     assert_not_for_customers(
-        alice_cards.send_card(send_card_req(template.id, a)).await,
+        alice_cards.send_card(alice_card_req(template.id, a)).await,
         "SendCard",
     );
     assert_not_for_customers(
         alice_cards
-            .update_card_properties(UpdateCardPropertiesRequest {
-                card_id: card.id,
-                version: -1,
-                update_properties: properties(&[("customername", "NAME: Mallory")]),
-                request_id: String::new(),
-            })
+            .update_card_properties(update_card_req(
+                card.id,
+                -1,
+                &[("customername", "NAME: Mallory")],
+            ))
             .await,
         "UpdateCardProperties",
     );
@@ -201,11 +191,7 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
         "ListCardTemplates",
     );
     assert_eq!(
-        ok(app
-            .cards()
-            .get_card(GetCardRequest { card_id: card.id })
-            .await)
-        .version,
+        app.get_card(card.id).await.version,
         card.version,
         "the refused update changed nothing"
     );
@@ -214,8 +200,8 @@ async fn cards_of_invisible_tickets_are_not_found_for_customers(app: TestApp) {
 async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
-    let shown = send_card(&app, visible_card_template(&app).await.id, a).await;
-    let by_id = send_card(
+    let shown = send_alice_card(&app, visible_card_template(&app).await.id, a).await;
+    let by_id = send_alice_card(
         &app,
         card_template(&app, "id", &[("ticketnumber", "id")])
             .await
@@ -223,7 +209,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let assignee = send_card(
+    let assignee = send_alice_card(
         &app,
         card_template(
             &app,
@@ -238,7 +224,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let score = send_card(
+    let score = send_alice_card(
         &app,
         card_template(
             &app,
@@ -250,7 +236,7 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
         a,
     )
     .await;
-    let region = send_card(
+    let region = send_alice_card(
         &app,
         card_template(&app, "region", &[("ticketnumber", "properties.region")])
             .await
@@ -296,28 +282,14 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
     for (customer, which, readable, refused) in cases {
         let what = format!("{} through {which:?}", customer.sub);
         let mut cards = app.cards_as(&world.token(customer, which));
-        let listed = ok(cards
-            .list_cards(ListCardsRequest {
-                ticket_id: a,
-                page_size: 2,
-                ..Default::default()
-            })
-            .await);
-        let mut listed_ids: Vec<i64> = listed.cards.iter().map(|c| c.id).collect();
-        let mut token = listed.next_page_token;
-        while !token.is_empty() {
-            let page = ok(cards
-                .list_cards(ListCardsRequest {
-                    ticket_id: a,
-                    page_size: 2,
-                    page_token: token,
-                })
-                .await);
-            listed_ids.extend(page.cards.iter().map(|c| c.id));
-            token = page.next_page_token;
-        }
+        let request = ListCardsRequest {
+            ticket_id: a,
+            page_size: 2,
+            ..Default::default()
+        };
+        let listed = every_card(&cards, request).await;
         assert_eq!(
-            listed_ids,
+            listed.iter().map(|c| c.id).collect::<Vec<_>>(),
             readable.iter().map(|c| c.id).collect::<Vec<_>>(),
             "{what}: ListCards leaves out cards showing hidden fields"
         );
@@ -358,17 +330,17 @@ async fn cards_binding_hidden_fields_are_refused_and_left_out_of_listings(app: T
 async fn a_card_stream_stops_delivering_once_its_ticket_leaves_the_customers_view(app: TestApp) {
     let world = setup(&app).await;
     let member = world.id("a-member-q");
-    let card = send_card(&app, visible_card_template(&app).await.id, member).await;
+    let card = send_alice_card(&app, visible_card_template(&app).await.id, member).await;
     let mut amy_cards = app.cards_as(&world.token(AMY, Which::P1));
     let watch = |card_id| WatchCardRequest {
         card_id,
         ..Default::default()
     };
-    let mut amy_stream = open(amy_cards.watch_card(watch(card.id)), "amy's card watch")
+    let mut amy_stream = open_stream(amy_cards.watch_card(watch(card.id)), "amy's card watch")
         .await
         .expect("amy sees carol's org-a ticket");
     let mut admin_cards = app.cards();
-    let mut admin_stream = open(
+    let mut admin_stream = open_stream(
         admin_cards.watch_card(watch(card.id)),
         "the admin's card watch",
     )

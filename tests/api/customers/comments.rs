@@ -1,4 +1,4 @@
-//! 3. Comments: internal ones are never listed to customers, who add public ones only.
+//! Customer comments (item 3): internal comments are never listed to customers, who add public ones only.
 
 use ticketd::proto::{Comment, CommentVisibility, ListCommentsRequest};
 
@@ -9,8 +9,8 @@ both_databases!(customers_never_see_internal_comments_and_add_only_public_ones,)
 async fn customers_never_see_internal_comments_and_add_only_public_ones(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
-    let mut agent = agent(&app);
-    let all = comments_as(&mut agent, a, 10).await;
+    let agent = agent(&app);
+    let all = comments_as(&agent, a, 10).await;
     assert_eq!(
         all.iter().map(|c| c.visibility()).collect::<Vec<_>>(),
         [CommentVisibility::Public, CommentVisibility::Internal],
@@ -23,10 +23,10 @@ async fn customers_never_see_internal_comments_and_add_only_public_ones(app: Tes
         .collect();
 
     for (customer, which) in [(ALICE, Which::P1), (AMY, Which::P1), (ALICE, Which::P2)] {
-        let mut client = world.tickets_as(&app, customer, which);
+        let client = world.tickets_as(&app, customer, which);
         for page_size in [1, 50] {
             assert_eq!(
-                comments_as(&mut client, a, page_size).await,
+                comments_as(&client, a, page_size).await,
                 public,
                 "{} through {which:?}, page size {page_size}: public comments only",
                 customer.sub
@@ -36,12 +36,12 @@ async fn customers_never_see_internal_comments_and_add_only_public_ones(app: Tes
     // A ticket with only an internal comment lists none.
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
     assert!(
-        comments_as(&mut alice, world.id("a-secret-i"), 10)
+        comments_as(&alice, world.id("a-secret-i"), 10)
             .await
             .is_empty()
     );
-    let mut bob = world.tickets_as(&app, BOB, Which::P1);
-    let bobs = comments_as(&mut bob, world.id("b-bob-q"), 10).await;
+    let bob = world.tickets_as(&app, BOB, Which::P1);
+    let bobs = comments_as(&bob, world.id("b-bob-q"), 10).await;
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].body, "Chair ordered");
 
@@ -72,13 +72,13 @@ async fn customers_never_see_internal_comments_and_add_only_public_ones(app: Tes
     assert_eq!(added.body, "Thanks!");
 
     assert_eq!(
-        comment_ids(&comments_as(&mut agent, a, 10).await),
+        comment_ids(&comments_as(&agent, a, 10).await),
         [comment_ids(&all), vec![added.id]].concat(),
         "the internal attempt added nothing"
     );
-    let mut amy = world.tickets_as(&app, AMY, Which::P1);
+    let amy = world.tickets_as(&app, AMY, Which::P1);
     assert_eq!(
-        comments_as(&mut amy, a, 10).await,
+        comments_as(&amy, a, 10).await,
         [public, vec![added]].concat(),
         "amy (same organization) sees alice's comment"
     );

@@ -1,8 +1,8 @@
 //! Customers and portals: the acceptance matrix of issue 5.
 //!
-//! Every test builds the same world ([`world::setup`]): organization `org-a` (customers alice and amy, and carol, a
-//! member who never signs in), organization `org-b` (customer bob, member dave), outsiders of `org-z`, the
-//! custom properties `region` (customer visible and editable) and `internal_score` (agent only), and two
+//! Every test builds the same world ([`world::setup`]): organization `org-a` (customers alice and amy, and
+//! carol, a member who never signs in), organization `org-b` (customer bob, member dave), outsiders of `org-z`,
+//! the custom properties `region` (customer visible and editable) and `internal_score` (agent only), and two
 //! portals:
 //!
 //! | portal | rules                                    | types    | visible                    | editable         | time |
@@ -49,26 +49,19 @@ mod writes;
 use std::{collections::BTreeMap, fmt::Debug};
 
 use ticketd::proto::{
-    Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, Follower,
-    ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
-    ListTimeEntriesRequest, LogTimeRequest, SearchTicketsRequest, SendCardRequest, Ticket,
-    TicketEvent, TimeEntry,
+    Card, CardTemplate, Comment, CreateCardTemplateRequest, FilterGroup, ListCommentsRequest,
+    ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest,
+    SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, TimeEntry,
 };
-use tonic::{Code, Response, Status, Streaming};
+use tonic::{Code, Response, Status};
 use tonic_types::StatusExt;
 
 use crate::support::*;
 use world::*;
 
-fn log_req(ticket_id: i64, minutes: i32, work_date: &str) -> LogTimeRequest {
-    LogTimeRequest {
-        ticket_id,
-        minutes,
-        work_date: work_date.to_owned(),
-        note: String::new(),
-        request_id: String::new(),
-    }
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Reads by one client (a customer's or the agent's), following every page
+// ---------------------------------------------------------------------------------------------------------------
 
 /// Every ticket as the agent sees it, archived ones included, by id.
 async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
@@ -83,38 +76,16 @@ async fn agent_view(app: &TestApp) -> BTreeMap<i64, Ticket> {
     .collect()
 }
 
-const MAX_PAGES: usize = 1_000;
-
-async fn list_all_as(client: &mut Tickets, page_size: i32) -> Vec<Ticket> {
-    let mut request = ListTicketsRequest {
+/// Every ticket a client lists, `page_size` at a time.
+async fn list_all_as(client: &Tickets, page_size: i32) -> Vec<Ticket> {
+    let request = ListTicketsRequest {
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_tickets(request.clone()).await);
-        all.extend(page.tickets);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTickets never returned an empty next_page_token");
+    every_ticket(client, request).await
 }
 
-async fn search_all_as(client: &mut Tickets, mut request: SearchTicketsRequest) -> Vec<Ticket> {
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.search_tickets(request.clone()).await);
-        all.extend(page.tickets);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("SearchTickets never returned an empty next_page_token");
-}
-
+/// A search with one group of filters, two tickets a page.
 fn search_req(filters: Vec<ticketd::proto::Filter>) -> SearchTicketsRequest {
     SearchTicketsRequest {
         filter_groups: vec![FilterGroup { filters }],
@@ -123,86 +94,61 @@ fn search_req(filters: Vec<ticketd::proto::Filter>) -> SearchTicketsRequest {
     }
 }
 
-async fn history_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<TicketEvent> {
-    let mut request = ListTicketHistoryRequest {
+/// A ticket's history as a client reads it, `page_size` events at a time.
+async fn history_as(client: &Tickets, ticket_id: i64, page_size: i32) -> Vec<TicketEvent> {
+    let request = ListTicketHistoryRequest {
         ticket_id,
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_ticket_history(request.clone()).await);
-        all.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTicketHistory never returned an empty next_page_token");
+    every_event(client, request).await
 }
 
-async fn comments_as(client: &mut Tickets, ticket_id: i64, page_size: i32) -> Vec<Comment> {
-    let mut request = ListCommentsRequest {
+/// A ticket's comments as a client reads them, `page_size` at a time.
+async fn comments_as(client: &Tickets, ticket_id: i64, page_size: i32) -> Vec<Comment> {
+    let request = ListCommentsRequest {
         ticket_id,
         page_size,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_comments(request.clone()).await);
-        all.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListComments never returned an empty next_page_token");
+    every_comment(client, request).await
 }
 
-async fn followers_as(client: &mut Tickets, ticket_id: i64) -> Vec<String> {
-    let mut request = ListFollowersRequest {
+/// The followers of a ticket a client lists, one a page.
+async fn followers_as(client: &Tickets, ticket_id: i64) -> Vec<String> {
+    let request = ListFollowersRequest {
         ticket_id,
         page_size: 1,
         ..Default::default()
     };
-    let mut all: Vec<Follower> = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_followers(request.clone()).await);
-        all.extend(page.followers);
-        if page.next_page_token.is_empty() {
-            assert!(all.iter().all(|f| f.ticket_id == ticket_id));
-            return all.into_iter().map(|f| f.follower_id).collect();
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListFollowers never returned an empty next_page_token");
+    let all = every_follower(client, request).await;
+    assert!(all.iter().all(|f| f.ticket_id == ticket_id));
+    all.into_iter().map(|f| f.follower_id).collect()
 }
 
-async fn time_entries_as(client: &mut Tickets, ticket_id: i64) -> Vec<TimeEntry> {
-    let mut request = ListTimeEntriesRequest {
+/// The time entries of a ticket a client lists, one a page.
+async fn time_entries_as(client: &Tickets, ticket_id: i64) -> Vec<TimeEntry> {
+    let request = ListTimeEntriesRequest {
         ticket_id,
         page_size: 1,
         ..Default::default()
     };
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let page = ok(client.list_time_entries(request.clone()).await);
-        all.extend(page.time_entries);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
-    panic!("ListTimeEntries never returned an empty next_page_token");
+    every_time_entry(client, request).await
 }
 
+/// The ids of time entries, in their order.
 fn entry_ids(entries: &[TimeEntry]) -> Vec<i64> {
     entries.iter().map(|entry| entry.id).collect()
 }
 
+/// The ids of comments, in their order.
 fn comment_ids(comments: &[Comment]) -> Vec<i64> {
     comments.iter().map(|comment| comment.id).collect()
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Status assertions
+// ---------------------------------------------------------------------------------------------------------------
 
 /// PERMISSION_DENIED from the access policy: the method is not open to customers at all.
 #[track_caller]
@@ -254,6 +200,7 @@ fn assert_same_answer(a: &Status, id_a: i64, b: &Status, id_b: i64, what: &str) 
     );
 }
 
+/// The status of a call that must fail, whatever its code.
 fn status_of<T>(result: Result<Response<T>, Status>) -> Status {
     match result {
         Ok(_) => panic!("expected an error, got OK"),
@@ -261,62 +208,43 @@ fn status_of<T>(result: Result<Response<T>, Status>) -> Status {
     }
 }
 
-/// Opens a call that answers with a stream, failing the test if it does not answer in time.
-async fn open<T>(
-    call: impl Future<Output = Result<Response<Streaming<T>>, Status>>,
-    what: &str,
-) -> Result<Streaming<T>, Status> {
-    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
-        Ok(result) => result.map(Response::into_inner),
-        Err(_) => panic!("{what}: the call did not answer within {STREAM_TIMEOUT:?}"),
-    }
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Writes the tests watch for, and cards
+// ---------------------------------------------------------------------------------------------------------------
 
+/// Sets a ticket's subject as the agent: the marker tests wait for on streams.
 async fn set_subject(app: &TestApp, ticket_id: i64, subject: &str) -> Ticket {
     ok(agent(app)
         .update_ticket(update_ticket_req(
-            Ticket {
-                id: ticket_id,
-                subject: subject.to_owned(),
-                ..Default::default()
-            },
+            subject_change(ticket_id, subject),
             &["subject"],
         ))
         .await)
 }
 
-const CARD_CUSTOMER: &str = "NAME: Alice";
+/// The customer line of the cards these tests send.
+const ALICE_CARD_NAME: &str = "NAME: Alice";
 
+/// A template of the Kaizala fixture's view with `bindings` instead of the default ones.
 async fn card_template(app: &TestApp, name: &str, bindings: &[(&str, &str)]) -> CardTemplate {
-    ok(app
-        .cards()
-        .create_card_template(CreateCardTemplateRequest {
-            name: name.to_owned(),
-            schema: kaizala_fixture("ChatCardView.json"),
-            app_model: kaizala_fixture("AppModel.json"),
-            bindings: properties(bindings),
-            request_id: String::new(),
-        })
-        .await)
+    app.create_card_template(CreateCardTemplateRequest {
+        bindings: properties(bindings),
+        ..card_template_req(name)
+    })
+    .await
 }
 
-fn send_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
+/// A SendCard request for a card showing [`ALICE_CARD_NAME`].
+fn alice_card_req(template_id: i64, ticket_id: i64) -> SendCardRequest {
     SendCardRequest {
-        template_id,
-        ticket_id,
-        group_id: "group-1".to_owned(),
-        subscribers: strings(&["+15550100"]),
-        send_to_all_subscribers: false,
-        properties: properties(&[("customername", CARD_CUSTOMER)]),
-        request_id: String::new(),
+        properties: properties(&[("customername", ALICE_CARD_NAME)]),
+        ..send_card_req(template_id, ticket_id, CARD_GROUP)
     }
 }
 
-async fn send_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
-    ok(app
-        .cards()
-        .send_card(send_card_req(template_id, ticket_id))
-        .await)
+/// Sends a card of `template_id` for a ticket as the test admin, showing [`ALICE_CARD_NAME`].
+async fn send_alice_card(app: &TestApp, template_id: i64, ticket_id: i64) -> Card {
+    app.send_card(alice_card_req(template_id, ticket_id)).await
 }
 
 /// A template showing only fields every portal here shows: the subject and the stage's label.

@@ -1,5 +1,5 @@
-//! 9. Portal changes reaching customers: changed settings and properties apply on the customer's next call, a
-//! deleted portal refuses every call of its customers.
+//! Portal changes reaching customers (item 9): changed settings and properties apply on the customer's next
+//! call, and a deleted portal refuses every call of its customers.
 
 use ticketd::proto::{
     BatchGetTicketsRequest, CommentVisibility, DeletePortalRequest, DeleteTimeEntryRequest,
@@ -7,7 +7,7 @@ use ticketd::proto::{
     GetTicketRequest, ListCardsRequest, ListCommentsRequest, ListFollowersRequest,
     ListPipelinesRequest, ListTicketHistoryRequest, ListTicketsRequest, ListTimeEntriesRequest,
     Portal, Priority, PropertyDefinition, RenderCardRequest, SearchTicketsRequest, Ticket,
-    UpdatePortalRequest, UpdatePropertyRequest, WatchCardRequest,
+    WatchCardRequest,
 };
 use tonic::{Code, Status};
 
@@ -23,7 +23,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
-    let mut admin = app.portals_as(&admin_token(TEST_ADMIN));
+    let mut admin = app.portals();
     let region_of = |ticket: &Ticket| ticket.properties.get("region").cloned();
     assert_eq!(
         region_of(&ok(alice.get_ticket(GetTicketRequest { id: a }).await)),
@@ -31,14 +31,15 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
     );
 
     // The property stops being customer_visible: hidden although P1 lists it, and no longer editable.
-    let set_visible = |visible: bool| UpdatePropertyRequest {
-        property: Some(PropertyDefinition {
-            name: "region".to_owned(),
-            customer_visible: visible,
-            ..Default::default()
-        }),
-        update_mask: mask(&["customer_visible"]),
-        request_id: String::new(),
+    let set_visible = |visible: bool| {
+        update_property_req(
+            PropertyDefinition {
+                name: "region".to_owned(),
+                customer_visible: visible,
+                ..Default::default()
+            },
+            &["customer_visible"],
+        )
     };
     ok(app.properties().update_property(set_visible(false)).await);
     let hidden = ok(alice.get_ticket(GetTicketRequest { id: a }).await);
@@ -46,11 +47,7 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
     assert_field_denied(
         alice
             .update_ticket(update_ticket_req(
-                Ticket {
-                    id: a,
-                    properties: properties(&[("region", "emea")]),
-                    ..Default::default()
-                },
+                property_change(a, &[("region", "emea")]),
                 &["properties.region"],
             ))
             .await,
@@ -74,16 +71,15 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
 
     // The portal stops listing region and priority.
     let updated = ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: world.p1.id,
                 visible_properties: strings(&["stage_id", "tags"]),
                 editable_properties: strings(&["tags"]),
                 ..Default::default()
-            }),
-            update_mask: mask(&["visible_properties", "editable_properties"]),
-            request_id: String::new(),
-        })
+            },
+            &["visible_properties", "editable_properties"],
+        ))
         .await);
     let seen = ok(alice.get_ticket(GetTicketRequest { id: a }).await);
     assert_eq!(seen, world.redact(&updated, &app.get_ticket(a).await));
@@ -117,18 +113,17 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
 
     // Ticket types and rules: incidents only, then requested ones only.
     ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: world.p1.id,
                 ticket_types: strings(&[INCIDENT]),
                 ..Default::default()
-            }),
-            update_mask: mask(&["ticket_types"]),
-            request_id: String::new(),
-        })
+            },
+            &["ticket_types"],
+        ))
         .await);
     assert_eq!(
-        ids(&list_all_as(&mut alice, 50).await),
+        ids(&list_all_as(&alice, 50).await),
         world.ids_of(&["a-alice-i", "a-secret-i"])
     );
     assert_not_found(
@@ -137,42 +132,44 @@ async fn portal_and_property_changes_apply_on_the_customers_next_call(app: TestA
         a,
     );
     ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: world.p1.id,
                 organization_tickets: false,
                 ..Default::default()
-            }),
-            update_mask: mask(&["organization_tickets"]),
-            request_id: String::new(),
-        })
+            },
+            &["organization_tickets"],
+        ))
         .await);
     assert_eq!(
-        ids(&list_all_as(&mut alice, 50).await),
+        ids(&list_all_as(&alice, 50).await),
         world.ids_of(&["a-alice-i"])
     );
-    let mut amy = world.tickets_as(&app, AMY, Which::P1);
+    let amy = world.tickets_as(&app, AMY, Which::P1);
     assert!(
-        list_all_as(&mut amy, 50).await.is_empty(),
+        list_all_as(&amy, 50).await.is_empty(),
         "amy requested no incident"
     );
 
     // Time logging switched off.
     let incident = world.id("a-alice-i");
-    ok(alice.log_time(log_req(incident, 5, "2024-05-03")).await);
+    ok(alice
+        .log_time(log_time_req(incident, 5, "2024-05-03"))
+        .await);
     ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: world.p1.id,
                 time_logging: false,
                 ..Default::default()
-            }),
-            update_mask: mask(&["time_logging"]),
-            request_id: String::new(),
-        })
+            },
+            &["time_logging"],
+        ))
         .await);
     assert_field_denied(
-        alice.log_time(log_req(incident, 5, "2024-05-03")).await,
+        alice
+            .log_time(log_time_req(incident, 5, "2024-05-03"))
+            .await,
         "ticket_id",
     );
 }
@@ -181,12 +178,12 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let template = visible_card_template(&app).await;
-    let card = send_card(&app, template.id, a).await;
+    let card = send_alice_card(&app, template.id, a).await;
     let mut alice = world.tickets_as(&app, ALICE, Which::P2);
     assert_eq!(ok(alice.get_ticket(GetTicketRequest { id: a }).await).id, a);
 
     ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
+        .portals()
         .delete_portal(DeletePortalRequest {
             id: world.p2.id,
             etag: world.p2.etag.clone(),
@@ -228,14 +225,7 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
     );
     assert_field_denied(
         alice
-            .update_ticket(update_ticket_req(
-                Ticket {
-                    id: a,
-                    subject: "gone".to_owned(),
-                    ..Default::default()
-                },
-                &["subject"],
-            ))
+            .update_ticket(update_ticket_req(subject_change(a, "gone"), &["subject"]))
             .await,
         "portal",
     );
@@ -282,7 +272,10 @@ async fn a_deleted_portal_refuses_its_customers_ticket_and_card_calls(app: TestA
             .await,
         "portal",
     );
-    assert_field_denied(alice.log_time(log_req(a, 5, "2024-05-03")).await, "portal");
+    assert_field_denied(
+        alice.log_time(log_time_req(a, 5, "2024-05-03")).await,
+        "portal",
+    );
     assert_field_denied(
         alice
             .list_time_entries(ListTimeEntriesRequest {
@@ -342,7 +335,7 @@ async fn a_deleted_portal_refuses_every_other_call_of_its_customers(app: TestApp
     let world = setup(&app).await;
     let token = world.token(BOB, Which::P2);
     ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
+        .portals()
         .delete_portal(DeletePortalRequest {
             id: world.p2.id,
             ..Default::default()

@@ -1,8 +1,8 @@
-//! 9. Portal administration: validation, etags, deletion, and who reads which portal.
+//! Portal administration (item 9): validation, etags, deletion, and who reads which portal.
 
 use ticketd::proto::{
     CreatePortalRequest, DeletePortalRequest, GetPortalRequest, ListPortalsRequest, Portal,
-    PropertyDefinition, PropertyType, UpdatePortalRequest,
+    PropertyDefinition, PropertyType,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -28,11 +28,7 @@ async fn create_portal_validates_the_name_and_the_property_lists(app: TestApp) {
         ..property_def("nickname", PropertyType::String)
     })
     .await;
-    let valid = || Portal {
-        name: "Valid".to_owned(),
-        requested_tickets: true,
-        ..Default::default()
-    };
+    let valid = || portal("Valid");
     let lists = |visible: &[&str], editable: &[&str]| Portal {
         visible_properties: strings(visible),
         editable_properties: strings(editable),
@@ -125,15 +121,10 @@ async fn create_portal_validates_the_name_and_the_property_lists(app: TestApp) {
             "characters",
         ),
     ];
-    let mut admin = app.portals_as(&admin_token(TEST_ADMIN));
+    let mut admin = app.portals();
     for (portal, field, reason) in cases {
         let status = assert_invalid(
-            admin
-                .create_portal(CreatePortalRequest {
-                    portal: Some(portal.clone()),
-                    request_id: String::new(),
-                })
-                .await,
+            admin.create_portal(create_portal_req(portal.clone())).await,
             field,
         );
         assert!(
@@ -159,18 +150,16 @@ async fn create_portal_validates_the_name_and_the_property_lists(app: TestApp) {
     );
 
     // Valid: subject and content are always editable, an agent_only property may still be visible.
-    let created = create_portal(
-        &app,
-        Portal {
+    let created = app
+        .create_portal(Portal {
             name: "  Trimmed  ".to_owned(),
             ticket_types: strings(&[QUESTION, INCIDENT]),
             ..lists(
                 &["sla_tier", "nickname", "tags"],
                 &["subject", "content", "tags"],
             )
-        },
-    )
-    .await;
+        })
+        .await;
     assert_eq!(created.name, "Trimmed");
     assert_eq!(
         created.visible_properties,
@@ -196,10 +185,7 @@ async fn create_portal_validates_the_name_and_the_property_lists(app: TestApp) {
     ] {
         let status = assert_code(
             app.portals_as(&token)
-                .create_portal(CreatePortalRequest {
-                    portal: Some(valid()),
-                    request_id: String::new(),
-                })
+                .create_portal(create_portal_req(valid()))
                 .await,
             Code::PermissionDenied,
         );
@@ -209,19 +195,18 @@ async fn create_portal_validates_the_name_and_the_property_lists(app: TestApp) {
 
 async fn update_and_delete_portal_check_the_etag_and_revalidate(app: TestApp) {
     let world = setup(&app).await;
-    let mut admin = app.portals_as(&admin_token(TEST_ADMIN));
+    let mut admin = app.portals();
     let original = world.p1.clone();
     let renamed = ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: original.id,
                 etag: original.etag.clone(),
                 name: "P1 renamed".to_owned(),
                 ..Default::default()
-            }),
-            update_mask: mask(&["name"]),
-            request_id: String::new(),
-        })
+            },
+            &["name"],
+        ))
         .await);
     assert_eq!(renamed.name, "P1 renamed");
     assert_ne!(renamed.etag, original.etag);
@@ -239,16 +224,15 @@ async fn update_and_delete_portal_check_the_etag_and_revalidate(app: TestApp) {
     // A stale etag is ABORTED and names the current one.
     let stale = assert_code(
         admin
-            .update_portal(UpdatePortalRequest {
-                portal: Some(Portal {
+            .update_portal(update_portal_req(
+                Portal {
                     id: original.id,
                     etag: original.etag.clone(),
                     name: "lost update".to_owned(),
                     ..Default::default()
-                }),
-                update_mask: mask(&["name"]),
-                request_id: String::new(),
-            })
+                },
+                &["name"],
+            ))
             .await,
         Code::Aborted,
     );
@@ -292,14 +276,13 @@ async fn update_and_delete_portal_check_the_etag_and_revalidate(app: TestApp) {
         let paths: Vec<&str> = paths;
         assert_invalid(
             admin
-                .update_portal(UpdatePortalRequest {
-                    portal: Some(Portal {
+                .update_portal(update_portal_req(
+                    Portal {
                         id: original.id,
                         ..changes
-                    }),
-                    update_mask: mask(&paths),
-                    request_id: String::new(),
-                })
+                    },
+                    &paths,
+                ))
                 .await,
             field,
         );
@@ -307,43 +290,40 @@ async fn update_and_delete_portal_check_the_etag_and_revalidate(app: TestApp) {
     for path in ["etag", "id", "no_such_field"] {
         assert_invalid(
             admin
-                .update_portal(UpdatePortalRequest {
-                    portal: Some(Portal {
+                .update_portal(update_portal_req(
+                    Portal {
                         id: original.id,
                         ..Default::default()
-                    }),
-                    update_mask: mask(&[path]),
-                    request_id: String::new(),
-                })
+                    },
+                    &[path],
+                ))
                 .await,
             "update_mask",
         );
     }
     assert_invalid(
         admin
-            .update_portal(UpdatePortalRequest {
-                portal: Some(Portal {
+            .update_portal(update_portal_req(
+                Portal {
                     name: "no id".to_owned(),
                     ..Default::default()
-                }),
-                update_mask: None,
-                request_id: String::new(),
-            })
+                },
+                &[],
+            ))
             .await,
         "portal.id",
     );
     let missing = world.p2.id + 1_000;
     assert_not_found(
         admin
-            .update_portal(UpdatePortalRequest {
-                portal: Some(Portal {
+            .update_portal(update_portal_req(
+                Portal {
                     id: missing,
                     name: "ghost".to_owned(),
                     ..Default::default()
-                }),
-                update_mask: None,
-                request_id: String::new(),
-            })
+                },
+                &[],
+            ))
             .await,
         "portal",
         missing,
@@ -356,15 +336,14 @@ async fn update_and_delete_portal_check_the_etag_and_revalidate(app: TestApp) {
 
     // A flag set to false needs the mask; without an etag the last write wins.
     let no_org = ok(admin
-        .update_portal(UpdatePortalRequest {
-            portal: Some(Portal {
+        .update_portal(update_portal_req(
+            Portal {
                 id: original.id,
                 organization_tickets: false,
                 ..Default::default()
-            }),
-            update_mask: mask(&["organization_tickets"]),
-            request_id: String::new(),
-        })
+            },
+            &["organization_tickets"],
+        ))
         .await);
     assert!(!no_org.organization_tickets && no_org.requested_tickets);
 
@@ -457,15 +436,14 @@ async fn customers_read_only_their_own_portal(app: TestApp) {
     );
     let status = assert_code(
         agent_portals
-            .update_portal(UpdatePortalRequest {
-                portal: Some(Portal {
+            .update_portal(update_portal_req(
+                Portal {
                     id: world.p1.id,
                     name: "agents cannot".to_owned(),
                     ..Default::default()
-                }),
-                update_mask: None,
-                request_id: String::new(),
-            })
+                },
+                &[],
+            ))
             .await,
         Code::PermissionDenied,
     );

@@ -1,5 +1,6 @@
-//! 1. and 2.: reads return exactly the tickets a portal shows, an invisible ticket is NOT_FOUND like a
-//! missing one, hidden fields arrive empty, and searches filter only on visible fields.
+//! Customer reads (items 1 and 2 of the list in `customers`): Get, BatchGet, List and Search return exactly the
+//! tickets the portal shows, an invisible ticket is NOT_FOUND exactly like a missing one, hidden fields arrive
+//! empty, and searches filter only on visible fields.
 
 use ticketd::proto::{
     BatchGetTicketsRequest, CommentVisibility, FilterGroup, FilterOperator, FollowTicketRequest,
@@ -31,10 +32,10 @@ async fn each_customer_reads_exactly_the_tickets_its_portal_shows(app: TestApp) 
         );
         let mut client = world.tickets_as(&app, customer, which);
 
-        let listed = list_all_as(&mut client, 2).await;
+        let listed = list_all_as(&client, 2).await;
         assert_eq!(ids(&listed), expected, "{what}: ListTickets");
-        let searched = search_all_as(
-            &mut client,
+        let searched = every_match(
+            &client,
             SearchTicketsRequest {
                 page_size: 2,
                 ..Default::default()
@@ -42,8 +43,8 @@ async fn each_customer_reads_exactly_the_tickets_its_portal_shows(app: TestApp) 
         )
         .await;
         assert_eq!(ids(&searched), expected, "{what}: SearchTickets");
-        let by_words = search_all_as(
-            &mut client,
+        let by_words = every_match(
+            &client,
             SearchTicketsRequest {
                 query: "content".to_owned(),
                 ..Default::default()
@@ -149,16 +150,8 @@ async fn an_invisible_ticket_is_not_found_exactly_like_a_missing_one(app: TestAp
                 status_of(client.batch_get_tickets(batch(id)).await),
                 status_of(client.batch_get_tickets(batch(missing)).await),
             ));
-            let update = |probe: i64| {
-                update_ticket_req(
-                    Ticket {
-                        id: probe,
-                        subject: "probe".to_owned(),
-                        ..Default::default()
-                    },
-                    &["subject"],
-                )
-            };
+            let update =
+                |probe: i64| update_ticket_req(subject_change(probe, "probe"), &["subject"]);
             pairs.push((
                 status_of(client.update_ticket(update(id)).await),
                 status_of(client.update_ticket(update(missing)).await),
@@ -216,8 +209,12 @@ async fn an_invisible_ticket_is_not_found_exactly_like_a_missing_one(app: TestAp
                 status_of(client.list_time_entries(entries(missing)).await),
             ));
             pairs.push((
-                status_of(client.log_time(log_req(id, 10, "2024-05-02")).await),
-                status_of(client.log_time(log_req(missing, 10, "2024-05-02")).await),
+                status_of(client.log_time(log_time_req(id, 10, "2024-05-02")).await),
+                status_of(
+                    client
+                        .log_time(log_time_req(missing, 10, "2024-05-02"))
+                        .await,
+                ),
             ));
             for (index, (invisible, absent)) in pairs.iter().enumerate() {
                 assert_eq!(
@@ -264,10 +261,10 @@ async fn hidden_fields_never_leave_in_ticket_reads(app: TestApp) {
             .collect();
 
         let mut reads: Vec<(&str, Vec<Ticket>)> = vec![
-            ("ListTickets", list_all_as(&mut client, 3).await),
+            ("ListTickets", list_all_as(&client, 3).await),
             (
                 "SearchTickets",
-                search_all_as(&mut client, SearchTicketsRequest::default()).await,
+                every_match(&client, SearchTicketsRequest::default()).await,
             ),
             (
                 "BatchGetTickets",
@@ -325,14 +322,14 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
 
     // Filters on what P1 shows work, inside the customer's tickets only (b-secret-q is URGENT too).
-    let emea = search_all_as(
-        &mut alice,
+    let emea = every_match(
+        &alice,
         search_req(vec![filter("region", FilterOperator::Eq, "emea")]),
     )
     .await;
     assert_eq!(ids(&emea), world.ids_of(&["a-secret-i"]));
-    let apac = search_all_as(
-        &mut alice,
+    let apac = every_match(
+        &alice,
         search_req(vec![filter("region", FilterOperator::Eq, "apac")]),
     )
     .await;
@@ -341,8 +338,8 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
         world.ids_of(&["a-alice-q"]),
         "b-secret-q (apac) is org-b's"
     );
-    let urgent_or_high = search_all_as(
-        &mut alice,
+    let urgent_or_high = every_match(
+        &alice,
         search_req(vec![filter_in(
             "priority",
             FilterOperator::In,
@@ -354,8 +351,8 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
         ids(&urgent_or_high),
         world.ids_of(&["a-alice-q", "a-secret-i"])
     );
-    let by_stage = search_all_as(
-        &mut alice,
+    let by_stage = every_match(
+        &alice,
         search_req(vec![filter(
             "stage_id",
             FilterOperator::Eq,
@@ -364,8 +361,8 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
     )
     .await;
     assert_eq!(ids(&by_stage), world.ids_of(&["a-alice-q"]));
-    let by_id = search_all_as(
-        &mut alice,
+    let by_id = every_match(
+        &alice,
         search_req(vec![filter(
             "id",
             FilterOperator::Gte,
@@ -432,8 +429,8 @@ async fn searches_filter_only_on_visible_fields(app: TestApp) {
             "filter_groups[0].filters[0].property",
         );
     }
-    let bob_stage = search_all_as(
-        &mut bob_p2,
+    let bob_stage = every_match(
+        &bob_p2,
         search_req(vec![filter(
             "stage_id",
             FilterOperator::Eq,

@@ -1,9 +1,8 @@
-//! 5. WatchTickets for customers: replayed and live, only visible events, redacted; filters on hidden fields
-//! are refused.
+//! WatchTickets for customers (item 5): replayed and live streams carry only visible events, redacted; filters
+//! on hidden fields are refused.
 
 use ticketd::proto::{
-    CommentVisibility, CreateAssociationRequest, Portal, Priority, Ticket, TicketEvent,
-    TicketEventKind, WatchTicketsRequest,
+    CommentVisibility, Portal, Priority, Ticket, TicketEvent, TicketEventKind, WatchTicketsRequest,
 };
 use tonic::{Status, Streaming};
 
@@ -15,12 +14,13 @@ both_databases!(
     stream_filters_on_hidden_fields_are_refused,
 );
 
+/// Opens a WatchTickets stream as `client` (a customer), failing the test if it does not answer in time.
 async fn watch_as(
     client: &mut Tickets,
     request: WatchTicketsRequest,
     what: &str,
 ) -> Result<Streaming<TicketEvent>, Status> {
-    open(client.watch_tickets(request), what).await
+    open_stream(client.watch_tickets(request), what).await
 }
 
 /// Reads a stream until the event that set `ticket_id`'s subject to `marker`; everything before it too.
@@ -66,13 +66,7 @@ impl World {
             .filter(|event| visible.contains(&event.ticket_id))
             .filter_map(|event| self.customer_event(portal, event))
             .collect();
-        let stripped: Vec<TicketEvent> = received
-            .iter()
-            .map(|event| TicketEvent {
-                ticket: None,
-                ..event.clone()
-            })
-            .collect();
+        let stripped = without_tickets(received);
         assert_eq!(
             event_ids(&stripped),
             event_ids(&expected),
@@ -102,11 +96,7 @@ async fn live_changes_for_org_portals(app: &TestApp, world: &World) {
     comment(app, a, "internal, live", CommentVisibility::Internal).await;
     ok(app
         .associations_as(&agent_token(AGENT))
-        .create_association(CreateAssociationRequest {
-            ticket_id: a,
-            association: Some(link("company", "77", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(a, "company", "77", 0))
         .await);
     // A change of hidden fields only, then a mixed one.
     ok(agent
@@ -214,9 +204,8 @@ async fn organization_portal_streams_carry_only_visible_redacted_events(app: Tes
 
     // Spelled out: the live part reached alice as the public comment, the priority of the mixed change, the
     // new org-a ticket and the marker; nothing of org-b reached her and nothing of org-a reached bob.
-    let live_kinds: Vec<TicketEventKind> = alice_live_events.iter().map(|e| e.kind()).collect();
     assert_eq!(
-        live_kinds,
+        kinds(&alice_live_events),
         [
             TicketEventKind::Updated,
             TicketEventKind::CommentAdded,
@@ -226,14 +215,7 @@ async fn organization_portal_streams_carry_only_visible_redacted_events(app: Tes
         "alice's live events"
     );
     assert_eq!(alice_live_events[0].ticket_id, world.id("a-secret-i"));
-    assert_eq!(
-        alice_live_events[0]
-            .changes
-            .iter()
-            .map(|c| c.field.as_str())
-            .collect::<Vec<_>>(),
-        ["priority"]
-    );
+    assert_eq!(changed_fields(&alice_live_events[0]), ["priority"]);
     let org_of = |id: i64| tickets[&id].organization_id.as_str();
     assert!(alice_events.iter().all(|e| org_of(e.ticket_id) == ORG_A));
     assert!(bob_events.iter().all(|e| org_of(e.ticket_id) == ORG_B));
@@ -330,15 +312,7 @@ async fn follower_portal_streams_carry_followed_and_project_tickets_only(app: Te
 
 async fn stream_filters_on_hidden_fields_are_refused(app: TestApp) {
     let world = setup(&app).await;
-    let no_stage = create_portal(
-        &app,
-        Portal {
-            name: "nothing but the ticket".to_owned(),
-            requested_tickets: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let no_stage = app.create_portal(portal("nothing but the ticket")).await;
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
     let refused = [
         (

@@ -1,4 +1,4 @@
-//! 8. Time entries: logged only where the portal allows it, listed and deleted only by their author.
+//! Time entries (item 8): logged only where the portal allows it, listed and deleted only by their author.
 
 use ticketd::proto::{DeleteTimeEntryRequest, ListTimeEntriesRequest, LogTimeRequest};
 
@@ -16,7 +16,7 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
     let logged = ok(alice
         .log_time(LogTimeRequest {
             note: "waiting for the technician".to_owned(),
-            ..log_req(a, 15, "2024-05-02")
+            ..log_time_req(a, 15, "2024-05-02")
         })
         .await);
     assert_eq!(logged.author_id, ALICE.sub);
@@ -26,20 +26,20 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
     );
     assert_eq!(logged.note, "waiting for the technician");
 
-    let mut agent = agent(&app);
+    let agent = agent(&app);
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id, logged.id],
         "the agent sees every entry"
     );
     assert_eq!(
-        time_entries_as(&mut alice, a).await,
+        time_entries_as(&alice, a).await,
         std::slice::from_ref(&logged),
         "alice sees only her own"
     );
     let mut amy = world.tickets_as(&app, AMY, Which::P1);
     assert!(
-        time_entries_as(&mut amy, a).await.is_empty(),
+        time_entries_as(&amy, a).await.is_empty(),
         "amy sees the ticket but neither alice's nor the agent's time"
     );
 
@@ -66,7 +66,7 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
         logged.id,
     );
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id, logged.id],
         "nothing was deleted"
     );
@@ -74,10 +74,10 @@ async fn customers_log_list_and_delete_only_their_own_time(app: TestApp) {
         .delete_time_entry(DeleteTimeEntryRequest { id: logged.id })
         .await);
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent, a).await),
+        entry_ids(&time_entries_as(&agent, a).await),
         [world.agent_entry.id]
     );
-    assert!(time_entries_as(&mut alice, a).await.is_empty());
+    assert!(time_entries_as(&alice, a).await.is_empty());
 }
 
 async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: TestApp) {
@@ -86,19 +86,19 @@ async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: Te
     let b = world.id("b-bob-q");
     let mut alice_p2 = world.tickets_as(&app, ALICE, Which::P2);
     let status = assert_field_denied(
-        alice_p2.log_time(log_req(a, 10, "2024-05-02")).await,
+        alice_p2.log_time(log_time_req(a, 10, "2024-05-02")).await,
         "ticket_id",
     );
     assert!(status.message().contains("log time"));
     // An invisible ticket is NOT_FOUND first, whatever the portal allows.
     assert_not_found(
-        alice_p2.log_time(log_req(b, 10, "2024-05-02")).await,
+        alice_p2.log_time(log_time_req(b, 10, "2024-05-02")).await,
         "ticket",
         b,
     );
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
     assert_not_found(
-        alice.log_time(log_req(b, 10, "2024-05-02")).await,
+        alice.log_time(log_time_req(b, 10, "2024-05-02")).await,
         "ticket",
         b,
     );
@@ -121,25 +121,28 @@ async fn time_logging_needs_the_portal_a_visible_ticket_and_valid_fields(app: Te
         (10, "02/05/2024", "work_date"),
         (10, "", "work_date"),
     ] {
-        assert_invalid(alice.log_time(log_req(a, minutes, work_date)).await, field);
+        assert_invalid(
+            alice.log_time(log_time_req(a, minutes, work_date)).await,
+            field,
+        );
     }
     assert_invalid(
         alice
             .log_time(LogTimeRequest {
                 note: "x".repeat(4_097),
-                ..log_req(a, 10, "2024-05-02")
+                ..log_time_req(a, 10, "2024-05-02")
             })
             .await,
         "note",
     );
     assert_eq!(
-        entry_ids(&time_entries_as(&mut agent(&app), a).await),
+        entry_ids(&time_entries_as(&agent(&app), a).await),
         [world.agent_entry.id],
         "no refused entry was recorded"
     );
     // The limits themselves are fine.
     for minutes in [1, 1_440] {
-        let entry = ok(alice.log_time(log_req(a, minutes, "2024-02-29")).await);
+        let entry = ok(alice.log_time(log_time_req(a, minutes, "2024-02-29")).await);
         assert_eq!(entry.minutes, minutes);
         assert_eq!(entry.author_id, ALICE.sub);
     }

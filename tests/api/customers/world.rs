@@ -9,13 +9,12 @@ use std::{
 };
 
 use ticketd::proto::{
-    Comment, CommentVisibility, CreateAssociationRequest, CreatePortalRequest,
-    DeleteAssociationRequest, FollowProjectRequest, FollowTicketRequest, FollowerKind,
+    Comment, CommentVisibility, FollowProjectRequest, FollowTicketRequest, FollowerKind,
     LogTimeRequest, Portal, Priority, PropertyDefinition, PropertyType, Stage, Ticket, TicketEvent,
-    TicketEventKind, TimeEntry, ticket_service_client::TicketServiceClient,
+    TicketEventKind, TimeEntry,
 };
 
-use super::*;
+use crate::support::*;
 
 pub const AGENT: &str = "agent-1";
 pub const ORG_A: &str = "org-a";
@@ -63,6 +62,7 @@ pub struct Seed {
     pub project: &'static str,
 }
 
+/// A [`Seed`], written as a call to keep [`SEEDS`] one line a ticket.
 pub const fn seed(
     key: &'static str,
     subject: &'static str,
@@ -209,6 +209,7 @@ pub const SHOWABLE_CORE: &[&str] = &[
 pub const PUBLIC_NOTE: &str = "We are looking into it";
 pub const INTERNAL_NOTE: &str = "Refund denied; do not tell the customer";
 
+/// What [`setup`] made, and what the rules need to know about it.
 pub struct World {
     /// The organization portal (see the table in the module documentation of `customers`).
     pub p1: Portal,
@@ -230,8 +231,7 @@ pub struct World {
     pub agent_entry: TimeEntry,
 }
 
-pub type Tickets = TicketServiceClient<Authed>;
-
+/// A ticket client of [`AGENT`], who builds the world.
 pub fn agent(app: &TestApp) -> Tickets {
     app.tickets_as(&agent_token(AGENT))
 }
@@ -256,9 +256,8 @@ pub async fn setup(app: &TestApp) -> World {
     })
     .await;
 
-    let p1 = create_portal(
-        app,
-        Portal {
+    let p1 = app
+        .create_portal(Portal {
             name: "P1 organization portal".to_owned(),
             requested_tickets: true,
             organization_tickets: true,
@@ -266,12 +265,10 @@ pub async fn setup(app: &TestApp) -> World {
             editable_properties: strings(&["priority", "region"]),
             time_logging: true,
             ..Default::default()
-        },
-    )
-    .await;
-    let p2 = create_portal(
-        app,
-        Portal {
+        })
+        .await;
+    let p2 = app
+        .create_portal(Portal {
             name: "P2 follower portal".to_owned(),
             requested_tickets: true,
             followed_tickets: true,
@@ -279,9 +276,8 @@ pub async fn setup(app: &TestApp) -> World {
             ticket_types: strings(&[QUESTION]),
             visible_properties: strings(&["stage_id"]),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
 
     let mut ids = BTreeMap::from([("before", before.id)]);
     let mut followers = BTreeMap::new();
@@ -335,25 +331,13 @@ pub async fn setup(app: &TestApp) -> World {
 
     let mut associations = app.associations_as(&agent_token(AGENT));
     ok(associations
-        .create_association(CreateAssociationRequest {
-            ticket_id: a,
-            association: Some(link("contact", "201", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(a, "contact", "201", 0))
         .await);
     ok(associations
-        .delete_association(DeleteAssociationRequest {
-            ticket_id: a,
-            association: Some(link("contact", "201", 0)),
-            request_id: String::new(),
-        })
+        .delete_association(unlink(a, "contact", "201", 0))
         .await);
     ok(associations
-        .create_association(CreateAssociationRequest {
-            ticket_id: b,
-            association: Some(link("contact", "301", 0)),
-            request_id: String::new(),
-        })
+        .create_association(associate(b, "contact", "301", 0))
         .await);
 
     // Changes of hidden fields only, one mixed change, and changes of visible fields.
@@ -380,11 +364,7 @@ pub async fn setup(app: &TestApp) -> World {
     )
     .await;
     change(
-        Ticket {
-            id: a,
-            properties: properties(&[("internal_score", "5")]),
-            ..Default::default()
-        },
+        property_change(a, &[("internal_score", "5")]),
         &["properties.internal_score"],
     )
     .await;
@@ -398,21 +378,9 @@ pub async fn setup(app: &TestApp) -> World {
         &["priority", "assignee_id"],
     )
     .await;
+    change(stage_change(a, world.stages[1].id), &["stage_id"]).await;
     change(
-        Ticket {
-            id: a,
-            stage_id: world.stages[1].id,
-            ..Default::default()
-        },
-        &["stage_id"],
-    )
-    .await;
-    change(
-        Ticket {
-            id: a,
-            properties: properties(&[("region", "apac")]),
-            ..Default::default()
-        },
+        property_change(a, &[("region", "apac")]),
         &["properties.region"],
     )
     .await;
@@ -430,6 +398,7 @@ pub async fn setup(app: &TestApp) -> World {
 }
 
 impl World {
+    /// The portal `which` names.
     pub fn portal(&self, which: Which) -> &Portal {
         match which {
             Which::P1 => &self.p1,
@@ -437,6 +406,7 @@ impl World {
         }
     }
 
+    /// The id of the ticket created for the seed `key`; panics when there is none.
     #[track_caller]
     pub fn id(&self, key: &str) -> i64 {
         *self
@@ -445,6 +415,7 @@ impl World {
             .unwrap_or_else(|| panic!("no ticket {key:?} in the world"))
     }
 
+    /// The sorted ids of the tickets created for `keys`.
     pub fn ids_of(&self, keys: &[&str]) -> Vec<i64> {
         sorted_ids(keys.iter().map(|key| self.id(key)).collect())
     }
@@ -457,10 +428,12 @@ impl World {
             .map_or_else(|| format!("#{id}"), |(key, _)| format!("{key} (#{id})"))
     }
 
+    /// A token of `customer` signed in through the portal `which`.
     pub fn token(&self, customer: Customer, which: Which) -> String {
         customer_token(customer.sub, customer.org, self.portal(which).id)
     }
 
+    /// A ticket client of `customer` signed in through the portal `which`.
     pub fn tickets_as(&self, app: &TestApp, customer: Customer, which: Which) -> Tickets {
         app.tickets_as(&self.token(customer, which))
     }
@@ -644,10 +617,7 @@ impl World {
             }
             _ => {}
         }
-        let mut redacted = TicketEvent {
-            ticket: None,
-            ..event.clone()
-        };
+        let mut redacted = without_ticket(event);
         let had_changes = !redacted.changes.is_empty();
         redacted
             .changes
@@ -704,16 +674,7 @@ impl World {
     }
 }
 
-pub async fn create_portal(app: &TestApp, portal: Portal) -> Portal {
-    ok(app
-        .portals_as(&admin_token(TEST_ADMIN))
-        .create_portal(CreatePortalRequest {
-            portal: Some(portal),
-            request_id: String::new(),
-        })
-        .await)
-}
-
+/// Adds a comment as [`AGENT`].
 pub async fn comment(
     app: &TestApp,
     ticket_id: i64,

@@ -1,10 +1,10 @@
-//! 6. Customer writes: create as requester of its own organization, update only editable fields of visible
-//! tickets, never archive or restore.
+//! Customer writes (item 6): customers create tickets as requesters of their own organization, update only
+//! editable fields of visible tickets, and never archive or restore.
 
 use ticketd::proto::{
-    ArchiveTicketRequest, AssociationSpec, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
-    BatchUpdateTicketsRequest, CreateTicketRequest, GetTicketRequest, Priority,
-    RestoreTicketRequest, Ticket, TicketEventKind, UpdateTicketRequest,
+    AssociationSpec, BatchArchiveTicketsRequest, BatchCreateTicketsRequest,
+    BatchUpdateTicketsRequest, CreateTicketRequest, GetTicketRequest, Priority, Ticket,
+    TicketEventKind, UpdateTicketRequest,
 };
 use tonic::Code;
 
@@ -51,7 +51,7 @@ async fn customers_create_tickets_as_requester_of_their_own_organization(app: Te
     assert_eq!(history[0].kind(), TicketEventKind::Created);
     assert_eq!(history[0].actor_id, ALICE.sub);
     assert_eq!(
-        followers_as(&mut agent(&app), created.id).await,
+        followers_as(&agent(&app), created.id).await,
         [ALICE.sub],
         "the requester follows its ticket"
     );
@@ -440,11 +440,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
     assert_not_found(
         alice
             .update_ticket(update_ticket_req(
-                Ticket {
-                    id: b,
-                    subject: "hijacked".to_owned(),
-                    ..Default::default()
-                },
+                subject_change(b, "hijacked"),
                 &["subject"],
             ))
             .await,
@@ -456,11 +452,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
     assert_not_found(
         alice_p2
             .update_ticket(update_ticket_req(
-                Ticket {
-                    id: incident,
-                    subject: "type not allowed".to_owned(),
-                    ..Default::default()
-                },
+                subject_change(incident, "type not allowed"),
                 &["subject"],
             ))
             .await,
@@ -577,22 +569,11 @@ async fn customers_cannot_archive_or_restore(app: TestApp) {
     let world = setup(&app).await;
     let a = world.id("a-alice-q");
     let mut alice = world.tickets_as(&app, ALICE, Which::P1);
-    assert_not_for_customers(
-        alice
-            .archive_ticket(ArchiveTicketRequest {
-                id: a,
-                ..Default::default()
-            })
-            .await,
-        "ArchiveTicket",
-    );
+    assert_not_for_customers(alice.archive_ticket(archive_req(a)).await, "ArchiveTicket");
     assert_not_for_customers(
         alice
             .batch_archive_tickets(BatchArchiveTicketsRequest {
-                requests: vec![ArchiveTicketRequest {
-                    id: a,
-                    ..Default::default()
-                }],
+                requests: vec![archive_req(a)],
                 request_id: String::new(),
             })
             .await,
@@ -603,21 +584,8 @@ async fn customers_cannot_archive_or_restore(app: TestApp) {
         "the ticket is not archived"
     );
 
-    ok(agent(&app)
-        .archive_ticket(ArchiveTicketRequest {
-            id: a,
-            ..Default::default()
-        })
-        .await);
-    assert_not_for_customers(
-        alice
-            .restore_ticket(RestoreTicketRequest {
-                id: a,
-                request_id: String::new(),
-            })
-            .await,
-        "RestoreTicket",
-    );
+    ok(agent(&app).archive_ticket(archive_req(a)).await);
+    assert_not_for_customers(alice.restore_ticket(restore_req(a)).await, "RestoreTicket");
     assert!(
         app.get_ticket(a).await.archived,
         "the ticket stays archived"
@@ -625,5 +593,5 @@ async fn customers_cannot_archive_or_restore(app: TestApp) {
     // An archived ticket stays readable (Get) but leaves the customer's listing.
     let fetched = ok(alice.get_ticket(GetTicketRequest { id: a }).await);
     assert!(fetched.archived);
-    assert!(!ids(&list_all_as(&mut alice, 50).await).contains(&a));
+    assert!(!ids(&list_all_as(&alice, 50).await).contains(&a));
 }

@@ -3,14 +3,17 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use ticketd::{
     Application,
     config::{AuthMode, ServeConfig},
     proto::{
-        Association, CreatePipelineRequest, CreatePropertyRequest, Filter, FilterGroup,
-        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
-        ListTicketsRequest, Pipeline, PropertyDefinition, PropertyType, SearchTicketsRequest,
-        Ticket, TicketEvent, WatchTicketsRequest,
+        Association, BatchCreateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest,
+        CreateTicketRequest, Filter, FilterGroup, GetCardRequest, GetPipelineRequest,
+        GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest, ListTicketsRequest,
+        Pipeline, Portal, PropertyDefinition, PropertyType, RenderCardRequest, RenderedCard,
+        SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, UpdateCardPropertiesRequest,
+        WatchCardRequest, WatchTicketsRequest,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
@@ -21,12 +24,16 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Streaming, transport::Channel};
 
 use super::{
-    Authed, Bearer, STREAM_TIMEOUT, TEST_ADMIN, TestDatabase, admin_token, create_ticket_req,
-    enable_jwt, ids, ok, property_def, ticket, update_ticket_req,
+    Authed, Bearer, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req, create_portal_req,
+    create_property_req, create_ticket_req, enable_jwt, every_association, every_event,
+    every_match, every_ticket, ids, ok, open_stream, property_def, ticket, update_ticket_req,
 };
 
 /// How long a server may take to stop after the shutdown signal before the test fails.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A TicketService client whose calls carry a token.
+pub type Tickets = TicketServiceClient<Authed>;
 
 /// A running server plus a connected channel. Stop it with [`TestApp::shutdown`]; dropping it stops it too.
 pub struct TestApp {
@@ -170,7 +177,7 @@ impl TestApp {
     }
 
     /// A TicketService client of the test admin.
-    pub fn tickets(&self) -> TicketServiceClient<Authed> {
+    pub fn tickets(&self) -> Tickets {
         self.tickets_as(&admin_token(TEST_ADMIN))
     }
 
@@ -194,8 +201,13 @@ impl TestApp {
         self.cards_as(&admin_token(TEST_ADMIN))
     }
 
+    /// A PortalService client of the test admin.
+    pub fn portals(&self) -> PortalServiceClient<Authed> {
+        self.portals_as(&admin_token(TEST_ADMIN))
+    }
+
     /// A TicketService client whose calls carry `token`.
-    pub fn tickets_as(&self, token: &str) -> TicketServiceClient<Authed> {
+    pub fn tickets_as(&self, token: &str) -> Tickets {
         TicketServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 
@@ -238,6 +250,15 @@ impl TestApp {
             .await)
     }
 
+    /// Creates tickets in one BatchCreateTickets call as the test admin.
+    pub async fn batch_create_tickets(&self, requests: Vec<CreateTicketRequest>) -> Vec<Ticket> {
+        let request = BatchCreateTicketsRequest {
+            requests,
+            request_id: String::new(),
+        };
+        ok(self.tickets().batch_create_tickets(request).await).tickets
+    }
+
     /// Reads a ticket as the test admin.
     pub async fn get_ticket(&self, id: i64) -> Ticket {
         ok(self.tickets().get_ticket(GetTicketRequest { id }).await)
@@ -255,10 +276,7 @@ impl TestApp {
     pub async fn create_pipeline(&self, pipeline: Pipeline) -> Pipeline {
         ok(self
             .pipelines()
-            .create_pipeline(CreatePipelineRequest {
-                pipeline: Some(pipeline),
-                request_id: String::new(),
-            })
+            .create_pipeline(create_pipeline_req(pipeline))
             .await)
     }
 
@@ -288,10 +306,43 @@ impl TestApp {
     pub async fn create_property(&self, property: PropertyDefinition) -> PropertyDefinition {
         ok(self
             .properties()
-            .create_property(CreatePropertyRequest {
-                property: Some(property),
-                request_id: String::new(),
-            })
+            .create_property(create_property_req(property))
+            .await)
+    }
+
+    /// Creates a card template as the test admin.
+    pub async fn create_card_template(&self, request: CreateCardTemplateRequest) -> CardTemplate {
+        ok(self.cards().create_card_template(request).await)
+    }
+
+    /// Sends a card as the test admin.
+    pub async fn send_card(&self, request: SendCardRequest) -> Card {
+        ok(self.cards().send_card(request).await)
+    }
+
+    /// Reads a card as the test admin.
+    pub async fn get_card(&self, card_id: i64) -> Card {
+        ok(self.cards().get_card(GetCardRequest { card_id }).await)
+    }
+
+    /// Renders a card as the test admin.
+    pub async fn render_card(&self, card_id: i64) -> RenderedCard {
+        ok(self
+            .cards()
+            .render_card(RenderCardRequest { card_id })
+            .await)
+    }
+
+    /// Updates a card's properties as the test admin.
+    pub async fn update_card(&self, request: UpdateCardPropertiesRequest) -> Card {
+        ok(self.cards().update_card_properties(request).await)
+    }
+
+    /// Creates a portal as the test admin.
+    pub async fn create_portal(&self, portal: Portal) -> Portal {
+        ok(self
+            .portals()
+            .create_portal(create_portal_req(portal))
             .await)
     }
 }
@@ -302,31 +353,23 @@ impl TestApp {
 
 impl TestApp {
     /// Every ticket of a query, following `next_page_token` to the end.
-    pub async fn list_all_tickets(&self, mut request: ListTicketsRequest) -> Vec<Ticket> {
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().list_tickets(request.clone()).await);
-            all.extend(page.tickets);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListTickets never returned an empty next_page_token");
+    pub async fn list_all_tickets(&self, request: ListTicketsRequest) -> Vec<Ticket> {
+        every_ticket(&self.tickets(), request).await
+    }
+
+    /// How many tickets there are, archived ones included.
+    pub async fn ticket_count(&self) -> usize {
+        self.list_all_tickets(ListTicketsRequest {
+            show_archived: true,
+            ..Default::default()
+        })
+        .await
+        .len()
     }
 
     /// Every match of a search, following `next_page_token` to the end.
-    pub async fn search_all(&self, mut request: SearchTicketsRequest) -> Vec<Ticket> {
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().search_tickets(request.clone()).await);
-            all.extend(page.tickets);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("SearchTickets never returned an empty next_page_token");
+    pub async fn search_all(&self, request: SearchTicketsRequest) -> Vec<Ticket> {
+        every_match(&self.tickets(), request).await
     }
 
     /// Ids of every ticket matching one group of filters (id order).
@@ -345,39 +388,21 @@ impl TestApp {
         ticket_id: i64,
         to_object_type: &str,
     ) -> Vec<Association> {
-        let mut request = ListAssociationsRequest {
+        let request = ListAssociationsRequest {
             ticket_id,
             to_object_type: to_object_type.to_owned(),
             ..Default::default()
         };
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.associations().list_associations(request.clone()).await);
-            all.extend(page.associations);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListAssociations never returned an empty next_page_token");
+        every_association(&self.associations(), request).await
     }
 
     /// A ticket's whole history, following the pages.
     pub async fn history(&self, ticket_id: i64) -> Vec<TicketEvent> {
-        let mut request = ListTicketHistoryRequest {
+        let request = ListTicketHistoryRequest {
             ticket_id,
             ..Default::default()
         };
-        let mut all = Vec::new();
-        for _ in 0..10_000 {
-            let page = ok(self.tickets().list_ticket_history(request.clone()).await);
-            all.extend(page.events);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            request.page_token = page.next_page_token;
-        }
-        panic!("ListTicketHistory never returned an empty next_page_token");
+        every_event(&self.tickets(), request).await
     }
 
     /// The id of a ticket's latest event (from ListTicketHistory).
@@ -406,13 +431,94 @@ impl TestApp {
         events
     }
 
+    /// Every event after `event_id`, in `event_id` order (what a watch resuming there must receive).
+    pub async fn history_after(&self, event_id: i64) -> Vec<TicketEvent> {
+        let mut events = self.all_history().await;
+        events.retain(|e| e.event_id > event_id);
+        events
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reflection, asked without credentials
+// ---------------------------------------------------------------------------------------------------------------
+
+// The two versions are the same conversation in two generated APIs: v1 is current, v1alpha is what the stock
+// grpcio-reflection client speaks (tests/outside/check.py).
+impl TestApp {
+    /// The services gRPC reflection v1 lists.
+    pub async fn reflected_services_v1(&self) -> Vec<String> {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(self.channel());
+        let mut responses = ok(client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await);
+        let response = responses
+            .next()
+            .await
+            .expect("a v1 reflection response")
+            .expect("v1 reflection succeeds without credentials");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!(
+                "expected a list of services, got {:?}",
+                response.message_response
+            );
+        };
+        list.service.into_iter().map(|s| s.name).collect()
+    }
+
+    /// The services gRPC reflection v1alpha lists.
+    pub async fn reflected_services_v1alpha(&self) -> Vec<String> {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(self.channel());
+        let mut responses = ok(client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await);
+        let response = responses
+            .next()
+            .await
+            .expect("a v1alpha reflection response")
+            .expect("v1alpha reflection succeeds without credentials");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!(
+                "expected a list of services, got {:?}",
+                response.message_response
+            );
+        };
+        list.service.into_iter().map(|s| s.name).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streams, opened as the test admin
+// ---------------------------------------------------------------------------------------------------------------
+
+impl TestApp {
     /// Opens a WatchTickets stream; panics with the status when the call is refused.
     pub async fn watch(&self, request: WatchTicketsRequest) -> Streaming<TicketEvent> {
-        let mut client = self.tickets();
-        let call = client.watch_tickets(request.clone());
-        match tokio::time::timeout(STREAM_TIMEOUT, call).await {
-            Ok(result) => ok(result),
-            Err(_) => panic!("WatchTickets {request:?} did not answer within {STREAM_TIMEOUT:?}"),
-        }
+        let what = format!("WatchTickets {request:?}");
+        let opened = open_stream(self.tickets().watch_tickets(request), &what).await;
+        opened.unwrap_or_else(|status| panic!("{what}: expected OK, got {status:?}"))
+    }
+
+    /// Opens a WatchCard stream; panics with the status when the call is refused.
+    pub async fn watch_card(&self, request: WatchCardRequest) -> Streaming<RenderedCard> {
+        let what = format!("WatchCard {request:?}");
+        let opened = open_stream(self.cards().watch_card(request), &what).await;
+        opened.unwrap_or_else(|status| panic!("{what}: expected OK, got {status:?}"))
     }
 }

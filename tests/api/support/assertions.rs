@@ -70,6 +70,30 @@ pub fn assert_invalid<T: Debug>(result: Result<Response<T>, Status>, field: &str
     status
 }
 
+/// Panics unless exactly one of concurrent creates of the same thing succeeded and every other one is
+/// ALREADY_EXISTS.
+#[track_caller]
+pub fn assert_one_create_wins<T>(results: &[Result<T, Status>]) {
+    let codes: Vec<Code> = results
+        .iter()
+        .map(|r| match r {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        })
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Code::Ok).count(),
+        1,
+        "exactly one create wins: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == Code::Ok || *c == Code::AlreadyExists),
+        "the others are ALREADY_EXISTS: {codes:?}"
+    );
+}
+
 /// Panics unless the ids strictly increase (no repeat, no reordering).
 #[track_caller]
 pub fn assert_strictly_increasing(ids: &[i64], what: &str) {

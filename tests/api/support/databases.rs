@@ -34,6 +34,24 @@ macro_rules! both_databases {
     };
 }
 
+/// Writes tests that only PostgreSQL can run, as `async fn name(app: TestApp)` like [`both_databases!`]: several
+/// replicas need a database server (SQLite is embedded, one replica), and some migrations are PostgreSQL-only.
+/// `postgres_only!(a)` generates `mod postgres_replicas { #[tokio::test] async fn a() .. }`; the module keeps the
+/// name CI knows these tests by.
+macro_rules! postgres_only {
+    ($($(#[$attr:meta])* $name:ident),+ $(,)?) => {
+        mod postgres_replicas {
+            $(
+                $(#[$attr])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::support::TestApp::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
 /// A database that lives as long as any server of the test uses it.
 pub struct TestDatabase {
     pub url: String,

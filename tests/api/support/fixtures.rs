@@ -4,6 +4,9 @@
 /// it.
 pub const KAIZALA_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kaizala");
 
+/// The fixed header of the fixture's card view.
+pub const KAIZALA_CARD_HEADER: &str = "XYZ CUSTOMER CARE";
+
 /// A file of the Kaizala fixture package, as text.
 pub fn kaizala_fixture(name: &str) -> String {
     let path = format!("{KAIZALA_FIXTURES}/{name}");

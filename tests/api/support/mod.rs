@@ -2,11 +2,12 @@
 //! connected generated clients, request builders and assertions on `tonic::Status`. Test files take it all with
 //! `use crate::support::*;`.
 //!
-//! - [`databases`]: `both_databases!` and the fresh SQLite and PostgreSQL databases behind it;
+//! - [`databases`]: `both_databases!`, `postgres_only!` and the fresh SQLite and PostgreSQL databases behind them;
 //! - [`app`]: [`TestApp`], the running server, its clients and happy-path shortcuts;
 //! - [`credentials`]: the servers' JWT secret and callers' tokens;
 //! - [`builders`]: requests and messages to send;
-//! - [`extract`]: ids and times read out of answers;
+//! - [`extract`]: ids, times, event kinds, changes and stages read out of answers;
+//! - [`listings`]: every page of a listing;
 //! - [`assertions`]: checks on call results;
 //! - [`streams`]: reading server streams with a timeout;
 //! - [`fixtures`]: real-world data under `tests/fixtures/`.
@@ -21,6 +22,7 @@ mod builders;
 mod credentials;
 mod extract;
 mod fixtures;
+mod listings;
 mod streams;
 
 pub use app::*;
@@ -30,4 +32,5 @@ pub use credentials::*;
 pub use databases::*;
 pub use extract::*;
 pub use fixtures::*;
+pub use listings::*;
 pub use streams::*;

@@ -4,13 +4,24 @@
 use std::time::Duration;
 
 use ticketd::proto::TicketEvent;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Response, Status, Streaming};
 
 /// How long a test waits for one message of a stream before failing (instead of hanging).
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The trailer of a WatchTickets stream that ends with UNAVAILABLE.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
+
+/// Opens a call that answers with a stream, failing the test if it does not answer within [`STREAM_TIMEOUT`].
+pub async fn open_stream<T>(
+    call: impl Future<Output = Result<Response<Streaming<T>>, Status>>,
+    what: &str,
+) -> Result<Streaming<T>, Status> {
+    match tokio::time::timeout(STREAM_TIMEOUT, call).await {
+        Ok(result) => result.map(Response::into_inner),
+        Err(_) => panic!("{what}: the call did not answer within {STREAM_TIMEOUT:?}"),
+    }
+}
 
 /// The next item of a stream: `Ok(Some(message))`, `Ok(None)` at a clean end, `Err(status)` at an error end.
 /// Panics when nothing arrives within [`STREAM_TIMEOUT`].
