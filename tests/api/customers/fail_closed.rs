@@ -20,15 +20,13 @@ const ORG: &str = "org-x";
 
 /// The token of a customer (of [`ORG`]) whose portal shows its own tickets and lists no field at all.
 async fn customer_with_bare_portal(app: &TestApp) -> String {
-    let portal = create_portal(
-        app,
-        Portal {
+    let portal = app
+        .create_portal(Portal {
             name: "bare".to_owned(),
             requested_tickets: true,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     customer_token(CUSTOMER, ORG, portal.id)
 }
 
@@ -95,11 +93,11 @@ async fn a_field_the_portal_does_not_list_never_reaches_its_customer(app: TestAp
         .batch_get_tickets(BatchGetTicketsRequest { ids: vec![full.id] })
         .await);
     assert_bare(&batch.tickets[0], &full, "BatchGetTickets");
-    let listed = list_all_as(&mut customer, 10).await;
+    let listed = list_all_as(&customer, 10).await;
     assert_eq!(listed.len(), 1);
     assert_bare(&listed[0], &full, "ListTickets");
-    let found = search_all_as(
-        &mut customer,
+    let found = every_match(
+        &customer,
         SearchTicketsRequest {
             query: "every field".to_owned(),
             page_size: 10,
@@ -112,7 +110,7 @@ async fn a_field_the_portal_does_not_list_never_reaches_its_customer(app: TestAp
 
     // The creation's history names only what every customer sees; the stream's snapshot is bare too.
     let always = ["subject", "content", "close_time"];
-    let history = history_as(&mut customer, full.id, 50).await;
+    let history = history_as(&customer, full.id, 50).await;
     assert!(!history.is_empty());
     for event in &history {
         for change in &event.changes {
@@ -123,7 +121,7 @@ async fn a_field_the_portal_does_not_list_never_reaches_its_customer(app: TestAp
             );
         }
     }
-    let mut stream = open(
+    let mut stream = open_stream(
         customer.watch_tickets(WatchTicketsRequest {
             ticket_ids: vec![full.id],
             after_event_id: history[0].event_id - 1,
@@ -174,8 +172,8 @@ async fn a_card_showing_a_hidden_field_inside_its_view_is_refused(app: TestApp) 
         })
         .await);
     let shown = card_template(&app, "subject only", &[("ticketnumber", "subject")]).await;
-    let hidden_card = send_card(&app, inline.id, ticket.id).await;
-    let visible_card = send_card(&app, shown.id, ticket.id).await;
+    let hidden_card = send_alice_card(&app, inline.id, ticket.id).await;
+    let visible_card = send_alice_card(&app, shown.id, ticket.id).await;
 
     let mut cards = app.cards_as(&token);
     assert_field_denied(

@@ -153,9 +153,8 @@ async fn the_sql_scope_shows_exactly_what_the_in_memory_rule_shows(app: TestApp)
             1 => vec!["question".to_owned()],
             _ => vec!["question".to_owned(), "incident".to_owned()],
         };
-        let portal = create_portal(
-            &app,
-            Portal {
+        let portal = app
+            .create_portal(Portal {
                 name: format!("generated portal {portal_index}"),
                 requested_tickets: rules.requested,
                 followed_tickets: rules.followed,
@@ -163,9 +162,8 @@ async fn the_sql_scope_shows_exactly_what_the_in_memory_rule_shows(app: TestApp)
                 followed_project_tickets: rules.followed_projects,
                 ticket_types: ticket_types.clone(),
                 ..Default::default()
-            },
-        )
-        .await;
+            })
+            .await;
         for (customer, org) in CUSTOMERS {
             let scope = TicketScope {
                 customer_id: customer.to_owned(),
