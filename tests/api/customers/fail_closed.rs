@@ -4,7 +4,7 @@
 
 use ticketd::proto::{
     BatchGetTicketsRequest, GetCardRequest, GetTicketRequest, ListCardsRequest, Portal, Priority,
-    PropertyDefinition, PropertyType, WatchTicketsRequest,
+    WatchTicketsRequest,
 };
 use tokio_stream::StreamExt;
 
@@ -54,17 +54,7 @@ fn assert_bare(ticket: &Ticket, full: &Ticket, what: &str) {
 }
 
 async fn a_field_the_portal_does_not_list_never_reaches_its_customer(app: TestApp) {
-    app.create_property(PropertyDefinition {
-        customer_visible: true,
-        customer_editable: true,
-        ..property_def("region", PropertyType::String)
-    })
-    .await;
-    app.create_property(PropertyDefinition {
-        agent_only: true,
-        ..property_def("internal_score", PropertyType::Number)
-    })
-    .await;
+    define_properties(&app).await;
     let mut customer = app.tickets_as(&customer_with_bare_portal(&app).await);
     let mut agent = agent(&app);
     // An event before ours, so the stream below can resume from a cursor above zero (zero means "from now").

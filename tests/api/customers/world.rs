@@ -236,14 +236,9 @@ pub fn agent(app: &TestApp) -> Tickets {
     app.tickets_as(&agent_token(AGENT))
 }
 
-/// Builds the world described in the module documentation.
-pub async fn setup(app: &TestApp) -> World {
-    let mut agent = agent(app);
-    let before = ok(agent
-        .create_ticket(create_ticket_req(ticket("created before the setup")))
-        .await);
-    let before_setup = app.last_event_id(before.id).await;
-
+/// The custom properties of the world: `region` (customer visible and editable) and `internal_score` (agent
+/// only).
+pub async fn define_properties(app: &TestApp) {
     app.create_property(PropertyDefinition {
         customer_visible: true,
         customer_editable: true,
@@ -255,6 +250,17 @@ pub async fn setup(app: &TestApp) -> World {
         ..property_def("internal_score", PropertyType::Number)
     })
     .await;
+}
+
+/// Builds the world described in the module documentation.
+pub async fn setup(app: &TestApp) -> World {
+    let mut agent = agent(app);
+    let before = ok(agent
+        .create_ticket(create_ticket_req(ticket("created before the setup")))
+        .await);
+    let before_setup = app.last_event_id(before.id).await;
+
+    define_properties(app).await;
 
     let p1 = app
         .create_portal(Portal {
