@@ -38,9 +38,7 @@ use ticketd::{
     },
 };
 use tonic::{Code, Response, Status, transport::Channel};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::support::*;
 
@@ -387,15 +385,9 @@ async fn audience_and_issuer_are_required_when_configured(app: TestApp) {
 }
 
 async fn health_and_reflection_need_no_credentials(app: TestApp) {
-    let mut health = HealthClient::new(app.channel());
     for service in ["", "ticketd.v1.TicketService"] {
-        let response = ok(health
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await);
         assert_eq!(
-            response.status(),
+            app.health_status(service).await,
             ServingStatus::Serving,
             "health of {service:?}"
         );

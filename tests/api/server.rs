@@ -26,16 +26,9 @@ postgres_only!(
 const SERVICES: [&str; 3] = ["", "ticketd.v1.TicketService", "ticketd.v1.PipelineService"];
 
 async fn reports_every_service_as_serving(app: TestApp) {
-    let mut health = HealthClient::new(app.channel());
-
     for service in SERVICES {
-        let response = ok(health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await);
         assert_eq!(
-            response.status(),
+            app.health_status(service).await,
             ServingStatus::Serving,
             "service {service:?}"
         );
@@ -44,6 +37,7 @@ async fn reports_every_service_as_serving(app: TestApp) {
     let unknown = HealthCheckRequest {
         service: "ticketd.v1.NoSuchService".into(),
     };
+    let mut health = HealthClient::new(app.channel());
     assert_code(health.check(unknown).await, Code::NotFound);
 }
 

@@ -22,6 +22,9 @@ use ticketd::{
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Streaming, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use super::{
     Authed, Bearer, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req, create_portal_req,
@@ -440,12 +443,18 @@ impl TestApp {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Reflection, asked without credentials
+// Health and reflection, asked without credentials
 // ---------------------------------------------------------------------------------------------------------------
 
-// The two versions are the same conversation in two generated APIs: v1 is current, v1alpha is what the stock
-// grpcio-reflection client speaks (tests/outside/check.py).
 impl TestApp {
+    /// The health status of `service` ("": the whole server).
+    pub async fn health_status(&self, service: &str) -> ServingStatus {
+        let request = HealthCheckRequest {
+            service: service.to_owned(),
+        };
+        ok(HealthClient::new(self.channel()).check(request).await).status()
+    }
+
     /// The services gRPC reflection v1 lists.
     pub async fn reflected_services_v1(&self) -> Vec<String> {
         use tonic_reflection::pb::v1::{
@@ -474,6 +483,8 @@ impl TestApp {
         list.service.into_iter().map(|s| s.name).collect()
     }
 
+    // The same conversation as v1's in the other generated API: v1alpha is what the stock grpcio-reflection
+    // client speaks (tests/outside/check.py), so the server keeps serving it.
     /// The services gRPC reflection v1alpha lists.
     pub async fn reflected_services_v1alpha(&self) -> Vec<String> {
         use tonic_reflection::pb::v1alpha::{
