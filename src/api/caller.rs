@@ -6,7 +6,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, LazyLock},
     task::{Context, Poll},
 };
 
@@ -15,6 +15,9 @@ use crate::{
     domain::{Error, access::Viewer},
     store::Store,
 };
+
+/// Every staff call shares one viewer: the hot path costs a reference count, not an allocation.
+static STAFF: LazyLock<Arc<Viewer>> = LazyLock::new(|| Arc::new(Viewer::Staff));
 
 /// Resolves the caller's [`Viewer`] and puts it in the request's extensions; sits behind the auth layer.
 #[derive(Clone)]
@@ -73,7 +76,7 @@ where
             return Box::pin(self.inner.call(request));
         };
         if caller.role != Role::Customer {
-            request.extensions_mut().insert(Arc::new(Viewer::Staff));
+            request.extensions_mut().insert(Arc::clone(&STAFF));
             return Box::pin(self.inner.call(request));
         }
         let caller = caller.clone();
