@@ -11,13 +11,6 @@ use std::{
 
 use tokio::sync::Semaphore;
 
-/// Paths that are never shed.
-const ALWAYS_SERVED: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-
 /// Refuses calls beyond `limit` in progress.
 #[derive(Debug, Clone)]
 pub struct ConcurrencyLimitLayer {
@@ -69,7 +62,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        if ALWAYS_SERVED.iter().any(|prefix| path.starts_with(prefix)) {
+        if crate::availability::is_infrastructure(path) {
             return Box::pin(self.inner.call(request));
         }
         match Arc::clone(&self.permits).try_acquire_owned() {

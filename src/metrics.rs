@@ -30,6 +30,8 @@ pub const EVENTS_FANNED_OUT: &str = "ticketd_events_fanned_out_total";
 pub const LAG_RESYNCS: &str = "ticketd_stream_lag_resyncs_total";
 /// Database connections of this replica's pool, by state (`idle`, `in_use`).
 pub const DB_CONNECTIONS: &str = "ticketd_db_pool_connections";
+/// 1 while the database answers the health probe, 0 while it does not.
+pub const DATABASE_UP: &str = "ticketd_database_up";
 /// Calls refused by the concurrency limit.
 pub const SHED: &str = "ticketd_grpc_requests_shed_total";
 
@@ -68,6 +70,10 @@ fn describe() {
         "streams that fell behind and re-read the database"
     );
     metrics::describe_gauge!(DB_CONNECTIONS, "database pool connections by state");
+    metrics::describe_gauge!(
+        DATABASE_UP,
+        "1 while the database answers the health probe, else 0"
+    );
     metrics::describe_counter!(SHED, "gRPC calls refused at the concurrency limit");
 }
 

@@ -19,6 +19,7 @@ use crate::{
         properties::PropertyApi, tickets::TicketApi,
     },
     auth::{AuthLayer, Authenticator},
+    availability::DatabaseGateLayer,
     config::{AuthMode, ServeConfig},
     error::{ServeError, StartupError},
     events::{EventHub, HubConfig},
@@ -203,8 +204,40 @@ impl Application {
                 .set_service_status(service, ServingStatus::Serving)
                 .await;
         }
+        // Readiness follows the database: while it is unreachable every service reports NOT_SERVING, so that
+        // load balancers and Kubernetes send calls to replicas that can answer them.
+        let health_follower = {
+            let health_reporter = health_reporter.clone();
+            let service_names = service_names.clone();
+            let mut health = self.store.health();
+            let mut stopping = stopping_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let up = tokio::select! {
+                        up = health.changed() => up,
+                        _ = stopping.wait_for(|stopping| *stopping) => return,
+                    };
+                    let status = if up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    for service in std::iter::once("").chain(service_names.iter().copied()) {
+                        health_reporter.set_service_status(service, status).await;
+                    }
+                }
+            })
+        };
+        let prober = {
+            let store = self.store.clone();
+            let stopping = stopping_rx.clone();
+            tokio::spawn(async move { store.probe_health(stopping).await })
+        };
+        let stop_following_health = health_follower.abort_handle();
         let signal = async move {
             shutdown.await;
+            // Stopped first, so a database coming back during the drain cannot turn SERVING on again.
+            stop_following_health.abort();
             tracing::info!(
                 "shutdown requested: reporting NOT_SERVING and draining in-flight calls"
             );
@@ -231,6 +264,8 @@ impl Application {
             .layer(GrpcWebLayer::new())
             // Inside gRPC-Web, so browsers' calls are checked the same way once translated.
             .layer(AuthLayer::new(self.authenticator.clone()))
+            // Behind authentication, so that a caller without credentials learns nothing of the database.
+            .layer(DatabaseGateLayer::new(self.store.health()))
             // Behind authentication: it reads the principal the auth layer put in the request.
             .layer(ViewerLayer::new(self.store.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
@@ -266,6 +301,8 @@ impl Application {
         };
         purger.abort();
         pool_sampler.abort();
+        health_follower.abort();
+        prober.abort();
         // Closing the pool waits for every connection to come back; after an abandoned drain a stuck call may
         // hold one indefinitely, and the process is about to exit anyway.
         if drained && let Err(error) = self.store.close().await {

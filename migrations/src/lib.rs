@@ -9,6 +9,7 @@ mod m20261122_000003_streams_cards;
 mod m20261122_000004_access;
 mod m20261122_000005_outbox_position;
 mod m20261122_000006_definitions_for_write;
+mod m20261129_000007_request_ids_per_caller;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_access::Migration),
             Box::new(m20261122_000005_outbox_position::Migration),
             Box::new(m20261122_000006_definitions_for_write::Migration),
+            Box::new(m20261129_000007_request_ids_per_caller::Migration),
         ]
     }
 }

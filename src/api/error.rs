@@ -1,6 +1,6 @@
 //! The one mapping from domain errors to gRPC statuses, with rich details (`google.rpc.*`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -10,14 +10,25 @@ use crate::domain::Error;
 /// `ErrorInfo.domain` of every error ticketd returns.
 pub const ERROR_DOMAIN: &str = "ticketd";
 
+/// How long a client should wait before retrying a call the database could not serve (`RetryInfo`).
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Longest quoted client value an error repeats; longer ones are cut and end in "…".
+pub const MAX_ECHOED_CHARS: usize = 100;
+/// Longest message or detail string of an error, whatever it quotes: statuses travel in HTTP/2 headers, which
+/// clients and proxies refuse beyond a few KiB.
+pub const MAX_ERROR_TEXT_CHARS: usize = 1_000;
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
+        // Everything below that reaches the client passes through `echo`, so no client value comes back longer
+        // than MAX_ECHOED_CHARS however the message quoting it was written.
+        let message = echo(&error.to_string());
         let mut details = ErrorDetails::new();
         let code = match error {
             Error::InvalidArgument { field, description } => {
                 details
-                    .add_bad_request_violation(field, description)
+                    .add_bad_request_violation(echo(&field), echo(&description))
                     .set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
                 Code::InvalidArgument
             }
@@ -25,7 +36,7 @@ impl From<Error> for Status {
                 details.set_error_info(
                     "PERMISSION_DENIED",
                     ERROR_DOMAIN,
-                    HashMap::from([("field".to_owned(), field)]),
+                    HashMap::from([("field".to_owned(), echo(&field))]),
                 );
                 Code::PermissionDenied
             }
@@ -35,13 +46,13 @@ impl From<Error> for Status {
                     .set_error_info(
                         "REQUEST_ID_REUSED",
                         ERROR_DOMAIN,
-                        HashMap::from([("request_id".to_owned(), request_id)]),
+                        HashMap::from([("request_id".to_owned(), echo(&request_id))]),
                     );
                 Code::InvalidArgument
             }
             Error::NotFound { resource, id } => {
                 details
-                    .set_resource_info(resource, id, "", message.clone())
+                    .set_resource_info(resource, echo(&id), "", message.clone())
                     .set_error_info(
                         format!("{}_NOT_FOUND", resource.to_uppercase()),
                         ERROR_DOMAIN,
@@ -54,7 +65,7 @@ impl From<Error> for Status {
                 ref message,
             } => {
                 details
-                    .add_precondition_failure_violation(reason, "", message.clone())
+                    .add_precondition_failure_violation(reason, "", echo(message))
                     .set_error_info(reason, ERROR_DOMAIN, HashMap::new());
                 Code::FailedPrecondition
             }
@@ -65,7 +76,7 @@ impl From<Error> for Status {
                 ..
             } => {
                 details
-                    .set_resource_info(resource, id, "", "")
+                    .set_resource_info(resource, echo(&id), "", "")
                     .set_error_info(
                         "ETAG_MISMATCH",
                         ERROR_DOMAIN,
@@ -80,7 +91,7 @@ impl From<Error> for Status {
                 ..
             } => {
                 details
-                    .set_resource_info(resource, id, "", "")
+                    .set_resource_info(resource, echo(&id), "", "")
                     .set_error_info(
                         "VERSION_MISMATCH",
                         ERROR_DOMAIN,
@@ -96,7 +107,7 @@ impl From<Error> for Status {
                 details.set_error_info(
                     format!("{}_ALREADY_EXISTS", resource.to_uppercase()),
                     ERROR_DOMAIN,
-                    HashMap::from([(field, value)]),
+                    HashMap::from([(echo(&field), echo(&value))]),
                 );
                 Code::AlreadyExists
             }
@@ -114,7 +125,7 @@ impl From<Error> for Status {
             }
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
-                return Status::unavailable("the database is unavailable; retry with backoff");
+                return unavailable("the database is unavailable; retry with backoff");
             }
             Error::Internal(source) => {
                 // The full chain goes to the log only: it may hold SQL or connection details.
@@ -126,6 +137,76 @@ impl From<Error> for Status {
     }
 }
 
+/// UNAVAILABLE with a `RetryInfo`, which gRPC clients and their retry policies read as "safe to retry, after
+/// this delay": for the database being away, never for a client's mistake.
+pub fn unavailable(message: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(RETRY_DELAY)).set_error_info(
+        "DATABASE_UNAVAILABLE",
+        ERROR_DOMAIN,
+        HashMap::new(),
+    );
+    Status::with_error_details(Code::Unavailable, message, details)
+}
+
+/// `text` with every client value it may quote cut to [`MAX_ECHOED_CHARS`] and an ellipsis, and the whole to
+/// [`MAX_ERROR_TEXT_CHARS`]. Values are recognised by shape, so no message has to remember to cut them: a
+/// double-quoted run (as `{:?}` prints strings; an escaped quote does not end it), or a run of characters up
+/// to a space or one of `:,;` (as field paths carry property names). No word of ours comes near the limit.
+pub fn echo(text: &str) -> String {
+    let mut bounded = String::with_capacity(text.len().min(MAX_ERROR_TEXT_CHARS + 8));
+    let mut written = 0;
+    let mut push = |bounded: &mut String, char: char| {
+        bounded.push(char);
+        written += 1;
+        written < MAX_ERROR_TEXT_CHARS
+    };
+    let mut chars = text.chars();
+    let mut word = 0;
+    while let Some(char) = chars.next() {
+        let room = if char == '"' {
+            word = 0;
+            let mut room = push(&mut bounded, '"');
+            let mut length = 0;
+            let mut escaped = false;
+            for quoted in chars.by_ref() {
+                if quoted == '"' && !escaped {
+                    room = push(&mut bounded, '"');
+                    break;
+                }
+                escaped = quoted == '\\' && !escaped;
+                length += 1;
+                room = match length.cmp(&(MAX_ECHOED_CHARS + 1)) {
+                    std::cmp::Ordering::Less => push(&mut bounded, quoted),
+                    std::cmp::Ordering::Equal => push(&mut bounded, '…'),
+                    std::cmp::Ordering::Greater => true,
+                };
+                if !room {
+                    break;
+                }
+            }
+            room
+        } else if char.is_whitespace() || matches!(char, ':' | ',' | ';') {
+            word = 0;
+            push(&mut bounded, char)
+        } else {
+            word += 1;
+            match word.cmp(&(MAX_ECHOED_CHARS + 1)) {
+                std::cmp::Ordering::Less => push(&mut bounded, char),
+                std::cmp::Ordering::Equal => push(&mut bounded, '…'),
+                std::cmp::Ordering::Greater => true,
+            }
+        };
+        if !room {
+            if chars.next().is_some() {
+                bounded.push('…');
+            }
+            break;
+        }
+    }
+    bounded
+}
+
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
@@ -135,4 +216,69 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_are_untouched() {
+        let message = r#"ticket.subject: must not be empty, got "" (see "a \"quoted\" word")"#;
+        assert_eq!(echo(message), message);
+    }
+
+    #[test]
+    fn a_long_quoted_value_is_cut_and_the_rest_of_the_message_kept() {
+        let value = "x".repeat(1_000_000);
+        let message = format!("properties[{value:?}]: unknown property; define it first");
+        let echoed = echo(&message);
+        let expected = format!(
+            "properties[\"{}…\"]: unknown property; define it first",
+            "x".repeat(MAX_ECHOED_CHARS)
+        );
+        assert_eq!(echoed, expected);
+    }
+
+    #[test]
+    fn escaped_quotes_do_not_end_a_value_early() {
+        let value = format!("{}\"{}", "a".repeat(50), "b".repeat(200));
+        let echoed = echo(&format!("name {value:?} is taken"));
+        assert!(echoed.ends_with("…\" is taken"), "{echoed}");
+        assert!(!echoed.contains(&"b".repeat(MAX_ECHOED_CHARS)), "{echoed}");
+    }
+
+    #[test]
+    fn a_long_unquoted_word_is_cut() {
+        let path = format!("ticket.properties.{}", "y".repeat(100_000));
+        let echoed = echo(&format!("{path}: unknown property"));
+        let expected = format!("ticket.properties.{}…: unknown property", "y".repeat(82));
+        assert_eq!(echoed, expected);
+    }
+
+    #[test]
+    fn many_short_words_are_bounded_as_a_whole() {
+        let echoed = echo(&"word ".repeat(100_000));
+        assert_eq!(echoed.chars().count(), MAX_ERROR_TEXT_CHARS + 1);
+        assert!(echoed.ends_with('…'));
+    }
+
+    #[test]
+    fn every_status_text_is_bounded() {
+        let huge = "z".repeat(200_000);
+        let status = Status::from(Error::invalid(huge.clone(), format!("bad value {huge:?}")));
+        assert!(
+            status.message().len() < 4 * MAX_ERROR_TEXT_CHARS,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.details().len() < 8 * MAX_ERROR_TEXT_CHARS);
+        let status = Status::from(Error::AlreadyExists {
+            resource: "portal",
+            field: "slug".into(),
+            value: huge,
+        });
+        assert!(status.message().len() < 4 * MAX_ERROR_TEXT_CHARS);
+        assert!(status.details().len() < 8 * MAX_ERROR_TEXT_CHARS);
+    }
 }

@@ -55,8 +55,11 @@ macro_rules! idempotent_requests {
 }
 pub(crate) use idempotent_requests;
 
-/// The request's idempotency key, or `None` when it carries no `request_id`.
-pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<RequestKey>, Error> {
+/// The request's idempotency key in `caller`'s namespace, or `None` when it carries no `request_id`.
+fn request_key<R: IdempotentRequest>(
+    caller: &str,
+    request: &R,
+) -> Result<Option<RequestKey>, Error> {
     let request_id = request.request_id();
     if request_id.is_empty() {
         return Ok(None);
@@ -71,6 +74,7 @@ pub(crate) fn request_key<R: IdempotentRequest>(request: &R) -> Result<Option<Re
     // Maps are BTreeMaps (see build.rs), so equal requests encode to equal bytes.
     let digest = Sha256::digest(request.without_request_id().encode_to_vec());
     Ok(Some(RequestKey {
+        caller: caller.to_owned(),
         request_id: request_id.to_owned(),
         operation: R::OPERATION,
         fingerprint: hex(&digest),
@@ -86,19 +90,13 @@ pub(crate) fn principal(extensions: &tonic::Extensions) -> Result<Principal, Err
         .ok_or_else(|| Error::internal("a call reached a handler without passing the auth layer"))
 }
 
-/// Who is asking (the authenticated caller) and the request's idempotency key. The key's fingerprint covers
-/// the caller, so one caller's `request_id` never replays another caller's answer.
+/// Who is asking (the authenticated caller) and the request's idempotency key, scoped to that caller.
 pub(crate) fn origin<R: IdempotentRequest>(
     extensions: &tonic::Extensions,
     request: &R,
 ) -> Result<Origin, Error> {
     let caller = principal(extensions)?;
-    let request = request_key(request)?.map(|mut key| {
-        key.fingerprint = hex(&Sha256::digest(
-            format!("{}\n{}", caller.id, key.fingerprint).as_bytes(),
-        ));
-        key
-    });
+    let request = request_key(&caller.request_namespace(), request)?;
     Ok(Origin {
         actor_id: caller.id,
         request,

@@ -9,13 +9,6 @@ use std::{
 
 use super::{Authenticator, Principal, policy};
 
-/// Paths anyone may call: probes and tooling must work without credentials.
-const OPEN_PATHS: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-
 /// Authenticates and authorizes every call.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -65,7 +58,8 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        if OPEN_PATHS.iter().any(|prefix| path.starts_with(prefix)) {
+        // Probes and tooling must work without credentials.
+        if crate::availability::is_infrastructure(&path) {
             return Box::pin(self.inner.call(request));
         }
         let header = request
@@ -76,13 +70,14 @@ where
             Ok(principal) => principal,
             Err(rejection) => {
                 tracing::debug!(%path, reason = rejection.message(), "call refused: unauthenticated");
-                let status = tonic::Status::unauthenticated(rejection.message().to_owned());
+                let status =
+                    tonic::Status::unauthenticated(crate::api::error::echo(rejection.message()));
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         };
         if let Err(message) = policy::authorize(&principal, &path) {
             tracing::debug!(%path, caller = %principal.id, role = principal.role.as_str(), "call refused: permission denied");
-            let status = tonic::Status::permission_denied(message);
+            let status = tonic::Status::permission_denied(crate::api::error::echo(&message));
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let span = tracing::Span::current();

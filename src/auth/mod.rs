@@ -81,6 +81,16 @@ impl Principal {
         }
     }
 
+    /// The namespace of the caller's request ids. A customer's `sub` is only unique within its portal (two
+    /// portals may both have a customer "42"), so the portal is part of it; staff and services are named by
+    /// the issuer alone.
+    pub fn request_namespace(&self) -> String {
+        match self.portal {
+            Some(portal) => format!("portal/{portal}/{}", self.id),
+            None => self.id.clone(),
+        }
+    }
+
     /// Whether a service's scopes include `scope` (`*` grants every scope); true for non-services.
     pub fn has_scope(&self, scope: &str) -> bool {
         match &self.scopes {

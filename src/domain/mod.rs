@@ -32,6 +32,9 @@ pub fn now() -> DateTime<Utc> {
 /// A client's `request_id` (AIP-155) with the request it came with, so retries can be recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestKey {
+    /// The principal that sent the request: a request id is unique per caller (AIP-155), so one caller's id
+    /// neither replays nor blocks another's.
+    pub caller: String,
     pub request_id: String,
     /// The RPC's full name.
     pub operation: &'static str,

@@ -13,12 +13,18 @@ use tokio::sync::{
 };
 
 use super::hub::{EventHub, stopped};
-use crate::domain::{
-    Error,
-    card::CardRender,
-    event::{TicketEvent, history_time},
-    field::TicketField,
+use crate::{
+    domain::{
+        Error,
+        card::CardRender,
+        event::{TicketEvent, history_time},
+        field::TicketField,
+    },
+    store::DatabaseHealth,
 };
+
+/// Why a stream ended when the database could not be read or the health probe saw it go away.
+const DATABASE_UNREACHABLE: &str = "the database is unavailable";
 
 /// Trailer naming the last event id a stream delivered; reconnecting with it misses nothing.
 pub const RESUME_TRAILER: &str = "ticketd-resume-after-event-id";
@@ -90,6 +96,7 @@ impl EventHub {
         let state = TicketWatchState {
             hub: Arc::clone(self),
             stopping: self.stopping.clone(),
+            database: self.store.health(),
             filter,
             cursor,
             live,
@@ -162,6 +169,9 @@ async fn end<T>(tx: &mpsc::Sender<WatchItem<T>>, resume_after: i64, reason: &'st
 struct TicketWatchState {
     hub: Arc<EventHub>,
     stopping: watch::Receiver<bool>,
+    /// While the database is unreachable nothing new can be read: the stream ends, resumable, rather than
+    /// fall silent.
+    database: DatabaseHealth,
     filter: TicketFilter,
     /// The last event id sent (or passed over by the filter): what the client resumes from.
     cursor: i64,
@@ -186,6 +196,9 @@ impl TicketWatchState {
             if *self.stopping.borrow() {
                 return Some(self.end("the server is shutting down"));
             }
+            if !self.database.is_up() {
+                return Some(self.end(DATABASE_UNREACHABLE));
+            }
             if self.catching_up {
                 if let Some(event) = self.backlog.pop_front() {
                     self.cursor = event.event_id;
@@ -204,7 +217,7 @@ impl TicketWatchState {
                         self.last_page_read = (page.len() as u64) < page_size;
                         self.backlog = page.into();
                     }
-                    Err(_) => return Some(self.end("the database is unavailable")),
+                    Err(_) => return Some(self.end(DATABASE_UNREACHABLE)),
                 }
                 continue;
             }
@@ -212,6 +225,7 @@ impl TicketWatchState {
                 _ = stopped(&mut self.stopping) => {
                     return Some(self.end("the server is shutting down"));
                 }
+                () = self.database.went_down() => return Some(self.end(DATABASE_UNREACHABLE)),
                 received = self.live.recv() => received,
             };
             match received {
@@ -260,6 +274,7 @@ async fn run_card_watch(
 ) {
     let _open = crate::metrics::OpenStream::new("cards");
     let mut stopping = hub.stopping.clone();
+    let mut database = hub.store.health();
     let wanted = |render: &CardRender| {
         card_id.is_none_or(|id| render.card_id == id)
             && group_id
@@ -271,7 +286,7 @@ async fn run_card_watch(
     let mut live = hub.cards.subscribe();
     let mut cursor = match hub.store.last_render_position().await {
         Ok(position) => position,
-        Err(_) => return end(&tx, 0, "the database is unavailable").await,
+        Err(_) => return end(&tx, 0, DATABASE_UNREACHABLE).await,
     };
     let current = match hub.store.latest_renders(card_id, group_id.as_deref()).await {
         Ok(current) => current,
@@ -299,6 +314,7 @@ async fn run_card_watch(
                 return end(&tx, 0, "the server is shutting down").await;
             }
             _ = tx.closed() => return,
+            () = database.went_down() => return end(&tx, 0, DATABASE_UNREACHABLE).await,
             received = live.recv() => received,
         };
         let batch = match next {
@@ -311,7 +327,7 @@ async fn run_card_watch(
                 loop {
                     let page = match hub.store.renders_after(cursor, hub.config.page_size).await {
                         Ok(page) => page,
-                        Err(_) => return end(&tx, 0, "the database is unavailable").await,
+                        Err(_) => return end(&tx, 0, DATABASE_UNREACHABLE).await,
                     };
                     let complete = (page.len() as u64) < hub.config.page_size;
                     for row in page {

@@ -10,7 +10,11 @@ use std::time::Duration;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TryInsertResult};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Store, WriteTxn, entities::idempotency_key, from_json, to_json};
+use super::{
+    Store, WriteTxn,
+    entities::{idempotency_key, request_id},
+    from_json, to_json,
+};
 use crate::domain::{self, Error, RequestKey};
 
 /// What a transaction should do after claiming its request id.
@@ -29,20 +33,21 @@ pub async fn claim<T: DeserializeOwned>(
     let Some(key) = key else {
         return Ok(Claim::Proceed);
     };
-    let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+    let inserted = request_id::Entity::insert(request_id::ActiveModel {
+        caller: Set(key.caller.clone()),
         request_id: Set(key.request_id.clone()),
         operation: Set(key.operation.to_owned()),
         fingerprint: Set(key.fingerprint.clone()),
         response: Set(None),
         create_time: Set(domain::now()),
     })
-    .on_conflict_do_nothing_on([idempotency_key::Column::RequestId])
+    .on_conflict_do_nothing_on([request_id::Column::Caller, request_id::Column::RequestId])
     .exec_without_returning(&**txn)
     .await?;
     if matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0) {
         return Ok(Claim::Proceed);
     }
-    let saved = idempotency_key::Entity::find_by_id(key.request_id.clone())
+    let saved = request_id::Entity::find_by_id((key.caller.clone(), key.request_id.clone()))
         .one(&**txn)
         .await?
         .ok_or_else(|| Error::internal("request id vanished between conflict and read"))?;
@@ -61,11 +66,16 @@ impl Store {
     /// Forgets request ids older than `ttl`; returns how many were dropped.
     pub async fn purge_request_ids(&self, ttl: Duration) -> Result<u64, Error> {
         let ttl = chrono::Duration::from_std(ttl).map_err(Error::internal)?;
-        let deleted = idempotency_key::Entity::delete_many()
-            .filter(idempotency_key::Column::CreateTime.lt(domain::now() - ttl))
+        let expired_before = domain::now() - ttl;
+        let deleted = request_id::Entity::delete_many()
+            .filter(request_id::Column::CreateTime.lt(expired_before))
             .exec(&self.db)
             .await?;
-        Ok(deleted.rows_affected)
+        let legacy = idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::CreateTime.lt(expired_before))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected + legacy.rows_affected)
     }
 }
 
@@ -78,7 +88,8 @@ pub async fn complete<T: Serialize>(
     let Some(key) = key else {
         return Ok(());
     };
-    idempotency_key::Entity::update(idempotency_key::ActiveModel {
+    request_id::Entity::update(request_id::ActiveModel {
+        caller: Set(key.caller.clone()),
         request_id: Set(key.request_id.clone()),
         response: Set(Some(to_json(response)?)),
         ..Default::default()

@@ -6,6 +6,7 @@ mod cards;
 mod comments;
 mod entities;
 mod followers;
+mod health;
 mod history;
 mod idempotency;
 mod outbox;
@@ -20,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DbErr, RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -29,6 +30,7 @@ use crate::domain::{Error, RequestKey};
 use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
+pub use health::DatabaseHealth;
 pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
 
@@ -55,6 +57,8 @@ pub struct Store {
     /// waiting when both began by reading. Queuing write transactions here keeps that error away from
     /// clients; PostgreSQL needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// What the health probe last saw (see [`health`]); starts up, since connecting just succeeded.
+    reachable: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A write transaction, holding the SQLite write gate (when there is one) until it ends. History entries
@@ -115,6 +119,7 @@ impl Store {
             url: settings.url.clone(),
             signal: Arc::new(OutboxSignal::default()),
             write_gate,
+            reachable: Arc::new(tokio::sync::watch::Sender::new(true)),
         })
     }
 
@@ -219,10 +224,50 @@ impl Store {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
-        match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(error.to_string()),
-            error => Error::internal(error),
+        if is_connection_fault(&error) {
+            Error::Unavailable(error.to_string())
+        } else {
+            Error::internal(error)
         }
+    }
+}
+
+/// True when `error` says the database could not be reached, dropped the connection or is shutting down, rather
+/// than that a statement failed: the request itself was fine, so a client may retry it (with its request id, a
+/// write whose COMMIT was cut off replays instead of running twice).
+fn is_connection_fault(error: &DbErr) -> bool {
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(error) = runtime else {
+        return false;
+    };
+    match &**error {
+        // A reset, EOF or broken pipe, a failed TLS handshake, a reply cut off mid-message, or the pool itself
+        // unable to hand out a connection.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            let code = code.as_ref();
+            match error.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY and SQLITE_LOCKED (and their extended codes): another process holds the file.
+                Some(_) => code
+                    .parse::<i32>()
+                    .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+                // SQLSTATE class 08 (connection exception), 57P01-03 (administrator or crash shutdown, cannot
+                // connect now) and 53300 (too many connections).
+                None => {
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                }
+            }
+        }),
+        _ => false,
     }
 }
 

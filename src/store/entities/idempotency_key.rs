@@ -1,4 +1,5 @@
-//! `idempotency_keys` table: the first response to each `request_id`, for replaying retries.
+//! `idempotency_keys` table: request ids of the release before ids were scoped per caller, left for its replicas
+//! during a rolling upgrade (see migration `m20261129_000007`); only the purge still touches it.
 
 use sea_orm::entity::prelude::*;
 

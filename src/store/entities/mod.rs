@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod portal;
 pub mod project_follower;
 pub mod property_definition;
+pub mod request_id;
 pub mod stage;
 pub mod ticket;
 pub mod ticket_event;

@@ -27,9 +27,10 @@ use tonic_health::pb::{
 };
 
 use super::{
-    Authed, Bearer, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req, create_portal_req,
-    create_property_req, create_ticket_req, enable_jwt, every_association, every_event,
-    every_match, every_ticket, ids, ok, open_stream, property_def, ticket, update_ticket_req,
+    Authed, Bearer, DatabaseProxy, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req,
+    create_portal_req, create_property_req, create_ticket_req, enable_jwt, every_association,
+    every_event, every_match, every_ticket, ids, ok, open_stream, property_def, ticket,
+    update_ticket_req,
 };
 
 /// How long a server may take to stop after the shutdown signal before the test fails.
@@ -104,6 +105,16 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// A server over a fresh PostgreSQL database reached through a [`DatabaseProxy`] the test controls.
+    pub async fn postgres_behind_proxy() -> (Self, DatabaseProxy) {
+        let database = Arc::new(TestDatabase::postgres().await);
+        let target = database.server_addr();
+        let proxy = DatabaseProxy::start(target).await;
+        let url = proxy.route(&database.url);
+        let app = Self::start_with(database, |config| config.database.url = url).await;
+        (app, proxy)
     }
 
     /// A second server over the same database (this one keeps running).

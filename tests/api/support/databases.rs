@@ -108,6 +108,40 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Which database this is.
+    pub fn backend(&self) -> sea_orm::DbBackend {
+        match self.kind {
+            DatabaseKind::Sqlite(_) => sea_orm::DbBackend::Sqlite,
+            DatabaseKind::Postgres { .. } => sea_orm::DbBackend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL server's address, as the URL names it (`127.0.0.1:5432` when the URL leaves it out).
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        let authority = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| rest);
+        let host_port = authority
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default();
+        let with_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        let with_port = with_port.replace("localhost", "127.0.0.1");
+        with_port
+            .parse()
+            .unwrap_or_else(|err| panic!("{} does not name a socket address: {err}", self.url))
+    }
+}
+
 impl Drop for TestDatabase {
     /// Best effort: drops the PostgreSQL database (forcing out connections of servers still shutting down).
     fn drop(&mut self) {

@@ -10,7 +10,8 @@
 //! - [`listings`]: every page of a listing;
 //! - [`assertions`]: checks on call results;
 //! - [`streams`]: reading server streams with a timeout;
-//! - [`fixtures`]: real-world data under `tests/fixtures/`.
+//! - [`fixtures`]: real-world data under `tests/fixtures/`;
+//! - [`proxy`]: a TCP proxy between a server and PostgreSQL that a test cuts, holds and restores.
 // Each test file uses only part of the harness.
 #![allow(dead_code)]
 
@@ -23,6 +24,7 @@ mod credentials;
 mod extract;
 mod fixtures;
 mod listings;
+mod proxy;
 mod streams;
 
 pub use app::*;
@@ -33,4 +35,5 @@ pub use databases::*;
 pub use extract::*;
 pub use fixtures::*;
 pub use listings::*;
+pub use proxy::*;
 pub use streams::*;
