@@ -94,6 +94,9 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# Interrupted or terminated: exit through the EXIT trap, which stops and removes everything.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # start_server: start ticketd in the background; after a kill -9 the port may take a moment to be free.
 start_server() {

@@ -200,7 +200,9 @@ class Watcher(threading.Thread):
             try:
                 for event in call:
                     self.received[event.event_id] += 1
-                    if event.event_id <= self.cursor:
+                    if self.received[event.event_id] > 1:
+                        pass  # a repeat: counted as duplicated
+                    elif event.event_id < self.cursor:
                         self.out_of_order += 1
                     else:
                         self.cursor = event.event_id
@@ -216,7 +218,7 @@ class Watcher(threading.Thread):
                     self.codes[code] += 1
                     self.forced += 1
                     trailer = dict(error.trailing_metadata() or ()).get("ticketd-resume-after-event-id")
-                    if trailer is not None and int(trailer) != self.cursor:
+                    if trailer is not None and trailer != str(self.cursor):
                         self.trailer_mismatches += 1
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 1.0)
@@ -352,7 +354,8 @@ def print_phase(r: dict) -> None:
     log(f"phase {r['phase']}: {r['writers']} writers for {r['seconds']} s, {r['requests']} CreateTicket requests")
     log(f"  acknowledged {r['acknowledged']}, lost {r['lost']}, duplicated {r['duplicated']}, "
         f"stored under another id {r['wrong_id']}, given up {sum(r['gave_up'].values())} {r['gave_up'] or ''} "
-        f"(of which stored anyway {r['gave_up_but_stored']})")
+        f"(of which stored anyway {r['gave_up_but_stored']})"
+        + (f", stored but never sent {r['not_written_by_us']}" if r["not_written_by_us"] else ""))
     log(f"  codes of {sum(r['codes'].values())} calls: " + ", ".join(f"{k} {v}" for k, v in r["codes"].items()))
     log(f"  longest wait for one answer {r['longest_call_s']} s, for an acknowledgement (retries included) "
         f"{r['longest_until_ack_s']} s")
@@ -673,8 +676,8 @@ def report(args) -> None:
             log("")
             log(f"bad-input sweep: {r['requests']} requests over {r['methods']} methods; codes: "
                 + ", ".join(f"{k} {v}" for k, v in r["codes"].items()))
-            if r["internal"]:
-                broken.append(f"sweep: {r['internal']} INTERNAL")
+            if r["bad"]:
+                broken.append(f"sweep: {r['internal']} INTERNAL, {len(r['bad']) - r['internal']} UNKNOWN/DATA_LOSS")
     log("")
     if broken:
         log("NOT OK: " + "; ".join(broken))
