@@ -17,7 +17,7 @@
 # acknowledgement. The last lines are the summary table RELIABILITY.md keeps; the exit status is 1 when
 # anything was lost or duplicated, a stream missed or repeated an event, or any call got INTERNAL.
 #
-# Usage:  bash bench/faults.sh            (about 5 minutes; not run by CI)
+# Usage:  bash bench/faults.sh            (2-3 minutes once ticketd is built; not run by CI)
 #   TICKETD_BIN=path         test this binary (default: `cargo build --release --bin ticketd`, then
 #                            target/release/ticketd)
 #   FAULTS_PG_PORT=55432     port of the throwaway PostgreSQL cluster
