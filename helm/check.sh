@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the Helm chart helm/ticketd: lint, render the defaults and the examples and validate every manifest
+# Checks the Helm chart helm/ticketd: lint, render it with no values, the defaults and the examples and validate every manifest
 # against the Kubernetes schemas, assert what the renders must contain, assert that the values schema refuses
 # bad values, and that helm/ticketd/README.md's parameters table is up to date. Prints "helm check: OK".
 #
@@ -19,8 +19,8 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 K8S_VERSIONS=(1.27.0 1.30.0)
 CHART=helm/ticketd
 EXAMPLES=("$CHART/examples/sqlite.yaml" "$CHART/examples/postgres.yaml")
-# auth.mode defaults to jwt, which needs a key the defaults cannot name (the chart refuses to render without one,
-# asserted below): renders "of the defaults" add this existing HS256 Secret.
+# auth.mode defaults to jwt; with no key named the chart generates an HS256 secret (the "no-values" render).
+# The other renders "of the defaults" name this existing HS256 Secret instead, the path production uses.
 AUTH=(--set auth.jwt.hs256Secret.existingSecret=ticketd-jwt)
 HS256_VALUE=0123456789abcdef0123456789abcdef-test
 
@@ -142,14 +142,18 @@ EOF
 
 # ------------------------------------------------------------------------------------------------- lint
 step "helm lint --strict"
+"$HELM" lint --strict --quiet "$CHART"
 "$HELM" lint --strict --quiet "$CHART" "${AUTH[@]}"
 for example in "${EXAMPLES[@]}"; do
     "$HELM" lint --strict --quiet "$CHART" -f "$example"
 done
-echo "lint ok: defaults (plus an HS256 Secret) and ${#EXAMPLES[@]} examples"
+echo "lint ok: no values, defaults plus an HS256 Secret, and ${#EXAMPLES[@]} examples"
 
 # ------------------------------------------------------------------------------------------------- render
 step "helm template | kubernetes-validate --strict"
+render no-values
+# A second render with no values: `lookup` finds nothing under `helm template`, so the secret is drawn again.
+"$HELM" template ticketd "$CHART" --namespace tickets >"$WORK/no-values-again.yaml" || fail "helm template (again) failed"
 render default "${AUTH[@]}"
 render sqlite -f "$CHART/examples/sqlite.yaml"
 render postgres -f "$CHART/examples/postgres.yaml" --api-versions monitoring.coreos.com/v1
@@ -161,6 +165,8 @@ render postgres-url --set-string 'database.url=postgres://ticketd:secret@db:5432
     --set-string auth.jwt.issuer=https://idp.example.com/ --set-string auth.jwt.audience=ticketd
 render auth-none --set auth.mode=none --set auth.allowInsecureNone=true \
     --set auth.jwt.hs256Secret.existingSecret=ignored-in-none-mode
+render auth-none-bare --set auth.mode=none --set auth.allowInsecureNone=true
+render api-keys-only --set auth.apiKeys.existingSecret=api-keys
 
 step "rendered manifests"
 HS256_VALUE="$HS256_VALUE" "$PY" - "$WORK" <<'EOF'
@@ -386,11 +392,56 @@ check(not any(k == "Secret" and n.endswith("-auth") and hook(d) for (k, n), d in
 an = load("auth-none")
 check_server("auth-none", an)
 check(an[("ConfigMap", "ticketd")]["data"]["TICKETD_AUTH"] == "none", "auth-none: TICKETD_AUTH")
+check(("Secret", "ticketd-auth") not in an and ("Secret", "ticketd-auth") not in load("auth-none-bare"),
+      "auth-none: no HS256 secret may be generated in none mode")
+
+# No values at all: jwt mode with an HS256 secret the chart generates into a kept release Secret.
+nv, again = load("no-values"), load("no-values-again")
+dep, pod, c, cm, env, mounts, volumes = check_server("no-values", nv)
+check(cm["TICKETD_AUTH"] == "jwt", "no-values: TICKETD_AUTH")
+check(auth_sources(pod) == {"jwt-hs256-secret": ("secret", "ticketd-auth", "jwt-hs256-secret")},
+      f"no-values: auth sources {auth_sources(pod)}")
+generated = nv.get(("Secret", "ticketd-auth"))
+check(generated is not None, "no-values: no generated Secret ticketd-auth")
+if generated is not None:
+    check(hook(generated) == {"helm.sh/resource-policy": "keep"},
+          f"no-values: the generated Secret's annotations are {hook(generated)}, want only resource-policy keep")
+    value = base64.b64decode(generated["data"]["jwt-hs256-secret"]).decode()
+    check(len(value) == 64 and value.isalnum(), f"no-values: generated secret of {len(value)} characters")
+    check(again[("Secret", "ticketd-auth")]["data"] != generated["data"],
+          "no-values: two renders without lookup drew the same secret")
+# The generated value must not reach the pod template: a fresh draw (every render without `lookup`, and the
+# install versus the first upgrade) would otherwise roll the pods.
+check(again[("Deployment", "ticketd")] == dep, "no-values: the Deployment changes with the generated secret")
+check(not any(k == "Secret" and n not in ("ticketd", "ticketd-auth") for k, n in nv),
+      f"no-values: unexpected Secrets {kinds(nv)}")
+# Naming any key source turns generation off (the sqlite example names public keys only, asserted above).
+ak = load("api-keys-only")
+check_server("api-keys-only", ak)
+check(auth_sources(ak[("Deployment", "ticketd")]["spec"]["template"]["spec"])
+      == {"api-keys.json": ("secret", "api-keys", "api-keys.json")}, "api-keys-only: auth sources")
+check(("Secret", "ticketd-auth") not in ak, "api-keys-only: HS256 secret generated although API keys are set")
 
 if failures:
     sys.exit("rendered manifests:\n  " + "\n  ".join(failures))
-print("ok: default, sqlite, postgres (with and without the ServiceMonitor CRD), postgres-url, auth-none")
+print("ok: no-values, default, sqlite, postgres (with and without the ServiceMonitor CRD), postgres-url, auth-none, "
+      "api-keys-only")
 EOF
+
+step "NOTES.txt of an install with no values (client-side dry run: no cluster needed)"
+notes=$("$HELM" install ticketd "$CHART" --namespace tickets --dry-run=client) || fail "helm install --dry-run=client failed"
+# shellcheck disable=SC2016 # the notes print $USER literally
+for expected in \
+    "Secret ticketd-auth, key jwt-hs256-secret" \
+    "helm.sh/resource-policy: keep" \
+    "kubectl --namespace tickets get secret ticketd-auth -o jsonpath='{.data.jwt-hs256-secret}' | base64 -d" \
+    'ticketd token --sub "$USER" --role admin'; do
+    grep -qF -- "$expected" <<<"$notes" || {
+        sed -n '/^NOTES:/,$p' <<<"$notes"
+        fail "the notes of an install with no values lack: $expected"
+    }
+done
+echo "ok: the notes name the generated Secret and show how to read it and mint a token"
 
 # ------------------------------------------------------------------------------------------------- schema
 step "values the chart must refuse"
@@ -409,7 +460,6 @@ refuse "a grace period not above the drain timeout" "must be greater than config
 refuse "an unknown auth mode" "at '/auth/mode': value must be one of 'jwt', 'none'" "${AUTH[@]}" --set auth.mode=basic
 refuse "auth.mode none without allowInsecureNone (ticketd would not start on 0.0.0.0)" \
     "auth.mode=none needs auth.allowInsecureNone=true" --set auth.mode=none
-refuse "the defaults: auth.mode jwt without any key" "auth.mode=jwt needs something to verify credentials with"
 refuse "an HS256 secret shorter than 32 bytes" "ticketd needs an HS256 secret of at least 32 bytes" \
     --set-string auth.jwt.hs256Secret.value=too-short
 refuse "autoscaling min above max" "must not exceed autoscaling.maxReplicas" \

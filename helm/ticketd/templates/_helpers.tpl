@@ -143,9 +143,6 @@ tolerations:
 {{- if and $auth.jwt.publicKeys.existingSecret $auth.jwt.publicKeys.existingConfigMap }}
 {{- fail "auth.jwt.publicKeys: set existingSecret or existingConfigMap, not both" }}
 {{- end }}
-{{- if not (include "ticketd.authFiles" .) }}
-{{- fail "auth.mode=jwt needs something to verify credentials with (ticketd refuses to start otherwise): set auth.jwt.hs256Secret.existingSecret (or .value), auth.jwt.publicKeys.existingSecret (or .existingConfigMap) or auth.apiKeys.existingSecret; or auth.mode=none with auth.allowInsecureNone=true on a throwaway cluster" }}
-{{- end }}
 {{- end }}
 {{- end }}
 
@@ -156,10 +153,32 @@ Authentication files, mounted read-only in one projected volume at /etc/ticketd/
 {{- define "ticketd.authDir" -}}/etc/ticketd/auth{{- end }}
 
 {{- define "ticketd.authHs256" -}}
-{{- if and (eq .Values.auth.mode "jwt") (or .Values.auth.jwt.hs256Secret.existingSecret .Values.auth.jwt.hs256Secret.value) }}true{{ end }}
+{{- if and (eq .Values.auth.mode "jwt") (or .Values.auth.jwt.hs256Secret.existingSecret .Values.auth.jwt.hs256Secret.value (include "ticketd.authHs256Generated" .)) }}true{{ end }}
 {{- end }}
 
-{{/* "true" when the chart creates the Secret <fullname>-auth for auth.jwt.hs256Secret.value. */}}
+{{/*
+"true" when jwt mode names no key source at all (the defaults): the chart then generates the HS256 secret,
+since ticketd refuses to start in jwt mode with nothing to verify credentials with. Naming any source (an
+HS256 secret, public keys or API keys) turns generation off.
+*/}}
+{{- define "ticketd.authHs256Generated" -}}
+{{- $auth := .Values.auth }}
+{{- if and (eq $auth.mode "jwt") (not $auth.jwt.hs256Secret.existingSecret) (not $auth.jwt.hs256Secret.value) (not $auth.jwt.publicKeys.existingSecret) (not $auth.jwt.publicKeys.existingConfigMap) (not $auth.apiKeys.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/*
+The generated secret, base64: the one already in the cluster when there is one (`lookup`), so upgrades keep
+it and the tokens minted with it; otherwise 64 fresh random characters (sprig draws them from crypto/rand).
+`lookup` returns nothing under `helm template`, `helm lint` and a client-side `--dry-run`: every such render
+shows a new random value.
+*/}}
+{{- define "ticketd.authHs256GeneratedData" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "ticketd.authHs256SecretName" .) }}
+{{- $kept := dig "data" "jwt-hs256-secret" "" $existing }}
+{{- if $kept }}{{ $kept }}{{ else }}{{ randAlphaNum 64 | b64enc }}{{ end }}
+{{- end }}
+
+{{/* "true" when the chart creates the Secret <fullname>-auth: from auth.jwt.hs256Secret.value, or generated. */}}
 {{- define "ticketd.authSecret" -}}
 {{- if and (include "ticketd.authHs256" .) (not .Values.auth.jwt.hs256Secret.existingSecret) }}true{{ end }}
 {{- end }}
