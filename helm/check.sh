@@ -235,8 +235,13 @@ def check_server(name, docs):
     c = pod["containers"][0]
     check(c["args"] == ["serve"], f"{name}: container args {c['args']}")
     check(c["image"] == "ghcr.io/example/ticketd:0.1.0", f"{name}: image {c['image']}")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        check(c.get(probe, {}).get("grpc") == {"port": 50051}, f"{name}: {probe} is not grpc on 50051")
+    # Readiness follows the database (the whole server, ""); liveness must not, or an outage restarts every pod.
+    for probe, wanted in (
+        ("startupProbe", {"port": 50051}),
+        ("readinessProbe", {"port": 50051}),
+        ("livenessProbe", {"port": 50051, "service": "liveness"}),
+    ):
+        check(c.get(probe, {}).get("grpc") == wanted, f"{name}: {probe} is not grpc {wanted}")
     psc, csc = pod["securityContext"], c["securityContext"]
     check(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, f"{name}: pod runAs")
     check(psc.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{name}: pod seccomp")

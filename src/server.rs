@@ -38,6 +38,11 @@ use crate::{
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The health service name that answers SERVING for as long as the process serves, whatever the database's
+/// state: for liveness probes. Restarting replicas because their database is away would only add a restart
+/// storm to the outage; readiness (the server, "") is what follows the database.
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 /// How often expired request ids are deleted.
 const REQUEST_ID_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -199,7 +204,7 @@ impl Application {
         let (services, service_names) =
             ticketd_services(&self.store, &hub, self.config.max_message_bytes as usize);
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        for service in &service_names {
+        for service in service_names.iter().chain([&LIVENESS_SERVICE]) {
             health_reporter
                 .set_service_status(service, ServingStatus::Serving)
                 .await;

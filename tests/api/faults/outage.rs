@@ -75,6 +75,11 @@ async fn health_follows_the_database_and_calls_fail_fast_while_it_is_away(
     proxy.cut();
     wait_for_health(&app, "", ServingStatus::NotServing).await;
     wait_for_health(&app, TICKET_SERVICE, ServingStatus::NotServing).await;
+    assert_eq!(
+        app.health_status(ticketd::server::LIVENESS_SERVICE).await,
+        ServingStatus::Serving,
+        "liveness does not follow the database: restarting would not bring it back"
+    );
 
     // Known down: refused before any database work, far within the pool's acquire timeout.
     let asked = Instant::now();
