@@ -14,6 +14,7 @@ use tonic_web::GrpcWebLayer;
 
 use crate::{
     api::caller::ViewerLayer,
+    api::codec::MessageSizeLayer,
     api::{
         associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
         properties::PropertyApi, tickets::TicketApi,
@@ -229,6 +230,10 @@ impl Application {
                 self.config.max_concurrent_requests as usize,
             ))
             .layer(GrpcWebLayer::new())
+            // Inside gRPC-Web, which hands it the translated bodies.
+            .layer(MessageSizeLayer::new(
+                self.config.max_message_bytes as usize,
+            ))
             // Inside gRPC-Web, so browsers' calls are checked the same way once translated.
             .layer(AuthLayer::new(self.authenticator.clone()))
             // Behind authentication: it reads the principal the auth layer put in the request.
