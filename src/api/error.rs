@@ -12,7 +12,7 @@ pub const ERROR_DOMAIN: &str = "ticketd";
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
+        let mut message = error.to_string();
         let mut details = ErrorDetails::new();
         let code = match error {
             Error::InvalidArgument { field, description } => {
@@ -106,22 +106,24 @@ impl From<Error> for Status {
                 source,
             } => {
                 let item = Status::from(*source);
-                return Status::with_details(
-                    item.code(),
-                    format!("{list}[{index}]: {}", item.message()),
-                    item.details().to_vec().into(),
-                );
+                message = format!("{list}[{index}]: {}", item.message());
+                details = item.get_error_details();
+                item.code()
             }
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
-                return Status::unavailable("the database is unavailable; retry with backoff");
+                message = "the database is unavailable; retry with backoff".to_owned();
+                Code::Unavailable
             }
             Error::Internal(source) => {
                 // The full chain goes to the log only: it may hold SQL or connection details.
                 tracing::error!(error = %error_chain(&*source), "internal error");
-                return Status::internal("internal error");
+                message = "internal error".to_owned();
+                Code::Internal
             }
         };
+        // The one exit, so the `google.rpc.Status` in `grpc-status-details-bin` always carries this status's
+        // code and message: clients such as Python's `grpc_status.from_call` refuse a mismatch.
         Status::with_error_details(code, message, details)
     }
 }
