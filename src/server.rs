@@ -38,6 +38,11 @@ use crate::{
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Metadata a call may carry. Past it h2 refuses the headers itself, closing the whole connection when they span
+/// several frames; hyper's default (16 KiB) did so for a merely oversized token. Far above that, so an
+/// oversized credential reaches the auth layer, which answers that call alone UNAUTHENTICATED.
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 1024 * 1024;
+
 /// How often expired request ids are deleted.
 const REQUEST_ID_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -240,6 +245,7 @@ impl Application {
             .layer(ViewerLayer::new(self.store.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .http2_max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
             .add_routes(services)
             .add_service(health_service)
             .add_service(reflection_v1)
