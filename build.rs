@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))
         // Ordered maps make encoded requests deterministic, which the idempotency fingerprint relies on.
         .btree_map(".")
+        // Undecodable requests are the client's fault: INVALID_ARGUMENT, not tonic-prost's INTERNAL.
+        .codec_path("crate::api::codec::ProtoCodec")
         .compile_protos(&protos, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

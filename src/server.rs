@@ -14,6 +14,7 @@ use tonic_web::GrpcWebLayer;
 
 use crate::{
     api::caller::ViewerLayer,
+    api::codec::MessageSizeLayer,
     api::{
         associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
         properties::PropertyApi, tickets::TicketApi,
@@ -42,6 +43,11 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// state: for liveness probes. Restarting replicas because their database is away would only add a restart
 /// storm to the outage; readiness (the server, "") is what follows the database.
 pub const LIVENESS_SERVICE: &str = "liveness";
+
+/// Metadata a call may carry. Past it h2 refuses the headers itself, closing the whole connection when they span
+/// several frames; hyper's default (16 KiB) did so for a merely oversized token. Far above that, so an
+/// oversized credential reaches the auth layer, which answers that call alone UNAUTHENTICATED.
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 1024 * 1024;
 
 /// How often expired request ids are deleted.
 const REQUEST_ID_PURGE_INTERVAL: Duration = Duration::from_secs(600);
@@ -267,6 +273,10 @@ impl Application {
                 self.config.max_concurrent_requests as usize,
             ))
             .layer(GrpcWebLayer::new())
+            // Inside gRPC-Web, which hands it the translated bodies.
+            .layer(MessageSizeLayer::new(
+                self.config.max_message_bytes as usize,
+            ))
             // Inside gRPC-Web, so browsers' calls are checked the same way once translated.
             .layer(AuthLayer::new(self.authenticator.clone()))
             // Behind authentication, so that a caller without credentials learns nothing of the database.
@@ -275,6 +285,7 @@ impl Application {
             .layer(ViewerLayer::new(self.store.clone()))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .http2_max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
             .add_routes(services)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -23,7 +23,7 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         // Everything below that reaches the client passes through `echo`, so no client value comes back longer
         // than MAX_ECHOED_CHARS however the message quoting it was written.
-        let message = echo(&error.to_string());
+        let mut message = echo(&error.to_string());
         let mut details = ErrorDetails::new();
         let code = match error {
             Error::InvalidArgument { field, description } => {
@@ -117,22 +117,25 @@ impl From<Error> for Status {
                 source,
             } => {
                 let item = Status::from(*source);
-                return Status::with_details(
-                    item.code(),
-                    format!("{list}[{index}]: {}", item.message()),
-                    item.details().to_vec().into(),
-                );
+                message = format!("{list}[{index}]: {}", item.message());
+                details = item.get_error_details();
+                item.code()
             }
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
-                return unavailable("the database is unavailable; retry with backoff");
+                invite_retry(&mut details);
+                message = "the database is unavailable; retry with backoff".to_owned();
+                Code::Unavailable
             }
             Error::Internal(source) => {
                 // The full chain goes to the log only: it may hold SQL or connection details.
                 tracing::error!(error = %error_chain(&*source), "internal error");
-                return Status::internal("internal error");
+                message = "internal error".to_owned();
+                Code::Internal
             }
         };
+        // The one exit, so the `google.rpc.Status` in `grpc-status-details-bin` always carries this status's
+        // code and message: clients such as Python's `grpc_status.from_call` refuse a mismatch.
         Status::with_error_details(code, message, details)
     }
 }
@@ -141,12 +144,16 @@ impl From<Error> for Status {
 /// this delay": for the database being away, never for a client's mistake.
 pub fn unavailable(message: &str) -> Status {
     let mut details = ErrorDetails::new();
+    invite_retry(&mut details);
+    Status::with_error_details(Code::Unavailable, message, details)
+}
+
+fn invite_retry(details: &mut ErrorDetails) {
     details.set_retry_info(Some(RETRY_DELAY)).set_error_info(
         "DATABASE_UNAVAILABLE",
         ERROR_DOMAIN,
         HashMap::new(),
     );
-    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 /// `text` with every client value it may quote cut to [`MAX_ECHOED_CHARS`] and an ellipsis, and the whole to

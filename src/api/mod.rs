@@ -4,6 +4,7 @@
 pub mod associations;
 pub mod caller;
 pub mod cards;
+pub mod codec;
 pub mod error;
 pub mod pipelines;
 pub mod portals;

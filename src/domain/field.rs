@@ -98,10 +98,11 @@ impl TicketField {
         }
     }
 
-    /// Reads a field's name; `properties.<name>` names one custom property (the name is not checked here).
+    /// Reads a field's name; `properties.<name>` names one custom property (only the name's presence is
+    /// checked here: `properties.` names nothing).
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(property) = name.strip_prefix("properties.") {
-            return Some(Self::Property(property.to_owned()));
+            return (!property.is_empty()).then(|| Self::Property(property.to_owned()));
         }
         Self::core().find(|field| field.core_name() == Some(name))
     }
@@ -233,6 +234,7 @@ mod tests {
             assert_eq!(TicketField::parse(&name), Some(field));
         }
         assert_eq!(TicketField::parse("nope"), None);
+        assert_eq!(TicketField::parse("properties."), None);
     }
 
     #[test]

@@ -259,11 +259,11 @@ pub fn parse_typed(
             _ => Err(format!("{raw:?} is not a BOOL (true or false)")),
         },
         PropertyType::Date => {
-            let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
-                .map_err(|_| format!("{raw:?} is not a DATE (YYYY-MM-DD)"))?;
+            let date = parse_iso_date(trimmed)
+                .ok_or_else(|| format!("{raw:?} is not a DATE (YYYY-MM-DD)"))?;
             Ok(TypedValue {
                 time: date.and_hms_opt(0, 0, 0).map(|midnight| midnight.and_utc()),
-                ..text_only(date.format("%Y-%m-%d").to_string())
+                ..text_only(date.format(ISO_DATE).to_string())
             })
         }
         PropertyType::DateTime => {
@@ -285,6 +285,17 @@ pub fn parse_typed(
                 format!("{raw:?} is not one of the options {}", allowed.join(", "))
             }),
     }
+}
+
+/// A calendar date as ISO 8601 writes it, `YYYY-MM-DD`, for formatting; parse with [`parse_iso_date`].
+pub const ISO_DATE: &str = "%Y-%m-%d";
+
+/// A date written exactly `YYYY-MM-DD`: chrono alone also takes `2024-1-1`, `+2024-01-01` or `-001-01-01`,
+/// which the format does not allow, so the text must be what the date formats back to.
+pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, ISO_DATE)
+        .ok()
+        .filter(|date| text.len() == 10 && date.format(ISO_DATE).to_string() == text)
 }
 
 /// Largest decimal exponent kept: past it a double is infinite or zero anyway.
@@ -447,4 +458,33 @@ pub fn normalize_changes(
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::parse_iso_date;
+
+    #[test]
+    fn only_yyyy_mm_dd_is_a_date() {
+        assert_eq!(
+            parse_iso_date("2024-02-29").map(|date| date.to_string()),
+            Some("2024-02-29".to_owned())
+        );
+        assert!(parse_iso_date("0001-01-01").is_some());
+        for lenient in [
+            "2024-1-1",
+            "2024-01-1",
+            "2024-1-01",
+            "+2024-01-01",
+            "-001-01-01",
+            "-0001-01-01",
+            "12024-01-01",
+            "024-01-01",
+            "2024-02-30",
+            "2024-01-01 ",
+            "20240101",
+        ] {
+            assert_eq!(parse_iso_date(lenient), None, "{lenient:?}");
+        }
+    }
 }

@@ -45,7 +45,7 @@ impl NewTimeEntry {
                 format!("must be 1 to {MAX_MINUTES}, got {minutes}"),
             ));
         }
-        let work_date = NaiveDate::parse_from_str(work_date, "%Y-%m-%d").map_err(|_| {
+        let work_date = super::property::parse_iso_date(work_date).ok_or_else(|| {
             Error::invalid(
                 "work_date",
                 format!("must be a date as YYYY-MM-DD, got {work_date:?}"),

@@ -1340,7 +1340,10 @@ async fn request_id_of_another_caller_is_a_request_of_its_own(app: TestApp) {
         .tickets_as(&bob)
         .create_ticket(request("ann's private matter"))
         .await);
-    assert_ne!(bobs.id, first.id, "bob must not be answered with ann's ticket");
+    assert_ne!(
+        bobs.id, first.id,
+        "bob must not be answered with ann's ticket"
+    );
     let all = app.list_all_tickets(ListTicketsRequest::default()).await;
     assert_eq!(ids(&all), vec![first.id, bobs.id]);
 }

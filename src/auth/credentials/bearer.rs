@@ -12,7 +12,9 @@ const NOT_BEARER_MESSAGE: &str = "authorization metadata must be `Bearer <token>
 pub(super) fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, Rejection> {
     let raw = authorization.ok_or_else(|| Rejection::new(MISSING_MESSAGE))?;
     if raw.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(Rejection::new("authorization metadata is too long"));
+        return Err(Rejection::new(format!(
+            "authorization metadata is longer than {MAX_AUTHORIZATION_BYTES} bytes"
+        )));
     }
     let value = std::str::from_utf8(raw)
         .ok()

@@ -48,13 +48,21 @@ struct TokenClaims {
     nbf: Option<i64>,
 }
 
-/// The two header fields needed before jsonwebtoken sees the token (it cannot parse `alg: none` at all).
+/// The header fields checked before jsonwebtoken sees the token (it cannot parse `alg: none` at all, and reads
+/// `crit` without acting on it).
 #[derive(Deserialize)]
 struct RawHeader {
     #[serde(default)]
     alg: Option<String>,
     #[serde(default)]
     kid: Option<String>,
+    /// Whether the header has `crit`, whatever its value.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 impl Verifier {
@@ -90,6 +98,12 @@ impl Verifier {
     /// Checks header, signature and claims; returns the caller and the token's `exp` and `nbf`.
     fn verify_jwt_fully(&self, token: &str) -> Result<(Principal, i64, Option<i64>), Rejection> {
         let header = raw_header(token)?;
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and ticketd understands none.
+        if header.crit {
+            return Err(Rejection::new(
+                "token header `crit` lists extensions this service does not support",
+            ));
+        }
         let alg_name = header
             .alg
             .as_deref()
@@ -425,6 +439,49 @@ mod tests {
     }
 
     #[test]
+    fn crit_header_is_refused() {
+        let auth = authenticator(&hs_config());
+        for crit in [r#"["exp"]"#, r#"["b64"]"#, "[]", "null"] {
+            let header = format!(r#"{{"alg":"HS256","typ":"JWT","crit":{crit}}}"#);
+            let token = signed_with_header(&header, &claims("admin"));
+            refused(
+                &auth,
+                &token,
+                "token header `crit` lists extensions this service does not support",
+            );
+        }
+        let plain = signed_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, &claims("admin"));
+        assert!(
+            bearer(&auth, &plain).is_ok(),
+            "the same token without `crit`"
+        );
+    }
+
+    #[test]
+    fn a_duplicated_alg_is_malformed() {
+        let auth = authenticator(&hs_config());
+        let token = signed_with_header(r#"{"alg":"HS256","alg":"none"}"#, &claims("admin"));
+        let rejection = bearer(&auth, &token).unwrap_err();
+        assert!(
+            rejection.message().starts_with("token is malformed"),
+            "{rejection}"
+        );
+    }
+
+    /// An HS256 token with `header` as its header JSON, as it is written.
+    fn signed_with_header(header: &str, claims: &Claims) -> String {
+        let payload = serde_json::to_string(claims).unwrap();
+        let signing_input = format!("{}.{}", b64(header), b64(&payload));
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{signature}")
+    }
+
+    #[test]
     fn unprintable_alg_is_not_echoed() {
         let auth = authenticator(&hs_config());
         let payload = serde_json::to_string(&claims("admin")).unwrap();
@@ -523,7 +580,10 @@ mod tests {
         }
         let huge = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_BYTES));
         let rejection = auth.authenticate(Some(huge.as_bytes())).unwrap_err();
-        assert_eq!(rejection.message(), "authorization metadata is too long");
+        assert_eq!(
+            rejection.message(),
+            "authorization metadata is longer than 16384 bytes"
+        );
     }
 
     #[test]

@@ -8,6 +8,10 @@ use crate::domain::{Error, Result};
 
 use super::*;
 
+/// The `schemaVersion`s of ChatCanvasCardView: 1 in Kaizala's documentation, 2 in its ticket card package
+/// (`tests/fixtures/kaizala`); both have the node format this module reads.
+const SCHEMA_VERSIONS: [u64; 2] = [1, 2];
+
 /// Parses and validates a ChatCanvasCardView given as JSON text; errors name the JSON path of the fault.
 pub fn parse_view(json: &str) -> Result<CardView> {
     // serde_json stops at 128 levels of nesting with an error, so hostile input cannot exhaust the stack here;
@@ -24,11 +28,16 @@ pub fn parse_view(json: &str) -> Result<CardView> {
     let schema_version = match keys.get("schemaVersion") {
         None => return Err(Error::invalid("schemaVersion", "is required")),
         Some((field, value)) => match value.as_u64() {
-            Some(version) if version > 0 => version,
+            Some(version) if SCHEMA_VERSIONS.contains(&version) => version,
             _ => {
                 return Err(Error::invalid(
                     field,
-                    format!("must be a positive integer, got {value}"),
+                    format!(
+                        "must be a ChatCanvasCardView version Kaizala defines ({}), got {value}",
+                        SCHEMA_VERSIONS
+                            .map(|version| version.to_string())
+                            .join(" or ")
+                    ),
                 ));
             }
         },

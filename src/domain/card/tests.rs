@@ -397,3 +397,17 @@ fn resolved_values_are_not_expanded_again() {
     );
     assert_eq!(rendered.texts[1], "${Form.properties[ticketnumber].value}");
 }
+
+#[test]
+fn only_kaizala_schema_versions_are_accepted() {
+    for version in [1, 2] {
+        let json = fixture_with(|v| v["schemaVersion"] = version.into());
+        assert_eq!(parse_view(&json).unwrap().schema_version(), version);
+    }
+    for version in [0, 3, 99] {
+        let json = fixture_with(|v| v["schemaVersion"] = version.into());
+        let (field, description) = invalid(&json);
+        assert_eq!(field, "schemaVersion");
+        assert!(description.contains("1 or 2"), "{description}");
+    }
+}
