@@ -18,6 +18,7 @@ use crate::{
         },
         card::{parse_ticket_path, parse_view},
         page::{Cursor, page_size},
+        text,
     },
     events::{EventHub, WatchItem},
     proto::{self, card_service_server::CardService},
@@ -56,10 +57,10 @@ impl CardService for CardApi {
         let name = parse_name("name", &request.name)?;
         // Parsing checks the whole view now, so sending and rendering can rely on it later.
         parse_view(&request.schema)?;
-        if !request.app_model.trim().is_empty()
-            && serde_json::from_str::<serde_json::Value>(&request.app_model).is_err()
-        {
-            return Err(Error::invalid("app_model", "is not JSON").into());
+        if !request.app_model.trim().is_empty() {
+            let app_model = serde_json::from_str::<serde_json::Value>(&request.app_model)
+                .map_err(|_| Error::invalid("app_model", "is not JSON"))?;
+            text::check_json("app_model", "app_model", &app_model)?;
         }
         for (property, path) in &request.bindings {
             let field = format!("bindings.{property}");

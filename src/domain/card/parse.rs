@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Error, Result};
+use crate::domain::{Error, Result, text};
 
 use super::*;
 
@@ -37,6 +37,7 @@ pub fn parse_view(json: &str) -> Result<CardView> {
         return Err(Error::invalid("schema", "is required"));
     };
     let root = parse_node(schema, &field, 1)?;
+    text::check_json("schema", "", &source)?;
     Ok(CardView {
         schema_version,
         root,
