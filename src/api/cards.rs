@@ -14,7 +14,8 @@ use crate::{
         Error,
         access::Viewer,
         card::{
-            Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
+            Card, CardRender, CardTemplate, MAX_CARD_PROPERTIES, check_card_properties,
+            check_json_size, parse_name, parse_subscribers,
         },
         card::{parse_ticket_path, parse_view},
         page::{Cursor, page_size},
@@ -57,10 +58,21 @@ impl CardService for CardApi {
         let name = parse_name("name", &request.name)?;
         // Parsing checks the whole view now, so sending and rendering can rely on it later.
         parse_view(&request.schema)?;
+        check_json_size("app_model", &request.app_model)?;
         if !request.app_model.trim().is_empty() {
             let app_model = serde_json::from_str::<serde_json::Value>(&request.app_model)
                 .map_err(|_| Error::invalid("app_model", "is not JSON"))?;
             text::check_json("app_model", "app_model", &app_model)?;
+        }
+        if request.bindings.len() > MAX_CARD_PROPERTIES {
+            return Err(Error::invalid(
+                "bindings",
+                format!(
+                    "at most {MAX_CARD_PROPERTIES} bindings, got {}",
+                    request.bindings.len()
+                ),
+            )
+            .into());
         }
         for (property, path) in &request.bindings {
             let field = format!("bindings.{property}");
