@@ -14,7 +14,7 @@ use crate::{
         Error,
         access::Viewer,
         card::{
-            Card, CardRender, CardTemplate, MAX_CARD_PROPERTIES, check_card_properties,
+            Card, CardRender, CardTemplate, MAX_TEMPLATE_BINDINGS, check_card_properties,
             check_json_size, parse_name, parse_subscribers,
         },
         card::{parse_ticket_path, parse_view},
@@ -64,11 +64,11 @@ impl CardService for CardApi {
                 .map_err(|_| Error::invalid("app_model", "is not JSON"))?;
             text::check_json("app_model", "app_model", &app_model)?;
         }
-        if request.bindings.len() > MAX_CARD_PROPERTIES {
+        if request.bindings.len() > MAX_TEMPLATE_BINDINGS {
             return Err(Error::invalid(
                 "bindings",
                 format!(
-                    "at most {MAX_CARD_PROPERTIES} bindings, got {}",
+                    "at most {MAX_TEMPLATE_BINDINGS} bindings, got {}",
                     request.bindings.len()
                 ),
             )

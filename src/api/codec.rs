@@ -282,7 +282,10 @@ mod tests {
             edit(&mut ticket);
             refused(&create(ticket))
         };
-        assert_eq!(with(|t| t.subject = "a\0".to_owned()).as_deref(), Some("ticket.subject"));
+        assert_eq!(
+            with(|t| t.subject = "a\0".to_owned()).as_deref(),
+            Some("ticket.subject")
+        );
         assert_eq!(
             with(|t| t.tags = vec!["ok".to_owned(), "x".to_owned(), "\0".to_owned()]).as_deref(),
             Some("ticket.tags[2]")
@@ -307,7 +310,10 @@ mod tests {
             ],
             request_id: String::new(),
         };
-        assert_eq!(refused(&batch).as_deref(), Some("requests[1].ticket.content"));
+        assert_eq!(
+            refused(&batch).as_deref(),
+            Some("requests[1].ticket.content")
+        );
         let search = SearchTicketsRequest {
             filter_groups: vec![FilterGroup {
                 filters: vec![

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use ticketd::domain::card::{
-    MAX_BOUND_VALUE_CHARS, MAX_CARD_PROPERTIES, MAX_CARDS_PER_TICKET, MAX_NODES,
+    MAX_BOUND_VALUE_CHARS, MAX_CARDS_PER_TICKET, MAX_NODES, MAX_TEMPLATE_BINDINGS,
     MAX_TEMPLATE_JSON_BYTES, MAX_VIEW_BINDINGS,
 };
 use ticketd::proto::{CreateCardTemplateRequest, ListCardTemplatesRequest};
@@ -18,7 +18,7 @@ both_databases!(
     a_view_of_the_node_limit_is_accepted_and_one_node_more_refused,
     a_view_of_the_binding_limit_is_accepted_and_one_binding_more_refused,
     an_app_model_of_the_byte_limit_is_accepted_and_one_byte_more_refused,
-    bindings_up_to_the_card_property_limit_are_accepted_and_one_more_refused,
+    bindings_up_to_the_limit_are_accepted_and_one_more_refused,
     a_ticket_takes_cards_up_to_the_limit_and_refuses_one_more,
     bound_values_are_cut_in_card_properties_and_renders,
 );
@@ -140,25 +140,25 @@ async fn an_app_model_of_the_byte_limit_is_accepted_and_one_byte_more_refused(ap
     assert_refused_at(&app, over, "app_model", MAX_TEMPLATE_JSON_BYTES).await;
 }
 
-async fn bindings_up_to_the_card_property_limit_are_accepted_and_one_more_refused(app: TestApp) {
+async fn bindings_up_to_the_limit_are_accepted_and_one_more_refused(app: TestApp) {
     let bindings = |count: usize| {
         (0..count)
             .map(|i| (format!("p{i}"), "id".to_owned()))
             .collect()
     };
     app.create_card_template(CreateCardTemplateRequest {
-        bindings: bindings(MAX_CARD_PROPERTIES),
+        bindings: bindings(MAX_TEMPLATE_BINDINGS),
         ..card_template_req("at")
     })
     .await;
     let over = app
         .cards()
         .create_card_template(CreateCardTemplateRequest {
-            bindings: bindings(MAX_CARD_PROPERTIES + 1),
+            bindings: bindings(MAX_TEMPLATE_BINDINGS + 1),
             ..card_template_req("over")
         })
         .await;
-    assert_refused_at(&app, over, "bindings", MAX_CARD_PROPERTIES).await;
+    assert_refused_at(&app, over, "bindings", MAX_TEMPLATE_BINDINGS).await;
 }
 
 async fn a_ticket_takes_cards_up_to_the_limit_and_refuses_one_more(app: TestApp) {
