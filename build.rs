@@ -16,13 +16,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/ticketd/v1/cards.proto",
         "proto/ticketd/v1/portals.proto",
     ];
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))
         // Ordered maps make encoded requests deterministic, which the idempotency fingerprint relies on.
         .btree_map(".")
-        // Undecodable requests are the client's fault: INVALID_ARGUMENT, not tonic-prost's INTERNAL.
-        .codec_path("crate::api::codec::ProtoCodec")
-        .compile_protos(&protos, &["proto"])?;
+        // Requests are checked as they are decoded, and one that does not decode is the client's fault:
+        // INVALID_ARGUMENT, not tonic-prost's INTERNAL (src/api/codec.rs, which finds descriptors by name).
+        .codec_path("crate::api::codec::CheckedCodec")
+        .compile_with_config(config, &protos, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -14,7 +14,7 @@ use tonic_web::GrpcWebLayer;
 
 use crate::{
     api::caller::ViewerLayer,
-    api::codec::MessageSizeLayer,
+    api::message_size::MessageSizeLayer,
     api::{
         associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
         properties::PropertyApi, tickets::TicketApi,

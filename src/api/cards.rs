@@ -14,10 +14,12 @@ use crate::{
         Error,
         access::Viewer,
         card::{
-            Card, CardRender, CardTemplate, check_card_properties, parse_name, parse_subscribers,
+            Card, CardRender, CardTemplate, MAX_TEMPLATE_BINDINGS, check_card_properties,
+            check_json_size, parse_name, parse_subscribers,
         },
         card::{parse_ticket_path, parse_view},
         page::{Cursor, page_size},
+        text,
     },
     events::{EventHub, WatchItem},
     proto::{self, card_service_server::CardService},
@@ -56,10 +58,21 @@ impl CardService for CardApi {
         let name = parse_name("name", &request.name)?;
         // Parsing checks the whole view now, so sending and rendering can rely on it later.
         parse_view(&request.schema)?;
-        if !request.app_model.trim().is_empty()
-            && serde_json::from_str::<serde_json::Value>(&request.app_model).is_err()
-        {
-            return Err(Error::invalid("app_model", "is not JSON").into());
+        check_json_size("app_model", &request.app_model)?;
+        if !request.app_model.trim().is_empty() {
+            let app_model = serde_json::from_str::<serde_json::Value>(&request.app_model)
+                .map_err(|_| Error::invalid("app_model", "is not JSON"))?;
+            text::check_json("app_model", "app_model", &app_model)?;
+        }
+        if request.bindings.len() > MAX_TEMPLATE_BINDINGS {
+            return Err(Error::invalid(
+                "bindings",
+                format!(
+                    "at most {MAX_TEMPLATE_BINDINGS} bindings, got {}",
+                    request.bindings.len()
+                ),
+            )
+            .into());
         }
         for (property, path) in &request.bindings {
             let field = format!("bindings.{property}");

@@ -1,251 +1,345 @@
-//! How request bytes become messages, and the statuses when they cannot: a request that does not decode is the
-//! client's fault (INVALID_ARGUMENT, where tonic-prost says INTERNAL), and one over `--max-message-bytes` is
-//! RESOURCE_EXHAUSTED (gRPC's status code table, where tonic says OUT_OF_RANGE). The codec is set for every
-//! generated service in `build.rs` (`codec_path`) and the size layer wraps the whole server, so both hold for
-//! every method, unary or streaming, without a handler doing anything.
+//! The codec of every ticketd service: prost's, with a request that does not decode answered INVALID_ARGUMENT
+//! (the client's fault, where tonic-prost says INTERNAL), plus one check on what clients send that the
+//! generated types cannot express. Every string of every request message (nested messages, lists and maps included) is read
+//! once, on the wire bytes, before prost decodes them: so no handler, and no store, ever sees a string that a
+//! database cannot keep, whichever RPC or field it came through.
 
-use std::{
-    marker::PhantomData,
-    pin::Pin,
-    task::{Context, Poll, ready},
+use std::{collections::HashMap, marker::PhantomData, sync::LazyLock};
+
+// `prost::encoding` is prost's hidden but stable wire-format API (prost-derive's generated code calls it).
+use prost::{
+    Message, Name,
+    bytes::Buf,
+    encoding::{WireType, decode_key, decode_varint},
 };
-
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use tonic::{
     Status,
-    codec::{Codec, DecodeBuf, Decoder},
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder},
 };
 use tonic_prost::ProstEncoder;
 
-use crate::domain::Error;
+use crate::domain::{Error, text};
 
-/// prost's codec, with decode errors answered INVALID_ARGUMENT.
-///
-/// The generated clients share it, so on their side a response that does not decode is INVALID_ARGUMENT too;
-/// only ticketd's own tests and bench use those clients, against a server built from the same protos.
-#[derive(Debug, Clone, Copy)]
-pub struct ProtoCodec<T, U>(PhantomData<(T, U)>);
+/// prost's codec with requests checked as they are decoded; set for the generated code in `build.rs`.
+#[derive(Debug, Clone)]
+pub struct CheckedCodec<T, U>(PhantomData<(T, U)>);
 
-impl<T, U> Default for ProtoCodec<T, U> {
+impl<T, U> Default for CheckedCodec<T, U> {
     fn default() -> Self {
         Self(PhantomData)
     }
 }
 
-impl<T, U> Codec for ProtoCodec<T, U>
+impl<T, U> Codec for CheckedCodec<T, U>
 where
-    T: prost::Message + Send + 'static,
-    U: prost::Message + Default + Send + 'static,
+    T: Message + Send + 'static,
+    U: Message + Default + Name + Send + 'static,
 {
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProtoDecoder<U>;
+    type Decoder = CheckedDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder::default()
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProtoDecoder(PhantomData)
+        CheckedDecoder(PhantomData)
     }
 }
 
-/// Decodes `U`; see [`ProtoCodec`].
-#[derive(Debug, Clone, Copy)]
-pub struct ProtoDecoder<U>(PhantomData<U>);
+/// prost's decoding, after [`check_request`].
+#[derive(Debug, Clone)]
+pub struct CheckedDecoder<U>(PhantomData<U>);
 
-impl<U: prost::Message + Default> Decoder for ProtoDecoder<U> {
+impl<U: Message + Default + Name> Decoder for CheckedDecoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        // prost's message names the path to the fault, e.g. `CreateTicketRequest.ticket: invalid wire type`.
-        U::decode(buf)
+        // tonic buffers the whole message in one `BytesMut`, so this takes it without copying.
+        let message = buf.copy_to_bytes(buf.remaining());
+        check_request::<U>(&message)?;
+        // A request that does not decode is the client's fault, where tonic-prost answers INTERNAL; prost's
+        // message names the path to the fault, e.g. `CreateTicketRequest.ticket: invalid wire type`.
+        U::decode(message)
             .map(Some)
             .map_err(|error| Error::invalid("request", error.to_string()).into())
     }
-}
 
-/// Refuses a request message longer than `limit` bytes with RESOURCE_EXHAUSTED as soon as its length prefix
-/// arrives, before anything is buffered. Inside gRPC-Web, whose bodies it sees once translated.
-#[derive(Debug, Clone, Copy)]
-pub struct MessageSizeLayer {
-    limit: usize,
-}
-
-impl MessageSizeLayer {
-    /// Messages of at most `limit` bytes pass.
-    pub fn new(limit: usize) -> Self {
-        Self { limit }
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
     }
 }
 
-impl<S> tower_layer::Layer<S> for MessageSizeLayer {
-    type Service = MessageSize<S>;
+/// The messages clients send: the input of every method of every ticketd service, by full name. Responses are
+/// decoded unchecked (this codec is also the generated clients').
+static REQUESTS: LazyLock<HashMap<String, MessageDescriptor>> = LazyLock::new(|| {
+    // The descriptor set is generated by build.rs from the same protos as the code, so it decodes; were it
+    // ever not to, the table would be empty and `every_method_input_is_known_by_its_rust_name` fails.
+    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap_or_default();
+    pool.services()
+        .flat_map(|service| service.methods().collect::<Vec<_>>())
+        .map(|method| (method.input().full_name().to_owned(), method.input()))
+        .collect()
+});
 
-    fn layer(&self, inner: S) -> Self::Service {
-        MessageSize {
-            inner,
-            limit: self.limit,
-        }
-    }
+/// Refuses a request `U` holding a string no store can keep, naming the field (`ticket.subject`,
+/// `filter_groups[0].filters[1].value`, `ticket.properties.region`).
+pub fn check_request<U: Name>(bytes: &[u8]) -> Result<(), Error> {
+    let Some(descriptor) = REQUESTS.get(&U::full_name()) else {
+        return Ok(());
+    };
+    check_message(descriptor, bytes, 0).map_err(text::nul_refused)
 }
 
-/// The service [`MessageSizeLayer`] wraps around the routes.
-#[derive(Debug, Clone)]
-pub struct MessageSize<S> {
-    inner: S,
-    limit: usize,
-}
+/// Deepest nesting walked; prost refuses deeper messages itself when it decodes them.
+const MAX_DEPTH: u32 = 100;
 
-impl<S, B> tower_service::Service<http::Request<B>> for MessageSize<S>
-where
-    S: tower_service::Service<http::Request<tonic::body::Body>>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+/// The path to a refused string, innermost segment first (see [`text::nul_refused`]).
+type Fault = Vec<String>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+/// Walks one message's wire bytes. Malformed bytes end the walk quietly: prost then refuses the message.
+fn check_message(descriptor: &MessageDescriptor, bytes: &[u8], depth: u32) -> Result<(), Fault> {
+    if depth > MAX_DEPTH {
+        return Ok(());
     }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let limit = self.limit;
-        self.inner.call(request.map(|body| {
-            tonic::body::Body::new(SizedBody {
-                inner: tonic::body::Body::new(body),
-                frames: FrameScan::new(limit),
-            })
-        }))
-    }
-}
-
-/// A request body whose gRPC messages are checked against the limit as their length prefixes pass by.
-struct SizedBody {
-    inner: tonic::body::Body,
-    frames: FrameScan,
-}
-
-impl Body for SizedBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-            && let Err(length) = this.frames.scan(data)
-        {
-            // A status as the body's error reaches the client as it is: tonic looks for one in the error.
-            return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                "request message is {length} bytes, over the limit of {} bytes",
-                this.frames.limit
-            )))));
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Where a gRPC body is in its framing: each message is a flag byte, a 4-byte big-endian length, then the
-/// message; frames of the body split these anywhere.
-#[derive(Debug)]
-struct FrameScan {
-    limit: usize,
-    prefix: [u8; PREFIX_LEN],
-    prefix_read: usize,
-    /// Bytes of the current message still to pass.
-    message_left: usize,
-}
-
-const PREFIX_LEN: usize = 5;
-
-impl FrameScan {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            prefix: [0; PREFIX_LEN],
-            prefix_read: 0,
-            message_left: 0,
-        }
-    }
-
-    /// Follows the framing through `data`; the length of the first message over the limit is the error.
-    fn scan(&mut self, mut data: &[u8]) -> Result<(), usize> {
-        while !data.is_empty() {
-            if self.message_left > 0 {
-                let passed = self.message_left.min(data.len());
-                self.message_left -= passed;
-                data = &data[passed..];
-                continue;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let start = bytes.len() - rest.len();
+        let Ok((number, wire_type)) = decode_key(&mut rest) else {
+            return Ok(());
+        };
+        let Some(value) = next_value(&mut rest, wire_type) else {
+            return Ok(());
+        };
+        let Some(value) = value else {
+            continue;
+        };
+        let Some(field) = descriptor.get_field(number) else {
+            continue;
+        };
+        check_field(&field, value, depth).map_err(|mut fault| {
+            if field.is_list() {
+                fault.push(format!("[{}]", occurrences(&bytes[..start], number)));
             }
-            let taken = (PREFIX_LEN - self.prefix_read).min(data.len());
-            self.prefix[self.prefix_read..self.prefix_read + taken].copy_from_slice(&data[..taken]);
-            self.prefix_read += taken;
-            data = &data[taken..];
-            if self.prefix_read == PREFIX_LEN {
-                self.prefix_read = 0;
-                let [_, a, b, c, d] = self.prefix;
-                let length = u32::from_be_bytes([a, b, c, d]) as usize;
-                if length > self.limit {
-                    return Err(length);
-                }
-                self.message_left = length;
-            }
-        }
-        Ok(())
+            fault.push(field.name().to_owned());
+            fault
+        })?;
     }
+    Ok(())
+}
+
+/// One field's length-delimited value.
+fn check_field(field: &FieldDescriptor, value: &[u8], depth: u32) -> Result<(), Fault> {
+    match field.kind() {
+        Kind::String => check_str(value),
+        Kind::Message(entry) if field.is_map() => check_map_entry(&entry, value, depth),
+        Kind::Message(message) => check_message(&message, value, depth + 1),
+        _ => Ok(()),
+    }
+}
+
+fn check_str(value: &[u8]) -> Result<(), Fault> {
+    if text::holds_nul(value) {
+        return Err(Vec::new());
+    }
+    Ok(())
+}
+
+/// A map entry: a NUL in the key is the map's fault; one in the value is named by the key, as domain errors
+/// name map values (`ticket.properties.region`).
+fn check_map_entry(entry: &MessageDescriptor, bytes: &[u8], depth: u32) -> Result<(), Fault> {
+    let (mut key, mut value): (&[u8], &[u8]) = (&[], &[]);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let Ok((number, wire_type)) = decode_key(&mut rest) else {
+            return Ok(());
+        };
+        match next_value(&mut rest, wire_type) {
+            None => return Ok(()),
+            Some(Some(bytes)) if number == 1 => key = bytes,
+            Some(Some(bytes)) if number == 2 => value = bytes,
+            Some(_) => {}
+        }
+    }
+    let key_field = entry.map_entry_key_field();
+    if key_field.kind() == Kind::String {
+        check_str(key)?;
+    }
+    let value_field = entry.map_entry_value_field();
+    check_field(&value_field, value, depth).map_err(|mut fault| {
+        // A key that is not UTF-8 makes prost refuse the message anyway.
+        fault.push(String::from_utf8_lossy(key).into_owned());
+        fault
+    })
+}
+
+/// Steps over one value; `Some(Some(bytes))` for a length-delimited one, `None` when the bytes are malformed.
+fn next_value<'a>(rest: &mut &'a [u8], wire_type: WireType) -> Option<Option<&'a [u8]>> {
+    let skip = match wire_type {
+        WireType::Varint => {
+            decode_varint(rest).ok()?;
+            return Some(None);
+        }
+        WireType::SixtyFourBit => 8,
+        WireType::ThirtyTwoBit => 4,
+        WireType::LengthDelimited => {
+            let len = usize::try_from(decode_varint(rest).ok()?).ok()?;
+            let (value, after) = rest.split_at_checked(len)?;
+            *rest = after;
+            return Some(Some(value));
+        }
+        // Groups are not used by any ticketd message.
+        WireType::StartGroup | WireType::EndGroup => return None,
+    };
+    *rest = rest.get(skip..)?;
+    Some(None)
+}
+
+/// How many values of field `number` precede the end of `bytes`: a list element's index.
+fn occurrences(bytes: &[u8], number: u32) -> usize {
+    let mut rest = bytes;
+    let mut count = 0;
+    while !rest.is_empty() {
+        let Ok((found, wire_type)) = decode_key(&mut rest) else {
+            break;
+        };
+        if next_value(&mut rest, wire_type).is_none() {
+            break;
+        }
+        if found == number {
+            count += 1;
+        }
+    }
+    count
 }
 
 #[cfg(test)]
 mod tests {
-    use super::FrameScan;
+    use std::collections::BTreeMap;
 
-    fn message(length: u32) -> Vec<u8> {
-        let mut framed = vec![0];
-        framed.extend_from_slice(&length.to_be_bytes());
-        framed.resize(5 + length as usize, 7);
-        framed
-    }
+    use super::*;
+    use crate::proto::{
+        BatchCreateTicketsRequest, CreateTicketRequest, Filter, FilterGroup, GetTicketRequest,
+        SearchTicketsRequest, Ticket, UpdateTicketRequest,
+    };
 
-    #[test]
-    fn messages_within_the_limit_pass_however_the_body_is_split() {
-        let body = [message(10), message(0), message(10)].concat();
-        for split in 1..body.len() {
-            let mut scan = FrameScan::new(10);
-            for chunk in body.chunks(split) {
-                assert_eq!(scan.scan(chunk), Ok(()), "split every {split} bytes");
+    /// The field a request with a NUL is refused at, or `None` when it passes.
+    fn refused<U: Message + Name>(request: &U) -> Option<String> {
+        match check_request::<U>(&request.encode_to_vec()) {
+            Ok(()) => None,
+            Err(Error::InvalidArgument { field, description }) => {
+                assert_eq!(description, text::NUL_REFUSED);
+                Some(field)
             }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+
+    fn create(ticket: Ticket) -> CreateTicketRequest {
+        CreateTicketRequest {
+            ticket: Some(ticket),
+            ..Default::default()
         }
     }
 
     #[test]
-    fn a_message_over_the_limit_is_refused_from_its_prefix() {
-        let body = [message(3), message(11)].concat();
-        for split in 1..=8 {
-            let mut scan = FrameScan::new(10);
-            // Only the prefix of the long message is sent: the refusal must not wait for its bytes.
-            let refused = body[..8 + 5]
-                .chunks(split)
-                .map(|chunk| scan.scan(chunk))
-                .find(Result::is_err);
-            assert_eq!(refused, Some(Err(11)), "split every {split} bytes");
+    fn every_method_input_is_known_by_its_rust_name() {
+        assert!(REQUESTS.len() > 50, "{} request types", REQUESTS.len());
+        for name in [
+            CreateTicketRequest::full_name(),
+            GetTicketRequest::full_name(),
+            UpdateTicketRequest::full_name(),
+            SearchTicketsRequest::full_name(),
+        ] {
+            assert!(REQUESTS.contains_key(&name), "{name}");
         }
+        // Responses are not checked: the generated clients decode them with this codec too.
+        assert!(!REQUESTS.contains_key(&Ticket::full_name()));
+    }
+
+    #[test]
+    fn clean_requests_pass_whatever_they_hold() {
+        let ticket = Ticket {
+            subject: "ünïcode ✓".to_owned(),
+            tags: vec!["a".to_owned(), String::new()],
+            properties: BTreeMap::from([("region".to_owned(), "EMEA".to_owned())]),
+            pipeline_id: 0,
+            stage_id: 7,
+            ..Default::default()
+        };
+        assert_eq!(refused(&create(ticket)), None);
+        // Zero bytes are everywhere in encoded numbers; only strings are read.
+        assert_eq!(refused(&GetTicketRequest { id: 256 }), None);
+    }
+
+    #[test]
+    fn a_nul_is_named_by_its_path() {
+        let with = |edit: fn(&mut Ticket)| {
+            let mut ticket = Ticket {
+                subject: "s".to_owned(),
+                ..Default::default()
+            };
+            edit(&mut ticket);
+            refused(&create(ticket))
+        };
+        assert_eq!(
+            with(|t| t.subject = "a\0".to_owned()).as_deref(),
+            Some("ticket.subject")
+        );
+        assert_eq!(
+            with(|t| t.tags = vec!["ok".to_owned(), "x".to_owned(), "\0".to_owned()]).as_deref(),
+            Some("ticket.tags[2]")
+        );
+        assert_eq!(
+            with(|t| t.properties = BTreeMap::from([("region".to_owned(), "\0".to_owned())]))
+                .as_deref(),
+            Some("ticket.properties.region")
+        );
+        assert_eq!(
+            with(|t| t.properties = BTreeMap::from([("re\0".to_owned(), "x".to_owned())]))
+                .as_deref(),
+            Some("ticket.properties")
+        );
+        let batch = BatchCreateTicketsRequest {
+            requests: vec![
+                create(Ticket::default()),
+                create(Ticket {
+                    content: "\0".to_owned(),
+                    ..Default::default()
+                }),
+            ],
+            request_id: String::new(),
+        };
+        assert_eq!(
+            refused(&batch).as_deref(),
+            Some("requests[1].ticket.content")
+        );
+        let search = SearchTicketsRequest {
+            filter_groups: vec![FilterGroup {
+                filters: vec![
+                    Filter::default(),
+                    Filter {
+                        values: vec!["a".to_owned(), "b\0".to_owned()],
+                        ..Default::default()
+                    },
+                ],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(&search).as_deref(),
+            Some("filter_groups[0].filters[1].values[1]")
+        );
+    }
+
+    #[test]
+    fn malformed_bytes_are_left_to_prost() {
+        // A length running past the end: prost refuses it when it decodes.
+        assert!(check_request::<CreateTicketRequest>(&[0x0a, 0x05, 0x12]).is_ok());
+        assert!(CreateTicketRequest::decode(&[0x0a, 0x05, 0x12][..]).is_err());
     }
 }

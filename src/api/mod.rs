@@ -6,6 +6,7 @@ pub mod caller;
 pub mod cards;
 pub mod codec;
 pub mod error;
+pub mod message_size;
 pub mod pipelines;
 pub mod portals;
 pub mod properties;
@@ -231,7 +232,10 @@ pub(crate) fn decode_page_token<C: DeserializeOwned>(
     }
     let invalid = || Error::invalid("page_token", "is not a token this server issued");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let token: PageToken<C> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let token: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    // The server never issues a token holding U+0000, which a cursor would carry into SQL.
+    crate::domain::text::check_json("page_token", "", &token).map_err(|_| invalid())?;
+    let token: PageToken<C> = serde_json::from_value(token).map_err(|_| invalid())?;
     if token.q != query {
         return Err(Error::invalid(
             "page_token",

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod property;
 pub mod queries;
 pub mod search;
+pub mod text;
 pub mod ticket;
 pub mod time_entry;
 

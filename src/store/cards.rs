@@ -1,10 +1,11 @@
 //! Card templates and cards; cards bound to a ticket follow it in the transaction that changes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -16,7 +17,7 @@ use super::{
 };
 use crate::domain::{
     Error, Origin,
-    card::{ANY_VERSION, Card, CardRender, CardTemplate},
+    card::{ANY_VERSION, Card, CardRender, CardTemplate, MAX_CARDS_PER_TICKET},
     card::{CardView, TicketContext, parse_ticket_path, parse_view},
     now,
     page::{Cursor, Page},
@@ -111,10 +112,22 @@ impl Store {
     pub async fn send_card(&self, new: NewCard, origin: &Origin) -> Result<Card, Error> {
         self.write(origin.request.as_ref(), async |txn| {
             let template = template_to_domain(find_template(&**txn, new.template_id).await?)?;
-            let ticket = tickets::load_many(&**txn, &[new.ticket_id])
-                .await?
-                .pop()
-                .ok_or_else(|| Error::not_found(Ticket::RESOURCE, new.ticket_id))?;
+            // Locked, so that concurrent sends count each other's cards.
+            let ticket = tickets::lock_ticket(txn, new.ticket_id).await?;
+            let cards = card::Entity::find()
+                .filter(card::Column::TicketId.eq(ticket.id))
+                .count(&**txn)
+                .await?;
+            if cards >= MAX_CARDS_PER_TICKET {
+                return Err(Error::precondition(
+                    "TOO_MANY_CARDS",
+                    format!(
+                        "ticket {} has {cards} cards; a ticket may have at most {MAX_CARDS_PER_TICKET}",
+                        ticket.id
+                    ),
+                ));
+            }
+            let view = stored_view(&template)?;
             let bound = Bound::load(txn, &template, &ticket).await?;
             let mut properties = new.properties.clone();
             properties.extend(bound.values());
@@ -134,7 +147,7 @@ impl Store {
             .exec_with_returning(&**txn)
             .await?;
             let card = card_to_domain(row)?;
-            txn.push_render(bound.render(&card));
+            txn.push_render(bound.render(&view, &card));
             Ok(card)
         })
         .await
@@ -168,9 +181,10 @@ impl Store {
                 .await?
                 .pop()
                 .ok_or_else(|| Error::not_found(Ticket::RESOURCE, card.ticket_id))?;
+            let view = stored_view(&template)?;
             let bound = Bound::load(txn, &template, &ticket).await?;
             save_new_version(txn, &mut card).await?;
-            txn.push_render(bound.render(&card));
+            txn.push_render(bound.render(&view, &card));
             Ok(card)
         })
         .await
@@ -256,7 +270,9 @@ impl Store {
 }
 
 /// For each changed ticket, moves every card bound to it to the ticket's new values; returns the renders of
-/// the cards that changed. Runs inside the transaction that changed the tickets.
+/// the cards that changed. Runs inside the transaction that changed the tickets, so its work is bounded: at most
+/// MAX_CARDS_PER_TICKET cards per ticket, each template parsed once, each (template, ticket) resolved once, and
+/// each render bounded by the template limits (see `domain::card::view`).
 pub(super) async fn follow_tickets(
     txn: &WriteTxn,
     tickets: &[&Ticket],
@@ -271,7 +287,9 @@ pub(super) async fn follow_tickets(
         .lock_exclusive()
         .all(&**txn)
         .await?;
-    let mut templates: HashMap<i64, CardTemplate> = HashMap::new();
+    // `None`: the template binds nothing, or was stored before today's limits and is left alone.
+    let mut templates: HashMap<i64, Option<(CardTemplate, CardView)>> = HashMap::new();
+    let mut bounds: HashMap<(i64, i64), Bound> = HashMap::new();
     let mut renders = Vec::new();
     for row in cards {
         let mut card = card_to_domain(row)?;
@@ -279,29 +297,60 @@ pub(super) async fn follow_tickets(
             continue;
         };
         let template = match templates.entry(card.template_id) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(template_to_domain(
-                find_template(&**txn, card.template_id).await?,
-            )?),
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let template = template_to_domain(find_template(&**txn, card.template_id).await?)?;
+                entry.insert(followed(template))
+            }
         };
-        if template.bindings.is_empty() {
+        let Some((template, view)) = template else {
             continue;
-        }
-        let bound = Bound::load(txn, template, ticket).await?;
+        };
+        let bound = match bounds.entry((template.id, ticket.id)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Bound::load(txn, template, ticket).await?),
+        };
         let before = card.properties.clone();
         card.properties.extend(bound.values());
         if card.properties == before {
             continue;
         }
         save_new_version(txn, &mut card).await?;
-        renders.push(bound.render(&card));
+        renders.push(bound.render(view, &card));
     }
     Ok(renders)
 }
 
-/// A template's view and the values its bindings take from one ticket.
+/// A template whose cards follow their ticket, with its view; `None` when it binds nothing or no longer passes
+/// the view rules (registered before the limits): a ticket change never fails, nor grows unbounded, for a card.
+fn followed(template: CardTemplate) -> Option<(CardTemplate, CardView)> {
+    if template.bindings.is_empty() {
+        return None;
+    }
+    match stored_view(&template) {
+        Ok(view) => Some((template, view)),
+        Err(error) => {
+            tracing::warn!(template_id = template.id, %error, "card template left out of ticket changes");
+            None
+        }
+    }
+}
+
+/// A stored template's view. Templates are validated when registered; one that fails now predates a limit.
+fn stored_view(template: &CardTemplate) -> Result<CardView, Error> {
+    parse_view(&template.schema).map_err(|error| {
+        Error::precondition(
+            "CARD_TEMPLATE_OUT_OF_BOUNDS",
+            format!(
+                "card template {} no longer passes the view rules ({error}); register it again",
+                template.id
+            ),
+        )
+    })
+}
+
+/// The values a template's bindings take from one ticket, and what renders need of the ticket.
 struct Bound {
-    view: CardView,
     values: BTreeMap<String, String>,
     ticket: Ticket,
     pipeline_label: String,
@@ -311,8 +360,6 @@ struct Bound {
 
 impl Bound {
     async fn load(txn: &WriteTxn, template: &CardTemplate, ticket: &Ticket) -> Result<Self, Error> {
-        // Templates were validated when registered; failing here means the stored row was altered.
-        let view = parse_view(&template.schema).map_err(Error::internal)?;
         let pipeline = pipelines::load_pipeline(&**txn, ticket.pipeline_id)
             .await?
             .ok_or_else(|| Error::internal(format!("pipeline {} vanished", ticket.pipeline_id)))?;
@@ -322,7 +369,6 @@ impl Bound {
             .find(|stage| stage.id == ticket.stage_id)
             .ok_or_else(|| Error::internal(format!("stage {} vanished", ticket.stage_id)))?;
         let mut bound = Self {
-            view,
             values: BTreeMap::new(),
             ticket: ticket.clone(),
             pipeline_label: pipeline.label.clone(),
@@ -352,8 +398,8 @@ impl Bound {
         self.values.clone()
     }
 
-    fn render(&self, card: &Card) -> CardRender {
-        let rendered = self.view.render(&card.properties, Some(&self.context()));
+    fn render(&self, view: &CardView, card: &Card) -> CardRender {
+        let rendered = view.render(&card.properties, Some(&self.context()));
         CardRender {
             card_id: card.id,
             version: card.version,

@@ -454,7 +454,7 @@ fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -
 
 /// Reads a ticket for change. PostgreSQL locks the row (`FOR UPDATE`) so concurrent writers queue and each
 /// sees the previous one's result; SQLite's writes are already serialised by the store's write gate.
-async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
+pub(super) async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
     let row = ticket::Entity::find_by_id(id)
         .lock_exclusive()
         .one(&**txn)

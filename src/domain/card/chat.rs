@@ -16,6 +16,8 @@ pub const NAME_MAX_CHARS: usize = 255;
 pub const MAX_SUBSCRIBERS: usize = 1_000;
 /// Most properties one card may carry.
 pub const MAX_CARD_PROPERTIES: usize = 100;
+/// Most cards one ticket may have: every change of the ticket re-renders each of them in its transaction.
+pub const MAX_CARDS_PER_TICKET: u64 = 10;
 
 /// A card template: a Kaizala view plus bindings from card properties to ticket paths.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

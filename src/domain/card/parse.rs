@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Error, Result};
+use crate::domain::{Error, Result, text};
 
 use super::*;
 
@@ -14,6 +14,7 @@ const SCHEMA_VERSIONS: [u64; 2] = [1, 2];
 
 /// Parses and validates a ChatCanvasCardView given as JSON text; errors name the JSON path of the fault.
 pub fn parse_view(json: &str) -> Result<CardView> {
+    check_json_size("schema", json)?;
     // serde_json stops at 128 levels of nesting with an error, so hostile input cannot exhaust the stack here;
     // the node walk below has its own, lower limit.
     let source: Value =
@@ -45,7 +46,17 @@ pub fn parse_view(json: &str) -> Result<CardView> {
     let Some((field, schema)) = keys.get("schema") else {
         return Err(Error::invalid("schema", "is required"));
     };
-    let root = parse_node(schema, &field, 1)?;
+    let mut nodes = 0;
+    let root = parse_node(schema, &field, 1, &mut nodes)?;
+    text::check_json("schema", "", &source)?;
+    let mut bindings = 0;
+    root.visit_templates(&mut |template| bindings += template.bindings().count());
+    if bindings > MAX_VIEW_BINDINGS {
+        return Err(Error::invalid(
+            "schema",
+            format!("holds {bindings} bindings; a view may hold at most {MAX_VIEW_BINDINGS}"),
+        ));
+    }
     Ok(CardView {
         schema_version,
         root,
@@ -187,11 +198,33 @@ impl<'a> Keys<'a> {
     }
 }
 
-fn parse_node(value: &Value, path: &str, depth: usize) -> Result<Node> {
+/// Refuses JSON text longer than [`MAX_TEMPLATE_JSON_BYTES`], reported as `field`.
+pub fn check_json_size(field: &str, json: &str) -> Result<()> {
+    if json.len() > MAX_TEMPLATE_JSON_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} bytes; at most {MAX_TEMPLATE_JSON_BYTES} are accepted",
+                json.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one node; `nodes` counts the nodes parsed so far, so the walk stops at the first one over the limit.
+fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<Node> {
     if depth > MAX_DEPTH {
         return Err(Error::invalid(
             path,
             format!("nodes may be nested at most {MAX_DEPTH} deep"),
+        ));
+    }
+    *nodes += 1;
+    if *nodes > MAX_NODES {
+        return Err(Error::invalid(
+            path,
+            format!("a view may have at most {MAX_NODES} nodes"),
         ));
     }
     let Value::Object(object) = value else {
@@ -216,7 +249,7 @@ fn parse_node(value: &Value, path: &str, depth: usize) -> Result<Node> {
     let known: Vec<&'static str> = COMMON_KEYS.iter().chain(kind_keys).copied().collect();
     let keys = Keys::find(object, path, &known)?;
     let kind = match kind_name {
-        "container" => NodeKind::Container(parse_container(&keys, depth)?),
+        "container" => NodeKind::Container(parse_container(&keys, depth, nodes)?),
         "text" => NodeKind::Text(parse_text(&keys)?),
         _ => NodeKind::Image(parse_image(&keys)?),
     };
@@ -229,7 +262,7 @@ fn parse_node(value: &Value, path: &str, depth: usize) -> Result<Node> {
     })
 }
 
-fn parse_container(keys: &Keys, depth: usize) -> Result<Container> {
+fn parse_container(keys: &Keys, depth: usize, nodes: &mut usize) -> Result<Container> {
     let layout = keys.choice(
         "layout",
         &[
@@ -243,7 +276,7 @@ fn parse_container(keys: &Keys, depth: usize) -> Result<Container> {
         Some((field, Value::Array(items))) => items
             .iter()
             .enumerate()
-            .map(|(index, item)| parse_node(item, &format!("{field}[{index}]"), depth + 1))
+            .map(|(index, item)| parse_node(item, &format!("{field}[{index}]"), depth + 1, nodes))
             .collect::<Result<_>>()?,
         Some((field, value)) => {
             return Err(Error::invalid(

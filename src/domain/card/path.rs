@@ -93,15 +93,15 @@ pub(super) fn path_from_str(path: &str) -> std::result::Result<TicketPath, Strin
 }
 
 impl TicketPath {
-    /// The field's value as card text: enums in their stored spelling, tags comma-joined, times RFC 3339 UTC;
-    /// an unset field is "".
+    /// The field's value as card text: enums in their stored spelling, tags comma-joined, times RFC 3339 UTC,
+    /// cut to [`MAX_BOUND_VALUE_CHARS`]; an unset field is "".
     pub fn resolve(&self, view: &TicketContext) -> String {
-        match self {
+        super::template::bounded(match self {
             Self::Field(field) => field.text(view.ticket, timestamp),
             Self::PipelineLabel => view.pipeline_label.to_owned(),
             Self::StageLabel => view.stage_label.to_owned(),
             Self::StageState => view.stage_state.as_str().to_owned(),
-        }
+        })
     }
 
     /// The ticket field whose visibility decides whether a customer may see this path's value: a label shows

@@ -63,7 +63,7 @@ impl CardView {
 }
 
 impl Node {
-    fn visit_templates(&self, visit: &mut impl FnMut(&Template)) {
+    pub(super) fn visit_templates(&self, visit: &mut impl FnMut(&Template)) {
         match &self.kind {
             NodeKind::Container(container) => {
                 for child in &container.children {

@@ -147,7 +147,7 @@ impl Binding {
                         .find(|(key, _)| same_name(key, name))
                         .map(|(_, value)| value)
                 })
-                .cloned()
+                .map(|value| bounded(value.clone()))
                 .unwrap_or_default(),
             Self::Ticket(path) => ticket.map(|view| path.resolve(view)).unwrap_or_default(),
         }
@@ -168,6 +168,16 @@ impl fmt::Display for Binding {
             Self::Ticket(path) => write!(f, "${{ticket.{path}}}"),
         }
     }
+}
+
+/// `value` cut to [`MAX_BOUND_VALUE_CHARS`], ending in "…" when cut.
+pub(super) fn bounded(mut value: String) -> String {
+    if let Some((end, _)) = value.char_indices().nth(MAX_BOUND_VALUE_CHARS) {
+        value.truncate(end);
+        value.pop();
+        value.push('…');
+    }
+    value
 }
 
 /// Card property names are compared ignoring letter case, as Kaizala does.

@@ -6,8 +6,24 @@ use serde_json::Value;
 
 use super::*;
 
+// Bounds on one template, so that a ticket change, which re-renders every card bound to the ticket inside its
+// write transaction, stays small work. The real Kaizala card in tests/fixtures/kaizala is 1,346 bytes (pretty
+// printed), 5 nodes, 2 levels and 3 bindings; each limit leaves it room several times over.
+
 /// Deepest nesting of nodes a view may have, the root being level 1.
 pub const MAX_DEPTH: usize = 32;
+/// Longest `schema` (the view's JSON text), and longest `app_model`, in bytes.
+pub const MAX_TEMPLATE_JSON_BYTES: usize = 32 * 1024;
+/// Most nodes (containers, texts and images) a view may have.
+pub const MAX_NODES: usize = 100;
+/// Most `${...}` a view may hold, repeats included.
+pub const MAX_VIEW_BINDINGS: usize = 20;
+/// Most bindings (card property → ticket path) a template may have.
+pub const MAX_TEMPLATE_BINDINGS: usize = 20;
+/// Longest value one binding shows, in characters; a longer one is cut and ends in "…". Stored card properties
+/// and renders are bounded by it, whatever the ticket holds (a 65,536-character `content`): a card's bound text
+/// is at most (20 + 20 + 20) × 256 characters (view, texts, properties), whatever its template.
+pub const MAX_BOUND_VALUE_CHARS: usize = 256;
 /// Smallest accepted `fontSize`.
 pub const FONT_SIZE_MIN: f64 = 1.0;
 /// Largest accepted `fontSize`.
