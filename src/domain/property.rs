@@ -270,6 +270,14 @@ pub fn parse_typed(
             let time = DateTime::parse_from_rfc3339(trimmed)
                 .map_err(|_| format!("{raw:?} is not a DATETIME (RFC 3339)"))?
                 .with_timezone(&Utc);
+            // Stored in UTC, which RFC 3339 must still be able to write: an offset can carry a time at a year
+            // bound (9999-12-31T23:59:59-23:59) into a year of five digits or below zero, which the stored
+            // form could not be read back from (found by the property_value fuzz target).
+            if !(0..=9999).contains(&chrono::Datelike::year(&time)) {
+                return Err(format!(
+                    "{raw:?} is outside the DATETIME range (years 0000 to 9999 in UTC)"
+                ));
+            }
             Ok(TypedValue {
                 time: Some(time),
                 ..text_only(time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
@@ -485,6 +493,25 @@ mod date_tests {
             "20240101",
         ] {
             assert_eq!(parse_iso_date(lenient), None, "{lenient:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod datetime_tests {
+    use super::{PropertyType, parse_typed};
+
+    /// Found by the `property_value` fuzz target (fuzz/artifacts-found/property_value/).
+    #[test]
+    fn a_datetime_whose_utc_form_leaves_four_digit_years_is_refused() {
+        for out_of_range in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+            let refused = parse_typed(PropertyType::DateTime, &[], out_of_range);
+            assert!(refused.is_err(), "{out_of_range:?} gave {refused:?}");
+        }
+        for stored in ["9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"] {
+            let parsed = parse_typed(PropertyType::DateTime, &[], stored).expect("in range");
+            let again = parse_typed(PropertyType::DateTime, &[], &parsed.text).expect("reads back");
+            assert_eq!(again.text, parsed.text);
         }
     }
 }
