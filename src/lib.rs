@@ -10,6 +10,9 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod metrics;
 pub mod server;
