@@ -183,11 +183,7 @@ pub fn echo(text: &str) -> String {
                 }
                 escaped = quoted == '\\' && !escaped;
                 length += 1;
-                room = match length.cmp(&(MAX_ECHOED_CHARS + 1)) {
-                    std::cmp::Ordering::Less => push(&mut bounded, quoted),
-                    std::cmp::Ordering::Equal => push(&mut bounded, '…'),
-                    std::cmp::Ordering::Greater => true,
-                };
+                room = within_limit(length, quoted).is_none_or(|char| push(&mut bounded, char));
                 if !room {
                     break;
                 }
@@ -198,11 +194,7 @@ pub fn echo(text: &str) -> String {
             push(&mut bounded, char)
         } else {
             word += 1;
-            match word.cmp(&(MAX_ECHOED_CHARS + 1)) {
-                std::cmp::Ordering::Less => push(&mut bounded, char),
-                std::cmp::Ordering::Equal => push(&mut bounded, '…'),
-                std::cmp::Ordering::Greater => true,
-            }
+            within_limit(word, char).is_none_or(|char| push(&mut bounded, char))
         };
         if !room {
             if chars.next().is_some() {
@@ -212,6 +204,16 @@ pub fn echo(text: &str) -> String {
         }
     }
     bounded
+}
+
+/// What to write as the `length`th character of one value: the character itself up to the limit, one "…" just
+/// past it, then nothing.
+fn within_limit(length: usize, char: char) -> Option<char> {
+    match length.cmp(&(MAX_ECHOED_CHARS + 1)) {
+        std::cmp::Ordering::Less => Some(char),
+        std::cmp::Ordering::Equal => Some('…'),
+        std::cmp::Ordering::Greater => None,
+    }
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
