@@ -20,6 +20,7 @@ both_databases!(
     status_details_agree_with_the_status_for_batch_and_plain_errors,
     an_oversized_authorization_header_is_unauthenticated_and_the_connection_survives,
     date_properties_must_be_yyyy_mm_dd,
+    datetimes_whose_utc_form_leaves_four_digit_years_are_refused,
     work_dates_must_be_yyyy_mm_dd,
     the_mask_path_properties_dot_names_nothing,
     card_views_must_carry_a_kaizala_schema_version,
@@ -116,6 +117,41 @@ async fn date_properties_must_be_yyyy_mm_dd(app: TestApp) {
         })
         .await;
     assert_eq!(created.properties["due"], "2024-01-01");
+}
+
+/// RFC 3339 allows any offset on a 4-digit year, but the value is stored in UTC, which must stay readable
+/// (found by the `property_value` fuzz target).
+async fn datetimes_whose_utc_form_leaves_four_digit_years_are_refused(app: TestApp) {
+    app.define_property("deadline", PropertyType::Datetime)
+        .await;
+    for value in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+        let status = assert_invalid(
+            app.tickets()
+                .create_ticket(create_ticket_req(Ticket {
+                    properties: properties(&[("deadline", value)]),
+                    ..ticket("a deadline past the calendar")
+                }))
+                .await,
+            "ticket.properties.deadline",
+        );
+        assert!(
+            status.message().contains("DATETIME range"),
+            "{:?}",
+            status.message()
+        );
+    }
+    let created = app
+        .create_ticket(Ticket {
+            properties: properties(&[("deadline", "9999-12-31T23:59:59Z")]),
+            ..ticket("the last second")
+        })
+        .await;
+    assert_eq!(created.properties["deadline"], "9999-12-31T23:59:59Z");
+    assert_eq!(
+        app.ticket_count().await,
+        1,
+        "the refused tickets were not written"
+    );
 }
 
 async fn work_dates_must_be_yyyy_mm_dd(app: TestApp) {
