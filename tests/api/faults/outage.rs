@@ -181,6 +181,9 @@ async fn streams_end_resumably_when_the_database_goes_and_resume_without_gaps(
         resume, seen.event_id,
         "the trailer resumes after the last event sent"
     );
+    // The stream may end on its own query's failure before the probe has looked; restoring before the
+    // probe saw the outage would let it see the cut afterwards and refuse the next call.
+    wait_for_health(&app, "", ServingStatus::NotServing).await;
 
     proxy.restore();
     wait_for_health(&app, "", ServingStatus::Serving).await;
