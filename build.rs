@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/ticketd/v1/associations.proto",
         "proto/ticketd/v1/cards.proto",
         "proto/ticketd/v1/portals.proto",
+        "proto/ticketd/v1/agents.proto",
+        "proto/ticketd/v1/escalation.proto",
     ];
     let mut config = prost_build::Config::new();
     config.enable_type_names();

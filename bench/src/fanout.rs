@@ -104,6 +104,7 @@ pub async fn watch_fanout(
                     paths: vec!["content".to_owned()],
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await?;
     }

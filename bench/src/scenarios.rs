@@ -147,6 +147,7 @@ pub async fn run_worker(
                         paths: vec!["content".to_owned()],
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -241,6 +242,7 @@ async fn read_modify_write(
                 paths: vec!["properties.counter".to_owned()],
             }),
             request_id: String::new(),
+            ..Default::default()
         };
         match client.update_ticket(update).await {
             Ok(_) => return Ok(()),

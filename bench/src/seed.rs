@@ -52,6 +52,7 @@ pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::err
                     .batch_create_tickets(BatchCreateTicketsRequest {
                         requests,
                         request_id: String::new(),
+                        ..Default::default()
                     })
                     .await?;
             }

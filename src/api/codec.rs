@@ -313,6 +313,7 @@ mod tests {
                 }),
             ],
             request_id: String::new(),
+            side_effects: None,
         };
         assert_eq!(
             refused(&batch).as_deref(),

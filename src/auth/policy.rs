@@ -245,6 +245,27 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     ("/ticketd.v1.PortalService/UpdatePortal", rule(Admin, "")),
     ("/ticketd.v1.PortalService/DeletePortal", rule(Admin, "")),
+    // Agents: admin-managed; staff read the directory, customers never.
+    ("/ticketd.v1.AgentService/CreateAgent", rule(Admin, "")),
+    (
+        "/ticketd.v1.AgentService/GetAgent",
+        rule(Staff, "agents:read"),
+    ),
+    (
+        "/ticketd.v1.AgentService/ListAgents",
+        rule(Staff, "agents:read"),
+    ),
+    ("/ticketd.v1.AgentService/UpdateAgent", rule(Admin, "")),
+    ("/ticketd.v1.AgentService/DeactivateAgent", rule(Admin, "")),
+    // Escalation: chat tools (services) and agents hand conversations over; customers may not.
+    (
+        "/ticketd.v1.EscalationService/EscalateConversation",
+        rule(Staff, "tickets:write"),
+    ),
+    (
+        "/ticketd.v1.EscalationService/GetConversationTicket",
+        rule(Staff, "tickets:read"),
+    ),
 ];
 
 /// The rule of a method, `None` when the table does not list it.

@@ -206,6 +206,7 @@ async fn create_ticket_links_with_the_default_system_types(app: TestApp) {
         ticket: Some(ticket("linked on create")),
         request_id: request_id(),
         associations: vec![link("contact", "201", 0), link("company", "301", 0)],
+        ..Default::default()
     };
     let created = ok(app.tickets().create_ticket(request.clone()).await);
     let retried = ok(app.tickets().create_ticket(request).await);
@@ -231,6 +232,7 @@ async fn create_ticket_with_an_invalid_link_creates_nothing(app: TestApp) {
             ticket: Some(ticket("badly linked")),
             request_id: String::new(),
             associations: vec![link("Bad Type", "1", 0)],
+            ..Default::default()
         })
         .await;
     assert_invalid(result, "associations[0].to.object_type");
@@ -241,6 +243,7 @@ async fn create_ticket_with_an_invalid_link_creates_nothing(app: TestApp) {
             ticket: Some(ticket("badly linked")),
             request_id: String::new(),
             associations: vec![link("contact", "201", 0), link("Bad Type", "1", 0)],
+            ..Default::default()
         })
         .await;
     assert_invalid(result, "associations[1].to.object_type");

@@ -987,6 +987,7 @@ async fn customers_may_not_call_staff_or_admin_methods(app: TestApp) {
             .batch_archive_tickets(BatchArchiveTicketsRequest {
                 requests: vec![archive_req(t.id)],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "BatchArchiveTickets",

@@ -36,6 +36,7 @@ fn batch_create(subjects: &[&str]) -> BatchCreateTicketsRequest {
             .map(|s| create_ticket_req(ticket(s)))
             .collect(),
         request_id: String::new(),
+        ..Default::default()
     }
 }
 
@@ -275,6 +276,7 @@ async fn batch_update_applies_every_item(app: TestApp) {
             update_ticket_req(stage_change(t[2].id, 4), &["stage_id"]),
         ],
         request_id: String::new(),
+        ..Default::default()
     };
     let updated = ok(app.tickets().batch_update_tickets(request).await).tickets;
 
@@ -309,6 +311,7 @@ async fn batch_update_with_a_stale_etag_applies_nothing(app: TestApp) {
             ),
         ],
         request_id: String::new(),
+        ..Default::default()
     };
     let status = assert_code(
         app.tickets().batch_update_tickets(request).await,
@@ -344,6 +347,7 @@ async fn batch_update_refuses_the_same_ticket_twice(app: TestApp) {
             ),
         ],
         request_id: String::new(),
+        ..Default::default()
     };
     assert_invalid(
         app.tickets().batch_update_tickets(request).await,
@@ -381,6 +385,7 @@ async fn batch_update_names_the_invalid_item(app: TestApp) {
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests: requests.clone(),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "requests[3].ticket.priority",
@@ -392,6 +397,7 @@ async fn batch_update_names_the_invalid_item(app: TestApp) {
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests,
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "requests[3].ticket.subject",
@@ -421,6 +427,7 @@ async fn batch_update_normalises_and_checks_properties(app: TestApp) {
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests: vec![set(t[0].id, "1"), set(t[1].id, "abc")],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "requests[1].ticket.properties.amount",
@@ -432,6 +439,7 @@ async fn batch_update_normalises_and_checks_properties(app: TestApp) {
         .batch_update_tickets(BatchUpdateTicketsRequest {
             requests: vec![set(t[0].id, "1e3"), set(t[1].id, "2.50")],
             request_id: String::new(),
+            ..Default::default()
         })
         .await)
     .tickets;
@@ -458,6 +466,7 @@ async fn batch_archive_archives_every_ticket(app: TestApp) {
                 },
             ],
             request_id: String::new(),
+            ..Default::default()
         })
         .await)
     .tickets;
@@ -487,6 +496,7 @@ async fn batch_archive_with_one_archived_ticket_archives_none(app: TestApp) {
                     archive_req(t[2].id),
                 ],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         Code::FailedPrecondition,

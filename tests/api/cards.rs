@@ -745,6 +745,7 @@ async fn a_slow_group_renderer_still_gets_every_version_in_order(app: TestApp) {
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests,
                 request_id: String::new(),
+                ..Default::default()
             })
             .await);
     }

@@ -446,6 +446,7 @@ async fn batch_create_writes_one_created_event_per_ticket(app: TestApp) {
                     .map(|s| create_ticket_req(ticket(s)))
                     .collect(),
                 request_id: String::new(),
+                ..Default::default()
             },
             ACTOR,
         ))
@@ -503,6 +504,7 @@ async fn batch_update_and_archive_write_events_per_ticket(app: TestApp) {
                     })
                     .collect(),
                 request_id: String::new(),
+                ..Default::default()
             },
             ACTOR,
         ))
@@ -513,6 +515,7 @@ async fn batch_update_and_archive_write_events_per_ticket(app: TestApp) {
             ticketd::proto::BatchArchiveTicketsRequest {
                 requests: t.iter().map(|x| archive_req(x.id)).collect(),
                 request_id: String::new(),
+                ..Default::default()
             },
             ACTOR,
         ))

@@ -892,6 +892,7 @@ async fn query_follows_batch_writes(app: TestApp) {
                 create_ticket_req(ticket("giraffe scanner")),
             ],
             request_id: String::new(),
+            ..Default::default()
         })
         .await)
     .tickets;
@@ -905,6 +906,7 @@ async fn query_follows_batch_writes(app: TestApp) {
                 &["subject"],
             )],
             request_id: String::new(),
+            ..Default::default()
         })
         .await);
     assert_eq!(query_words(&app, "okapi").await, vec![created[1].id]);

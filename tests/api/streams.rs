@@ -261,6 +261,7 @@ async fn each_snapshot_equals_the_ticket_read_back_after_that_write(app: TestApp
                 ),
             ],
             request_id: String::new(),
+            ..Default::default()
         })
         .await);
     expected.push(app.get_ticket(first.id).await);

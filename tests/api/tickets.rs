@@ -151,6 +151,7 @@ async fn create_requires_a_ticket(app: TestApp) {
             ticket: None,
             request_id: String::new(),
             associations: Vec::new(),
+            ..Default::default()
         })
         .await;
 
@@ -536,6 +537,7 @@ async fn empty_update_mask_applies_every_field_set_in_the_request(app: TestApp) 
         }),
         update_mask: Some(prost_types::FieldMask { paths: vec![] }),
         request_id: String::new(),
+        ..Default::default()
     };
     let updated = ok(app.tickets().update_ticket(request).await);
     assert_eq!(updated.content, "new body");
@@ -698,6 +700,7 @@ async fn update_requires_a_ticket_with_an_id(app: TestApp) {
         ticket: None,
         update_mask: mask(&["subject"]),
         request_id: String::new(),
+        ..Default::default()
     };
     assert_invalid(app.tickets().update_ticket(missing).await, "ticket");
 
@@ -852,6 +855,7 @@ async fn create_retried_with_the_same_request_id_creates_once(app: TestApp) {
         ticket: Some(ticket("only once")),
         request_id: request_id(),
         associations: Vec::new(),
+        ..Default::default()
     };
 
     let first = ok(app.tickets().create_ticket(request.clone()).await);
@@ -873,6 +877,7 @@ async fn request_id_reused_with_another_body_is_invalid(app: TestApp) {
             ticket: Some(ticket("first body")),
             request_id: id.clone(),
             associations: Vec::new(),
+            ..Default::default()
         })
         .await);
 
@@ -880,6 +885,7 @@ async fn request_id_reused_with_another_body_is_invalid(app: TestApp) {
         ticket: Some(ticket("another body")),
         request_id: id,
         associations: Vec::new(),
+        ..Default::default()
     };
     assert_invalid(app.tickets().create_ticket(other_body).await, "request_id");
 
@@ -899,6 +905,7 @@ async fn update_retried_with_the_same_request_id_returns_the_first_result(app: T
         }),
         update_mask: mask(&["priority"]),
         request_id: request_id(),
+        ..Default::default()
     };
 
     let first = ok(app.tickets().update_ticket(raise.clone()).await);
@@ -931,6 +938,7 @@ async fn request_id_survives_a_restart(app: TestApp) {
         ticket: Some(ticket("before the restart")),
         request_id: request_id(),
         associations: Vec::new(),
+        ..Default::default()
     };
     let first = ok(app.tickets().create_ticket(request.clone()).await);
 

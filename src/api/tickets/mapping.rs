@@ -120,6 +120,8 @@ pub(crate) fn event_to_proto(event: TicketEvent, with_ticket: bool) -> proto::Ti
         comment,
         association,
         ticket: event.ticket.filter(|_| with_ticket).map(ticket_to_proto),
+        // Settled per write by the side-effects work (issue 12); until then every write notifies.
+        side_effects: None,
     }
 }
 

@@ -100,6 +100,7 @@ async fn customers_create_tickets_as_requester_of_their_own_organization(app: Te
                 }),
             ],
             request_id: String::new(),
+            ..Default::default()
         })
         .await);
     assert_eq!(batch.tickets.len(), 2);
@@ -239,6 +240,7 @@ async fn customer_creates_refuse_every_field_the_portal_does_not_let_them_set(ap
                     }),
                 ],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "requests[1].ticket.requester_id",
@@ -515,6 +517,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
             .batch_update_tickets(BatchUpdateTicketsRequest {
                 requests: vec![item(a, "batch a"), item(b, "batch b")],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -536,9 +539,11 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
                         }),
                         update_mask: mask(&["assignee_id"]),
                         request_id: String::new(),
+                        ..Default::default()
                     },
                 ],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "requests[1].ticket.assignee_id",
@@ -553,6 +558,7 @@ async fn customers_update_only_editable_fields_of_visible_tickets(app: TestApp) 
         .batch_update_tickets(BatchUpdateTicketsRequest {
             requests: vec![item(a, "batch a"), item(amy_ticket, "batch amy")],
             request_id: String::new(),
+            ..Default::default()
         })
         .await);
     let tickets = agent_view(&app).await;
@@ -575,6 +581,7 @@ async fn customers_cannot_archive_or_restore(app: TestApp) {
             .batch_archive_tickets(BatchArchiveTicketsRequest {
                 requests: vec![archive_req(a)],
                 request_id: String::new(),
+                ..Default::default()
             })
             .await,
         "BatchArchiveTickets",

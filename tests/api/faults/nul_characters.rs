@@ -124,6 +124,7 @@ async fn a_nul_in_a_batch_item_names_the_item(app: TestApp) {
             create_ticket_req(tagged),
         ],
         request_id: String::new(),
+        ..Default::default()
     };
     assert_nul_refused(
         app.tickets().batch_create_tickets(request).await,

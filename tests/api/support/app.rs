@@ -269,6 +269,7 @@ impl TestApp {
         let request = BatchCreateTicketsRequest {
             requests,
             request_id: String::new(),
+            ..Default::default()
         };
         ok(self.tickets().batch_create_tickets(request).await).tickets
     }

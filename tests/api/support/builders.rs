@@ -70,6 +70,7 @@ pub fn create_ticket_req(ticket: Ticket) -> CreateTicketRequest {
         ticket: Some(ticket),
         request_id: String::new(),
         associations: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -79,6 +80,7 @@ pub fn update_ticket_req(ticket: Ticket, paths: &[&str]) -> UpdateTicketRequest 
         ticket: Some(ticket),
         update_mask: mask(paths),
         request_id: String::new(),
+        ..Default::default()
     }
 }
 
@@ -284,6 +286,7 @@ pub fn comment_req(ticket_id: i64, body: &str, visibility: CommentVisibility) ->
         body: body.to_owned(),
         visibility: visibility.into(),
         request_id: String::new(),
+        ..Default::default()
     }
 }
 
