@@ -102,6 +102,7 @@ pub(crate) fn origin<R: IdempotentRequest>(
     Ok(Origin {
         actor_id: caller.id,
         request,
+        side_effects: Default::default(),
     })
 }
 

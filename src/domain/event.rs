@@ -52,6 +52,42 @@ impl EventKind {
     }
 }
 
+/// Whether a write's events notify the people around the ticket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notify {
+    /// The server decides ([`SideEffects::settle`]); never stored.
+    #[default]
+    Unspecified,
+    All,
+    None,
+}
+
+/// What a write asks of everything downstream of its events (notifications, rules, webhooks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideEffects {
+    pub notify: Notify,
+    pub skip_automations: bool,
+}
+
+impl SideEffects {
+    /// No notification and no automation: archived chats, imports.
+    pub const SILENT: Self = Self {
+        notify: Notify::None,
+        skip_automations: true,
+    };
+
+    /// The policy recorded on a write's events. A ticket created straight into a CLOSED stage notifies nobody
+    /// unless the write asked for it: "your ticket was solved" about a ticket nobody saw open is the trap.
+    pub fn settle(self, creates_closed_ticket: bool) -> Self {
+        let notify = match self.notify {
+            Notify::Unspecified if creates_closed_ticket => Notify::None,
+            Notify::Unspecified => Notify::All,
+            asked => asked,
+        };
+        Self { notify, ..self }
+    }
+}
+
 /// One field's old and new value in string form; empty means none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {

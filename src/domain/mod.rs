@@ -49,4 +49,6 @@ pub struct Origin {
     /// The caller's id, recorded as the author of history entries and comments; empty when unknown.
     pub actor_id: String,
     pub request: Option<RequestKey>,
+    /// What the write asks of notifications and automations (ticket writes only; others leave the default).
+    pub side_effects: event::SideEffects,
 }
