@@ -16,8 +16,8 @@ use crate::{
     api::caller::ViewerLayer,
     api::message_size::MessageSizeLayer,
     api::{
-        associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
-        properties::PropertyApi, tickets::TicketApi,
+        associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
+        pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, tickets::TicketApi,
     },
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,
@@ -28,9 +28,9 @@ use crate::{
     metrics::GrpcMetricsLayer,
     proto::{
         self, association_service_server::AssociationServiceServer,
-        card_service_server::CardServiceServer, pipeline_service_server::PipelineServiceServer,
-        portal_service_server::PortalServiceServer, property_service_server::PropertyServiceServer,
-        ticket_service_server::TicketServiceServer,
+        card_service_server::CardServiceServer, escalation_service_server::EscalationServiceServer,
+        pipeline_service_server::PipelineServiceServer, portal_service_server::PortalServiceServer,
+        property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
     },
     store::Store,
 };
@@ -107,6 +107,7 @@ fn ticketd_services(
     serve!(AssociationServiceServer::new(AssociationApi::new(store())));
     serve!(CardServiceServer::new(CardApi::new(store(), hub())));
     serve!(PortalServiceServer::new(PortalApi::new(store())));
+    serve!(EscalationServiceServer::new(EscalationApi::new(store())));
     (routes.routes(), names)
 }
 

@@ -121,6 +121,15 @@ impl From<Error> for Status {
                 details = item.get_error_details();
                 item.code()
             }
+            Error::Contended(_) => {
+                // The store already retried; the same request sent again will find the winner's change.
+                details.set_retry_info(Some(RETRY_DELAY)).set_error_info(
+                    "CONTENDED",
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                );
+                Code::Aborted
+            }
             Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 invite_retry(&mut details);

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod cards;
 pub mod codec;
 pub mod error;
+pub mod escalation;
 pub mod message_size;
 pub mod pipelines;
 pub mod portals;
@@ -104,6 +105,26 @@ pub(crate) fn origin<R: IdempotentRequest>(
         request,
         side_effects: Default::default(),
     })
+}
+
+/// A client's timestamp as a time, to the microsecond the stores keep; errors name `field`.
+pub(crate) fn time_from_proto(field: &str, time: Timestamp) -> Result<DateTime<Utc>, Error> {
+    let nanos = u32::try_from(time.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000);
+    nanos
+        .and_then(|nanos| DateTime::from_timestamp(time.seconds, nanos - nanos % 1_000))
+        // The years the stores and RFC 3339 both write with four digits.
+        .filter(|parsed| (1..=9999).contains(&chrono::Datelike::year(parsed)))
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "{}s {}ns is not a time between the years 1 and 9999",
+                    time.seconds, time.nanos
+                ),
+            )
+        })
 }
 
 /// Names the addressed ticket on the call's span, so traces and logs of one ticket can be found.

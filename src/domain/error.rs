@@ -49,6 +49,10 @@ pub enum Error {
     /// A `request_id` already used for a different request (another RPC or other fields).
     #[error("request_id {request_id:?} was already used for a different request")]
     RequestIdReused { request_id: String },
+    /// A concurrent write took a unique key this one needed (two replicas escalating one conversation). The
+    /// store reruns the transaction, which then finds the other's row; only a write that keeps losing sees it.
+    #[error("{0}")]
+    Contended(String),
     /// The database cannot be reached right now; the client may retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -7,6 +7,7 @@ pub mod card;
 pub mod commands;
 pub mod comment;
 pub mod error;
+pub mod escalation;
 pub mod etag;
 pub mod event;
 pub mod field;

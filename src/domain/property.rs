@@ -390,11 +390,29 @@ pub fn writable_definition<'a>(
     }
 }
 
-/// Fills required properties a new ticket lacks from their defaults; lists every one still missing.
+/// Gives every absent required property its default; errors name `properties` and list every required property
+/// that is absent and has no usable default.
 pub fn apply_required_defaults(
     definitions: &BTreeMap<String, PropertyDefinition>,
     properties: &mut BTreeMap<String, TypedValue>,
 ) -> Result<()> {
+    let missing = fill_required_defaults(definitions, properties);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "properties",
+            format!("missing required properties: {}", missing.join(", ")),
+        ))
+    }
+}
+
+/// Gives every absent required property its default, returning the names of those left absent because they
+/// have none (or one that no longer parses), in name order.
+pub fn fill_required_defaults(
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    properties: &mut BTreeMap<String, TypedValue>,
+) -> Vec<String> {
     let mut missing = Vec::new();
     for definition in definitions.values() {
         if !definition.required
@@ -411,17 +429,10 @@ pub fn apply_required_defaults(
             Some(Ok(value)) => {
                 properties.insert(definition.name.clone(), value);
             }
-            _ => missing.push(definition.name.as_str()),
+            _ => missing.push(definition.name.clone()),
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "properties",
-            format!("missing required properties: {}", missing.join(", ")),
-        ))
-    }
+    missing
 }
 
 /// After a ticket's property map was edited from `before` to `after`: checks and normalises every property

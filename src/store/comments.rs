@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::{
-    Store,
+    Store, WriteTxn,
     access::require_visible,
     entities::{comment, ticket},
     history::record_event,
@@ -44,29 +44,7 @@ impl Store {
                     format!("ticket {ticket_id} is archived; restore it before commenting"),
                 ));
             }
-            let row = comment::Entity::insert(comment::ActiveModel {
-                id: NotSet,
-                ticket_id: Set(ticket_id),
-                author_id: Set(origin.actor_id.clone()),
-                body: Set(body),
-                visibility: Set(visibility.as_str().to_owned()),
-                create_time: Set(now()),
-            })
-            .exec_with_returning(&**txn)
-            .await?;
-            let comment = comment_to_domain(row)?;
-            record_event(
-                txn,
-                origin,
-                NewEvent::plain(
-                    ticket_id,
-                    EventKind::CommentAdded,
-                    Vec::new(),
-                    Some(EventDetail::Comment(comment.clone())),
-                ),
-            )
-            .await?;
-            Ok(comment)
+            insert_comment(txn, ticket_id, body, visibility, origin).await
         })
         .await
     }
@@ -104,6 +82,39 @@ impl Store {
             }
         }))
     }
+}
+
+/// Appends a comment and its COMMENT_ADDED event inside `txn`; the caller has checked the ticket.
+pub(super) async fn insert_comment(
+    txn: &WriteTxn,
+    ticket_id: i64,
+    body: String,
+    visibility: Visibility,
+    origin: &Origin,
+) -> Result<Comment, Error> {
+    let row = comment::Entity::insert(comment::ActiveModel {
+        id: NotSet,
+        ticket_id: Set(ticket_id),
+        author_id: Set(origin.actor_id.clone()),
+        body: Set(body),
+        visibility: Set(visibility.as_str().to_owned()),
+        create_time: Set(now()),
+    })
+    .exec_with_returning(&**txn)
+    .await?;
+    let comment = comment_to_domain(row)?;
+    record_event(
+        txn,
+        origin,
+        NewEvent::plain(
+            ticket_id,
+            EventKind::CommentAdded,
+            Vec::new(),
+            Some(EventDetail::Comment(comment.clone())),
+        ),
+    )
+    .await?;
+    Ok(comment)
 }
 
 fn comment_to_domain(row: comment::Model) -> Result<Comment, Error> {

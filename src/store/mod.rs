@@ -5,6 +5,7 @@ mod associations;
 mod cards;
 mod comments;
 mod entities;
+mod escalation;
 mod followers;
 mod health;
 mod history;

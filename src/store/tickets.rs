@@ -302,6 +302,18 @@ async fn insert_ticket(
     new: NewTicket,
     origin: &Origin,
 ) -> Result<Ticket, Error> {
+    insert_ticket_closed_at(txn, definitions, new, origin, None).await
+}
+
+/// Inserts a ticket; when it lands in a CLOSED stage, `closed_at` (else now) is its close time: a chat filed
+/// as solved closed when the chat ended, not when it was handed over.
+pub(super) async fn insert_ticket_closed_at(
+    txn: &WriteTxn,
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    new: NewTicket,
+    origin: &Origin,
+    closed_at: Option<DateTime<Utc>>,
+) -> Result<Ticket, Error> {
     let NewTicket {
         draft,
         associations: links,
@@ -330,7 +342,9 @@ async fn insert_ticket(
         project_id: Set(draft.project_id),
         create_time: Set(now),
         update_time: Set(now),
-        close_time: Set(close_time_after(None, stage.state, now)),
+        close_time: Set(
+            close_time_after(None, stage.state, now).map(|now| closed_at.unwrap_or(now))
+        ),
         archive_time: Set(None),
         version: Set(1),
     })
@@ -510,7 +524,10 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
 }
 
 /// The pipeline a request names, or INVALID_ARGUMENT on `pipeline_id`.
-async fn existing_pipeline(db: &impl ConnectionTrait, id: i64) -> Result<Pipeline, Error> {
+pub(super) async fn existing_pipeline(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Pipeline, Error> {
     pipelines::load_pipeline(db, id)
         .await?
         .ok_or_else(|| Error::invalid("pipeline_id", format!("pipeline {id} does not exist")))

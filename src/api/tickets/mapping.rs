@@ -182,7 +182,7 @@ fn optional_id(id: i64) -> Option<i64> {
     (id != 0).then_some(id)
 }
 
-fn draft_from_proto(ticket: proto::Ticket) -> Result<TicketDraft, Error> {
+pub(crate) fn draft_from_proto(ticket: proto::Ticket) -> Result<TicketDraft, Error> {
     Ok(TicketDraft {
         subject: parse_subject(&ticket.subject)?,
         content: parse_content(ticket.content)?,

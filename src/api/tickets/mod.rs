@@ -27,11 +27,11 @@ use crate::{
     store::Store,
 };
 
-pub(crate) use mapping::ticket_to_proto;
 use mapping::{
     comment_to_proto, event_to_proto, new_ticket_from_proto, parse_order_by, parse_visibility,
     tickets_to_proto, update_from_proto,
 };
+pub(crate) use mapping::{draft_from_proto, ticket_to_proto};
 
 idempotent_requests! {
     proto::CreateTicketRequest => "ticketd.v1.TicketService/CreateTicket",

@@ -6,6 +6,8 @@ pub mod card;
 pub mod card_render;
 pub mod card_template;
 pub mod comment;
+pub mod conversation_message;
+pub mod conversation_ticket;
 pub mod idempotency_key;
 pub mod pipeline;
 pub mod portal;
