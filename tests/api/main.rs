@@ -14,6 +14,7 @@ mod auth;
 mod batches;
 mod cards;
 mod customers;
+mod escalation;
 mod faults;
 mod history;
 mod operations;
