@@ -16,8 +16,8 @@ use crate::{
     api::caller::ViewerLayer,
     api::message_size::MessageSizeLayer,
     api::{
-        associations::AssociationApi, cards::CardApi, pipelines::PipelineApi, portals::PortalApi,
-        properties::PropertyApi, tickets::TicketApi,
+        agents::AgentApi, associations::AssociationApi, cards::CardApi, pipelines::PipelineApi,
+        portals::PortalApi, properties::PropertyApi, tickets::TicketApi,
     },
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,
@@ -27,7 +27,8 @@ use crate::{
     limits::ConcurrencyLimitLayer,
     metrics::GrpcMetricsLayer,
     proto::{
-        self, association_service_server::AssociationServiceServer,
+        self, agent_service_server::AgentServiceServer,
+        association_service_server::AssociationServiceServer,
         card_service_server::CardServiceServer, pipeline_service_server::PipelineServiceServer,
         portal_service_server::PortalServiceServer, property_service_server::PropertyServiceServer,
         ticket_service_server::TicketServiceServer,
@@ -107,6 +108,7 @@ fn ticketd_services(
     serve!(AssociationServiceServer::new(AssociationApi::new(store())));
     serve!(CardServiceServer::new(CardApi::new(store(), hub())));
     serve!(PortalServiceServer::new(PortalApi::new(store())));
+    serve!(AgentServiceServer::new(AgentApi::new(store())));
     (routes.routes(), names)
 }
 
