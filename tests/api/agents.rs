@@ -137,7 +137,7 @@ async fn lists_by_email_in_any_letter_case_and_by_active_state(app: TestApp) {
     };
     for spelling in ["ann@example.com", "ANN@EXAMPLE.COM", "Ann@Example.com"] {
         let listed = ok(admin.list_agents(by_email(spelling)).await);
-        assert_eq!(listed.agents, [ann.clone()], "{spelling}");
+        assert_eq!(listed.agents, vec![ann.clone()], "{spelling}");
         assert!(listed.next_page_token.is_empty());
     }
     assert!(
@@ -164,7 +164,7 @@ async fn lists_by_email_in_any_letter_case_and_by_active_state(app: TestApp) {
     let active = ok(admin.list_agents(by_state(ActiveFilter::Active)).await);
     assert_eq!(active.agents, [ann.clone(), cid.clone()]);
     let inactive = ok(admin.list_agents(by_state(ActiveFilter::Inactive)).await);
-    assert_eq!(inactive.agents, [bob.clone()]);
+    assert_eq!(inactive.agents, vec![bob.clone()]);
     let both = ok(admin.list_agents(by_state(ActiveFilter::Unspecified)).await);
     assert_eq!(both.agents, [ann, bob.clone(), cid]);
     // Both filters at once.
@@ -602,7 +602,7 @@ async fn agents_and_scoped_services_read_but_do_not_manage(app: TestApp) {
         assert_eq!(ok(client.get_agent(get("ann")).await), ann);
         assert_eq!(
             ok(client.list_agents(ListAgentsRequest::default()).await).agents,
-            [ann.clone()]
+            vec![ann.clone()]
         );
         assert_method_denied(
             client
