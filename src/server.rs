@@ -16,7 +16,7 @@ use crate::{
     api::caller::ViewerLayer,
     api::message_size::MessageSizeLayer,
     api::{
-        associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
+        agents::AgentApi, associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
         pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, tickets::TicketApi,
     },
     auth::{AuthLayer, Authenticator},
@@ -27,7 +27,8 @@ use crate::{
     limits::ConcurrencyLimitLayer,
     metrics::GrpcMetricsLayer,
     proto::{
-        self, association_service_server::AssociationServiceServer,
+        self, agent_service_server::AgentServiceServer,
+        association_service_server::AssociationServiceServer,
         card_service_server::CardServiceServer, escalation_service_server::EscalationServiceServer,
         pipeline_service_server::PipelineServiceServer, portal_service_server::PortalServiceServer,
         property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
@@ -108,6 +109,7 @@ fn ticketd_services(
     serve!(CardServiceServer::new(CardApi::new(store(), hub())));
     serve!(PortalServiceServer::new(PortalApi::new(store())));
     serve!(EscalationServiceServer::new(EscalationApi::new(store())));
+    serve!(AgentServiceServer::new(AgentApi::new(store())));
     (routes.routes(), names)
 }
 

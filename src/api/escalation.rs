@@ -10,11 +10,12 @@ use super::{
 use crate::{
     domain::{
         Error,
+        agent::check_email_at,
         commands::NewTicket,
         escalation::{
             AUTHOR_NAME_MAX_CHARS, Assignment, AuthorKind, CONVERSATION_ID_MAX_CHARS, Escalation,
             EscalationMode, MESSAGE_TEXT_MAX_CHARS, Requester, TRANSCRIPT_MAX_MESSAGES,
-            TranscriptMessage, check_email, check_external_id, check_source,
+            TranscriptMessage, check_external_id, check_source,
         },
     },
     proto::{self, escalation_service_server::EscalationService},
@@ -120,7 +121,7 @@ fn escalation_from_proto(request: proto::EscalateConversationRequest) -> Result<
     let draft = draft_from_proto(ticket).map_err(|error| error.within("ticket"))?;
     let requester = requester_from_proto(request.requester.unwrap_or_default())?;
     if !request.agent_email.is_empty() {
-        check_email("agent_email", &request.agent_email)?;
+        check_email_at("agent_email", &request.agent_email)?;
     }
     if request.transcript.len() > TRANSCRIPT_MAX_MESSAGES {
         return Err(Error::invalid(
@@ -159,7 +160,7 @@ fn escalation_from_proto(request: proto::EscalateConversationRequest) -> Result<
 fn requester_from_proto(requester: proto::Requester) -> Result<Requester, Error> {
     check_external_id("requester.id", &requester.id, 255, false)?;
     if !requester.email.is_empty() {
-        check_email("requester.email", &requester.email)?;
+        check_email_at("requester.email", &requester.email)?;
     }
     check_external_id(
         "requester.name",

@@ -1,6 +1,7 @@
 //! gRPC services: one module per service converting proto ⇄ domain, calling the store, and converting back.
 //! Shared request plumbing (timestamps, field masks, page tokens, request ids) lives here.
 
+pub mod agents;
 pub mod associations;
 pub mod caller;
 pub mod cards;

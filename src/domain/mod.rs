@@ -1,6 +1,7 @@
 //! Plain Rust types and the rules on them: no tonic, no SQL.
 
 pub mod access;
+pub mod agent;
 pub mod association;
 pub mod card;
 

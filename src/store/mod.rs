@@ -1,6 +1,7 @@
 //! Persistence with sea-orm. Every request runs in at most one transaction; the API layer never sees SQL.
 
 mod access;
+mod agents;
 mod associations;
 mod cards;
 mod comments;

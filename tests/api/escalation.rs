@@ -9,9 +9,8 @@ use ticketd::proto::{
     Agent, Assignment, AuthorKind, CommentVisibility, ConversationMessage, CreateAgentRequest,
     DeactivateAgentRequest, EscalateConversationRequest, EscalateConversationResponse,
     EscalationMode, GetConversationTicketRequest, GetTicketRequest, ListAssociationsRequest,
-    ListCommentsRequest, ListTicketHistoryRequest,
-    Notify, PropertyType, Requester, Ticket, TicketEventKind, TicketState,
-    escalation_service_client::EscalationServiceClient,
+    ListCommentsRequest, ListTicketHistoryRequest, Notify, PropertyType, Requester, Ticket,
+    TicketEventKind, TicketState, escalation_service_client::EscalationServiceClient,
 };
 use tonic::Code;
 
@@ -30,7 +29,9 @@ both_databases!(
     staff_and_scoped_services_escalate_and_customers_may_not,
 );
 
-postgres_only!(twenty_concurrent_escalations_through_two_servers_make_one_ticket_noting_each_message_once);
+postgres_only!(
+    twenty_concurrent_escalations_through_two_servers_make_one_ticket_noting_each_message_once
+);
 
 type Escalations = EscalationServiceClient<Authed>;
 
@@ -50,7 +51,13 @@ fn at(minutes: i64) -> Option<Timestamp> {
     })
 }
 
-fn message(id: &str, kind: AuthorKind, author: &str, text: &str, minute: i64) -> ConversationMessage {
+fn message(
+    id: &str,
+    kind: AuthorKind,
+    author: &str,
+    text: &str,
+    minute: i64,
+) -> ConversationMessage {
     ConversationMessage {
         message_id: id.to_owned(),
         author_kind: kind.into(),
@@ -63,12 +70,27 @@ fn message(id: &str, kind: AuthorKind, author: &str, text: &str, minute: i64) ->
 /// The opening of the chat the tests hand over.
 fn first_messages() -> Vec<ConversationMessage> {
     vec![
-        message("m1", AuthorKind::Visitor, "Jane Doe", "My parcel never arrived.", 2),
-        message("m2", AuthorKind::Agent, "Sam", "Sorry to hear that, let me check.", 3),
+        message(
+            "m1",
+            AuthorKind::Visitor,
+            "Jane Doe",
+            "My parcel never arrived.",
+            2,
+        ),
+        message(
+            "m2",
+            AuthorKind::Agent,
+            "Sam",
+            "Sorry to hear that, let me check.",
+            3,
+        ),
     ]
 }
 
-fn escalation(conversation_id: &str, transcript: Vec<ConversationMessage>) -> EscalateConversationRequest {
+fn escalation(
+    conversation_id: &str,
+    transcript: Vec<ConversationMessage>,
+) -> EscalateConversationRequest {
     EscalateConversationRequest {
         source: "iadvize".to_owned(),
         conversation_id: conversation_id.to_owned(),
@@ -85,7 +107,10 @@ fn escalation(conversation_id: &str, transcript: Vec<ConversationMessage>) -> Es
     }
 }
 
-async fn escalate(app: &TestApp, request: EscalateConversationRequest) -> EscalateConversationResponse {
+async fn escalate(
+    app: &TestApp,
+    request: EscalateConversationRequest,
+) -> EscalateConversationResponse {
     ok(escalations(app).escalate_conversation(request).await)
 }
 
@@ -131,7 +156,10 @@ async fn links(app: &TestApp, ticket_id: i64) -> Vec<(String, String, String)> {
 }
 
 fn response_ticket(response: &EscalateConversationResponse) -> &Ticket {
-    response.ticket.as_ref().expect("the response carries the ticket")
+    response
+        .ticket
+        .as_ref()
+        .expect("the response carries the ticket")
 }
 
 async fn an_escalated_chat_becomes_one_ticket_assigned_by_email_with_the_transcript_as_a_private_note(
@@ -147,7 +175,10 @@ async fn an_escalated_chat_becomes_one_ticket_assigned_by_email_with_the_transcr
     assert_eq!(answer.assignment(), Assignment::MatchedAgent);
     assert_eq!(answer.messages_added, 2);
     let ticket = response_ticket(&answer);
-    assert_eq!(ticket.assignee_id, "agent-sam", "matched ignoring letter case");
+    assert_eq!(
+        ticket.assignee_id, "agent-sam",
+        "matched ignoring letter case"
+    );
     assert_eq!(ticket.requester_id, "email:jane.doe@example.com");
     let pipeline = app.get_pipeline(0).await;
     let first_open = pipeline
@@ -177,9 +208,11 @@ async fn an_escalated_chat_becomes_one_ticket_assigned_by_email_with_the_transcr
         notes[0].body
     );
     assert!(
-        links(&app, ticket.id)
-            .await
-            .contains(&("conversation".to_owned(), "iadvize:conv-1".to_owned(), String::new())),
+        links(&app, ticket.id).await.contains(&(
+            "conversation".to_owned(),
+            "iadvize:conv-1".to_owned(),
+            String::new()
+        )),
         "linked to its conversation"
     );
     let found = ok(escalations(&app)
@@ -205,7 +238,13 @@ async fn a_repeat_returns_the_same_ticket_and_notes_only_new_messages(app: TestA
 
     // The tool resends the whole chat, now longer; its newest messages carry no id.
     let mut longer = first_messages();
-    longer.push(message("", AuthorKind::Visitor, "Jane Doe", "Order 4417.", 4));
+    longer.push(message(
+        "",
+        AuthorKind::Visitor,
+        "Jane Doe",
+        "Order 4417.",
+        4,
+    ));
     longer.push(message("", AuthorKind::Bot, "", "Rate this chat?", 5));
     let repeat = escalate(&app, escalation("conv-2", longer.clone())).await;
     assert!(!repeat.created);
@@ -214,7 +253,10 @@ async fn a_repeat_returns_the_same_ticket_and_notes_only_new_messages(app: TestA
     assert_eq!(repeat.messages_added, 2);
 
     let again = escalate(&app, escalation("conv-2", longer)).await;
-    assert_eq!(again.messages_added, 0, "messages without ids are known by time, author and text");
+    assert_eq!(
+        again.messages_added, 0,
+        "messages without ids are known by time, author and text"
+    );
     assert_eq!(response_ticket(&again).id, id);
 
     let notes = comments(&app, id).await;
@@ -259,11 +301,17 @@ async fn the_assignment_says_why_nobody_was_assigned_and_an_explicit_assignee_wi
     let mut by_id = escalation("conv-requester", first_messages());
     by_id.requester.as_mut().expect("a requester").id = "crm-42".to_owned();
     let answer = escalate(&app, by_id).await;
-    assert_eq!(response_ticket(&answer).requester_id, "crm-42", "an id beats the address");
+    assert_eq!(
+        response_ticket(&answer).requester_id,
+        "crm-42",
+        "an id beats the address"
+    );
     app.shutdown().await;
 }
 
-async fn an_archived_chat_is_filed_solved_silently_and_its_customer_sees_no_transcript(app: TestApp) {
+async fn an_archived_chat_is_filed_solved_silently_and_its_customer_sees_no_transcript(
+    app: TestApp,
+) {
     let portal = app.create_portal(portal("Jane's portal")).await;
     let customer = customer_token("cust-jane", "org-jane", portal.id);
     let mut customer_stream = open_stream(
@@ -286,17 +334,37 @@ async fn an_archived_chat_is_filed_solved_silently_and_its_customer_sees_no_tran
         .iter()
         .find(|stage| stage.id == ticket.stage_id)
         .expect("the ticket's stage is in its pipeline");
-    assert_eq!(stage.state(), TicketState::Closed, "filed in a CLOSED stage");
-    assert_eq!(ticket.close_time, at(3), "closed when the chat's last message was sent");
+    assert_eq!(
+        stage.state(),
+        TicketState::Closed,
+        "filed in a CLOSED stage"
+    );
+    assert_eq!(
+        ticket.close_time,
+        at(3),
+        "closed when the chat's last message was sent"
+    );
 
     let events = app.history(ticket.id).await;
     assert!(!events.is_empty());
     for event in &events {
-        let effects = event.side_effects.as_ref().expect("every event records its side effects");
-        assert_eq!(effects.notify(), Notify::None, "{:?} notifies nobody", event.kind());
+        let effects = event
+            .side_effects
+            .as_ref()
+            .expect("every event records its side effects");
+        assert_eq!(
+            effects.notify(),
+            Notify::None,
+            "{:?} notifies nobody",
+            event.kind()
+        );
         assert!(effects.skip_automations, "{:?} runs no rules", event.kind());
     }
-    assert!(events.iter().any(|event| event.kind() == TicketEventKind::CommentAdded));
+    assert!(
+        events
+            .iter()
+            .any(|event| event.kind() == TicketEventKind::CommentAdded)
+    );
 
     // The requester's portal shows the ticket, but never the private note: not in comments, history or streams.
     let seen = ok(app
@@ -348,7 +416,10 @@ async fn an_archived_chat_is_filed_solved_silently_and_its_customer_sees_no_tran
             .all(|event| event.kind() != TicketEventKind::CommentAdded && event.comment.is_none()),
         "{streamed:?}"
     );
-    assert!(streamed.iter().any(|event| event.ticket_id == ticket.id), "the ticket itself is shown");
+    assert!(
+        streamed.iter().any(|event| event.ticket_id == ticket.id),
+        "the ticket itself is shown"
+    );
     app.shutdown().await;
 }
 
@@ -403,7 +474,10 @@ async fn every_missing_required_property_is_named_and_nothing_is_written(app: Te
         status.message().contains("order_number") && status.message().contains("shop"),
         "every missing name at once: {status:?}"
     );
-    assert!(!status.message().contains("channel"), "a default fills it: {status:?}");
+    assert!(
+        !status.message().contains("channel"),
+        "a default fills it: {status:?}"
+    );
     assert_eq!(app.ticket_count().await, 0, "nothing is written");
     assert_code(
         escalations(&app)
@@ -419,8 +493,11 @@ async fn every_missing_required_property_is_named_and_nothing_is_written(app: Te
     complete.ticket.as_mut().expect("a ticket").properties =
         properties(&[("order_number", "4417"), ("shop", "lyon")]);
     let answer = escalate(&app, complete).await;
-    let expected: BTreeMap<String, String> =
-        properties(&[("channel", "web"), ("order_number", "4417"), ("shop", "lyon")]);
+    let expected: BTreeMap<String, String> = properties(&[
+        ("channel", "web"),
+        ("order_number", "4417"),
+        ("shop", "lyon"),
+    ]);
     assert_eq!(response_ticket(&answer).properties, expected);
     app.shutdown().await;
 }
@@ -434,7 +511,8 @@ async fn a_chat_coming_back_after_its_ticket_was_solved_gets_a_linked_follow_up(
         .iter()
         .find(|stage| stage.state() == TicketState::Closed)
         .expect("the default pipeline has a CLOSED stage");
-    app.update_ticket(stage_change(solved.id, closed.id), &["stage_id"]).await;
+    app.update_ticket(stage_change(solved.id, closed.id), &["stage_id"])
+        .await;
 
     // The same call again is a repeat, not a comeback: nothing new, no follow-up.
     let repeat = escalate(&app, escalation("conv-back", first_messages())).await;
@@ -442,26 +520,44 @@ async fn a_chat_coming_back_after_its_ticket_was_solved_gets_a_linked_follow_up(
     assert_eq!(response_ticket(&repeat).id, solved.id);
 
     let mut comeback = first_messages();
-    comeback.push(message("m3", AuthorKind::Visitor, "Jane Doe", "It is still not here.", 60 * 24));
+    comeback.push(message(
+        "m3",
+        AuthorKind::Visitor,
+        "Jane Doe",
+        "It is still not here.",
+        60 * 24,
+    ));
     let answer = escalate(&app, escalation("conv-back", comeback.clone())).await;
     assert!(answer.created);
     let follow_up = response_ticket(&answer).clone();
     assert_ne!(follow_up.id, solved.id);
     assert_eq!(follow_up.close_time, None, "the follow-up is open");
-    assert_eq!(app.get_ticket(solved.id).await.stage_id, closed.id, "the solved ticket stays solved");
+    assert_eq!(
+        app.get_ticket(solved.id).await.stage_id,
+        closed.id,
+        "the solved ticket stays solved"
+    );
     assert_eq!(answer.messages_added, 1);
-    assert!(comments(&app, follow_up.id).await[0].body.contains("It is still not here."));
     assert!(
-        links(&app, follow_up.id)
-            .await
-            .contains(&("ticket".to_owned(), solved.id.to_string(), "follow_up_of".to_owned())),
+        comments(&app, follow_up.id).await[0]
+            .body
+            .contains("It is still not here.")
+    );
+    assert!(
+        links(&app, follow_up.id).await.contains(&(
+            "ticket".to_owned(),
+            solved.id.to_string(),
+            "follow_up_of".to_owned()
+        )),
         "{:?}",
         links(&app, follow_up.id).await
     );
     assert!(
-        links(&app, solved.id)
-            .await
-            .contains(&("ticket".to_owned(), follow_up.id.to_string(), "has_follow_up".to_owned())),
+        links(&app, solved.id).await.contains(&(
+            "ticket".to_owned(),
+            follow_up.id.to_string(),
+            "has_follow_up".to_owned()
+        )),
         "{:?}",
         links(&app, solved.id).await
     );
@@ -496,23 +592,44 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(app: TestApp) 
     let client = escalations(&app);
     let cases: Vec<(&str, EscalateConversationRequest)> = vec![
         ("conversation_id", escalation("", first_messages())),
-        ("source", EscalateConversationRequest {
-            source: "iAdvize".to_owned(),
-            ..escalation("conv-bad", first_messages())
-        }),
-        ("conversation_id", escalation(&"x".repeat(256), first_messages())),
-        ("mode", EscalateConversationRequest {
-            mode: 9,
-            ..escalation("conv-bad", first_messages())
-        }),
-        ("mode", EscalateConversationRequest {
-            mode: 0,
-            ..escalation("conv-bad", first_messages())
-        }),
-        ("transcript[0].text", escalation(
-            "conv-bad",
-            vec![message("m1", AuthorKind::Visitor, "Jane", &"a".repeat(1024 * 1024), 1)],
-        )),
+        (
+            "source",
+            EscalateConversationRequest {
+                source: "iAdvize".to_owned(),
+                ..escalation("conv-bad", first_messages())
+            },
+        ),
+        (
+            "conversation_id",
+            escalation(&"x".repeat(256), first_messages()),
+        ),
+        (
+            "mode",
+            EscalateConversationRequest {
+                mode: 9,
+                ..escalation("conv-bad", first_messages())
+            },
+        ),
+        (
+            "mode",
+            EscalateConversationRequest {
+                mode: 0,
+                ..escalation("conv-bad", first_messages())
+            },
+        ),
+        (
+            "transcript[0].text",
+            escalation(
+                "conv-bad",
+                vec![message(
+                    "m1",
+                    AuthorKind::Visitor,
+                    "Jane",
+                    &"a".repeat(1024 * 1024),
+                    1,
+                )],
+            ),
+        ),
         ("transcript[1].author_kind", {
             let mut transcript = first_messages();
             transcript[1].author_kind = 9;
@@ -523,19 +640,25 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(app: TestApp) 
             transcript[0].sent_time = None;
             escalation("conv-bad", transcript)
         }),
-        ("agent_email", EscalateConversationRequest {
-            agent_email: "sam at example".to_owned(),
-            ..escalation("conv-bad", first_messages())
-        }),
+        (
+            "agent_email",
+            EscalateConversationRequest {
+                agent_email: "sam at example".to_owned(),
+                ..escalation("conv-bad", first_messages())
+            },
+        ),
         ("requester.email", {
             let mut request = escalation("conv-bad", first_messages());
             request.requester.as_mut().expect("a requester").email = "jane@".to_owned();
             request
         }),
-        ("ticket.subject", EscalateConversationRequest {
-            ticket: Some(ticket("")),
-            ..escalation("conv-bad", first_messages())
-        }),
+        (
+            "ticket.subject",
+            EscalateConversationRequest {
+                ticket: Some(ticket("")),
+                ..escalation("conv-bad", first_messages())
+            },
+        ),
     ];
     for (field, request) in cases {
         assert_invalid(client.clone().escalate_conversation(request).await, field);
@@ -564,7 +687,10 @@ async fn staff_and_scoped_services_escalate_and_customers_may_not(app: TestApp) 
     let answer = ok(escalations_as(&app, &chat_tool)
         .escalate_conversation(escalation("conv-auth", first_messages()))
         .await);
-    assert_eq!(comments(&app, response_ticket(&answer).id).await[0].author_id, "chat-tool");
+    assert_eq!(
+        comments(&app, response_ticket(&answer).id).await[0].author_id,
+        "chat-tool"
+    );
     let agent = ok(escalations_as(&app, &agent_token("agent-sam"))
         .escalate_conversation(escalation("conv-auth", first_messages()))
         .await);
@@ -578,7 +704,15 @@ async fn twenty_concurrent_escalations_through_two_servers_make_one_ticket_notin
     let other = app.another_server().await;
     // Each call sends the chat as its tool saw it at some moment: a prefix of the whole transcript.
     let whole: Vec<ConversationMessage> = (0..20)
-        .map(|n| message(&format!("m{n}"), AuthorKind::Visitor, "Jane", &format!("message {n}"), n))
+        .map(|n| {
+            message(
+                &format!("m{n}"),
+                AuthorKind::Visitor,
+                "Jane",
+                &format!("message {n}"),
+                n,
+            )
+        })
         .collect();
     let calls = (0..20).map(|n| {
         let server = if n % 2 == 0 { &app } else { &other };
@@ -592,8 +726,10 @@ async fn twenty_concurrent_escalations_through_two_servers_make_one_ticket_notin
         .map(ok)
         .collect();
 
-    let ids: std::collections::BTreeSet<i64> =
-        answers.iter().map(|answer| response_ticket(answer).id).collect();
+    let ids: std::collections::BTreeSet<i64> = answers
+        .iter()
+        .map(|answer| response_ticket(answer).id)
+        .collect();
     assert_eq!(ids.len(), 1, "one ticket: {ids:?}");
     assert_eq!(answers.iter().filter(|answer| answer.created).count(), 1);
     assert_eq!(app.ticket_count().await, 1);

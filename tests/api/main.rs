@@ -9,6 +9,7 @@
 #[macro_use]
 mod support;
 
+mod agents;
 mod associations;
 mod auth;
 mod batches;

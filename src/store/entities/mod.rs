@@ -1,5 +1,6 @@
 //! sea-orm entities: one per table, mirroring the migrations.
 
+pub mod agent;
 pub mod association;
 pub mod association_type;
 pub mod card;

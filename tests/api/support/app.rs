@@ -8,12 +8,13 @@ use ticketd::{
     Application,
     config::{AuthMode, ServeConfig},
     proto::{
-        Association, BatchCreateTicketsRequest, Card, CardTemplate, CreateCardTemplateRequest,
-        CreateTicketRequest, Filter, FilterGroup, GetCardRequest, GetPipelineRequest,
-        GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest, ListTicketsRequest,
-        Pipeline, Portal, PropertyDefinition, PropertyType, RenderCardRequest, RenderedCard,
-        SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, UpdateCardPropertiesRequest,
-        WatchCardRequest, WatchTicketsRequest,
+        Agent, Association, BatchCreateTicketsRequest, Card, CardTemplate,
+        CreateCardTemplateRequest, CreateTicketRequest, Filter, FilterGroup, GetCardRequest,
+        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
+        ListTicketsRequest, Pipeline, Portal, PropertyDefinition, PropertyType, RenderCardRequest,
+        RenderedCard, SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent,
+        UpdateCardPropertiesRequest, WatchCardRequest, WatchTicketsRequest,
+        agent_service_client::AgentServiceClient,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
@@ -27,10 +28,10 @@ use tonic_health::pb::{
 };
 
 use super::{
-    Authed, Bearer, DatabaseProxy, TEST_ADMIN, TestDatabase, admin_token, create_pipeline_req,
-    create_portal_req, create_property_req, create_ticket_req, enable_jwt, every_association,
-    every_event, every_match, every_ticket, ids, ok, open_stream, property_def, ticket,
-    update_ticket_req,
+    Authed, Bearer, DatabaseProxy, TEST_ADMIN, TestDatabase, admin_token, create_agent_req,
+    create_pipeline_req, create_portal_req, create_property_req, create_ticket_req, enable_jwt,
+    every_association, every_event, every_match, every_ticket, ids, ok, open_stream, property_def,
+    ticket, update_ticket_req,
 };
 
 /// How long a server may take to stop after the shutdown signal before the test fails.
@@ -220,6 +221,11 @@ impl TestApp {
         self.portals_as(&admin_token(TEST_ADMIN))
     }
 
+    /// An AgentService client of the test admin.
+    pub fn agents(&self) -> AgentServiceClient<Authed> {
+        self.agents_as(&admin_token(TEST_ADMIN))
+    }
+
     /// A TicketService client whose calls carry `token`.
     pub fn tickets_as(&self, token: &str) -> Tickets {
         TicketServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
@@ -248,6 +254,11 @@ impl TestApp {
     /// A PortalService client whose calls carry `token`.
     pub fn portals_as(&self, token: &str) -> PortalServiceClient<Authed> {
         PortalServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// An AgentService client whose calls carry `token`.
+    pub fn agents_as(&self, token: &str) -> AgentServiceClient<Authed> {
+        AgentServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 }
 
@@ -359,6 +370,11 @@ impl TestApp {
             .portals()
             .create_portal(create_portal_req(portal))
             .await)
+    }
+
+    /// Adds an agent to the directory as the test admin.
+    pub async fn create_agent(&self, agent: Agent) -> Agent {
+        ok(self.agents().create_agent(create_agent_req(agent)).await)
     }
 }
 

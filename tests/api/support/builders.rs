@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use prost_types::FieldMask;
 use ticketd::proto::{
-    AddCommentRequest, ArchiveTicketRequest, AssociationSpec, CommentVisibility,
-    CreateAssociationRequest, CreateAssociationTypeRequest, CreateCardTemplateRequest,
-    CreatePipelineRequest, CreatePortalRequest, CreatePropertyRequest, CreateTicketRequest,
-    DeleteAssociationRequest, Filter, FilterOperator, LogTimeRequest, ObjectRef, Pipeline, Portal,
-    PropertyDefinition, PropertyType, RestoreTicketRequest, SendCardRequest, Stage, Ticket,
-    TicketState, UpdateCardPropertiesRequest, UpdatePortalRequest, UpdatePropertyRequest,
-    UpdateTicketRequest, WatchTicketsRequest,
+    AddCommentRequest, Agent, ArchiveTicketRequest, AssociationSpec, CommentVisibility,
+    CreateAgentRequest, CreateAssociationRequest, CreateAssociationTypeRequest,
+    CreateCardTemplateRequest, CreatePipelineRequest, CreatePortalRequest, CreatePropertyRequest,
+    CreateTicketRequest, DeleteAssociationRequest, Filter, FilterOperator, LogTimeRequest,
+    ObjectRef, Pipeline, Portal, PropertyDefinition, PropertyType, RestoreTicketRequest,
+    SendCardRequest, Stage, Ticket, TicketState, UpdateAgentRequest, UpdateCardPropertiesRequest,
+    UpdatePortalRequest, UpdatePropertyRequest, UpdateTicketRequest, WatchTicketsRequest,
 };
 
 use super::kaizala_fixture;
@@ -322,6 +322,33 @@ pub fn create_portal_req(portal: Portal) -> CreatePortalRequest {
 pub fn update_portal_req(portal: Portal, paths: &[&str]) -> UpdatePortalRequest {
     UpdatePortalRequest {
         portal: Some(portal),
+        update_mask: mask(paths),
+        request_id: String::new(),
+    }
+}
+
+/// A directory entry with a display name made from its id (`agent` is the customers world's agent id).
+pub fn new_agent(id: &str, email: &str) -> Agent {
+    Agent {
+        id: id.to_owned(),
+        email: email.to_owned(),
+        display_name: format!("Agent {id}"),
+        ..Default::default()
+    }
+}
+
+/// A CreateAgent request for `agent`, without request id.
+pub fn create_agent_req(agent: Agent) -> CreateAgentRequest {
+    CreateAgentRequest {
+        agent: Some(agent),
+        request_id: String::new(),
+    }
+}
+
+/// An UpdateAgent request for the fields of `agent` named by `paths` (none: every field set).
+pub fn update_agent_req(agent: Agent, paths: &[&str]) -> UpdateAgentRequest {
+    UpdateAgentRequest {
+        agent: Some(agent),
         update_mask: mask(paths),
         request_id: String::new(),
     }

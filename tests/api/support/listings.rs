@@ -2,9 +2,10 @@
 //! in [`every_page`], and `every_*` runs it for each paged method.
 
 use ticketd::proto::{
-    Association, Card, Comment, Follower, ListAssociationsRequest, ListCardsRequest,
-    ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest, ListTicketsRequest,
-    ListTimeEntriesRequest, SearchTicketsRequest, Ticket, TicketEvent, TimeEntry,
+    Agent, Association, Card, Comment, Follower, ListAgentsRequest, ListAssociationsRequest,
+    ListCardsRequest, ListCommentsRequest, ListFollowersRequest, ListTicketHistoryRequest,
+    ListTicketsRequest, ListTimeEntriesRequest, SearchTicketsRequest, Ticket, TicketEvent,
+    TimeEntry, agent_service_client::AgentServiceClient,
     association_service_client::AssociationServiceClient, card_service_client::CardServiceClient,
 };
 
@@ -92,4 +93,9 @@ every!(
     /// Every association ListAssociations answers to `request`.
     every_association(AssociationServiceClient<Authed>, ListAssociationsRequest) = "ListAssociations",
     list_associations, associations: Association
+);
+every!(
+    /// Every agent ListAgents answers to `request`.
+    every_agent(AgentServiceClient<Authed>, ListAgentsRequest) = "ListAgents", list_agents,
+    agents: Agent
 );
