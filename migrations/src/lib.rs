@@ -10,6 +10,7 @@ mod m20261122_000004_access;
 mod m20261122_000005_outbox_position;
 mod m20261122_000006_definitions_for_write;
 mod m20261129_000007_request_ids_per_caller;
+mod m20261129_000009_event_side_effects;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_outbox_position::Migration),
             Box::new(m20261122_000006_definitions_for_write::Migration),
             Box::new(m20261129_000007_request_ids_per_caller::Migration),
+            Box::new(m20261129_000009_event_side_effects::Migration),
         ]
     }
 }
