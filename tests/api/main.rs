@@ -21,5 +21,6 @@ mod pipelines;
 mod properties;
 mod search;
 mod server;
+mod side_effects;
 mod streams;
 mod tickets;
