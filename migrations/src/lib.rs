@@ -11,6 +11,7 @@ mod m20261122_000005_outbox_position;
 mod m20261122_000006_definitions_for_write;
 mod m20261129_000007_request_ids_per_caller;
 mod m20261129_000008_agents;
+mod m20261129_000009_event_side_effects;
 mod m20261129_000010_conversations;
 
 /// Every migration, oldest first.
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_definitions_for_write::Migration),
             Box::new(m20261129_000007_request_ids_per_caller::Migration),
             Box::new(m20261129_000008_agents::Migration),
+            Box::new(m20261129_000009_event_side_effects::Migration),
             Box::new(m20261129_000010_conversations::Migration),
         ]
     }

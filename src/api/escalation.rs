@@ -3,13 +3,13 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    idempotent_requests, origin, record_ticket_id,
+    origin, record_ticket_id, ticket_writes,
     tickets::{draft_from_proto, ticket_to_proto},
     time_from_proto,
 };
 use crate::{
     domain::{
-        Error,
+        Error, Origin,
         agent::check_email_at,
         commands::NewTicket,
         escalation::{
@@ -22,7 +22,7 @@ use crate::{
     store::Store,
 };
 
-idempotent_requests! {
+ticket_writes! {
     proto::EscalateConversationRequest => "ticketd.v1.EscalationService/EscalateConversation",
 }
 
@@ -46,9 +46,8 @@ impl EscalationService for EscalationApi {
         &self,
         request: Request<proto::EscalateConversationRequest>,
     ) -> Result<Response<proto::EscalateConversationResponse>, Status> {
-        let mut origin = origin(request.extensions(), request.get_ref())?;
-        let escalation = escalation_from_proto(request.into_inner())?;
-        origin.side_effects = escalation.side_effects;
+        let origin = origin(request.extensions(), request.get_ref())?;
+        let escalation = escalation_from_proto(request.into_inner(), &origin)?;
         let escalated = self
             .store
             .escalate_conversation(&escalation, &origin)
@@ -91,7 +90,10 @@ impl EscalationService for EscalationApi {
 }
 
 /// Checks a hand-over whole before anything is written; errors name the field.
-fn escalation_from_proto(request: proto::EscalateConversationRequest) -> Result<Escalation, Error> {
+fn escalation_from_proto(
+    request: proto::EscalateConversationRequest,
+    origin: &Origin,
+) -> Result<Escalation, Error> {
     check_source("source", &request.source)?;
     check_external_id(
         "conversation_id",
@@ -141,7 +143,6 @@ fn escalation_from_proto(request: proto::EscalateConversationRequest) -> Result<
                 .map_err(|error| error.within(&format!("transcript[{index}]")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let side_effects = super::tickets::side_effects_from_proto(request.side_effects)?;
     Ok(Escalation {
         source: request.source,
         conversation_id: request.conversation_id,
@@ -153,7 +154,7 @@ fn escalation_from_proto(request: proto::EscalateConversationRequest) -> Result<
         requester,
         agent_email: request.agent_email,
         transcript,
-        side_effects,
+        side_effects: origin.side_effects,
     })
 }
 

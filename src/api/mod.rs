@@ -26,7 +26,9 @@ use crate::{
     domain::{
         Error, Origin, RequestKey,
         access::{Judgement, TicketScope},
+        event::{Notify, SideEffects},
     },
+    proto,
     store::Store,
 };
 
@@ -41,11 +43,16 @@ pub(crate) trait IdempotentRequest: Message + Clone {
     fn request_id(&self) -> &str;
     /// The request with its id cleared, whose encoding identifies "the same request".
     fn without_request_id(&self) -> Self;
+    /// The side effects a ticket write chose ([`ticket_writes`]); `None` for every other request. Read by
+    /// [`origin`], so no handler can forget them.
+    fn side_effects(&self) -> Option<&proto::SideEffects>;
 }
 
-/// Implements [`IdempotentRequest`] for request messages with a `request_id` string field.
+/// Implements [`IdempotentRequest`] for request messages with a `request_id` string field. Ticket writes
+/// go through [`ticket_writes`] instead.
 macro_rules! idempotent_requests {
-    ($($request:ty => $operation:literal),* $(,)?) => {$(
+    // First: a `ty` fragment that fails to parse would end the match instead of trying the next rule.
+    (@one $request:ty => $operation:literal, |$this:ident| $side_effects:expr) => {
         impl $crate::api::IdempotentRequest for $request {
             const OPERATION: &'static str = $operation;
             fn request_id(&self) -> &str {
@@ -54,10 +61,34 @@ macro_rules! idempotent_requests {
             fn without_request_id(&self) -> Self {
                 Self { request_id: String::new(), ..self.clone() }
             }
+            fn side_effects(&self) -> Option<&$crate::proto::SideEffects> {
+                let $this = self;
+                $side_effects
+            }
         }
+    };
+    ($($request:ty => $operation:literal),* $(,)?) => {$(
+        $crate::api::idempotent_requests!(@one $request => $operation, |_request| None);
     )*};
 }
 pub(crate) use idempotent_requests;
+
+/// Implements [`IdempotentRequest`] for the ticket writes, whose `side_effects` field [`origin`] reads, and
+/// lists their operations as `TICKET_WRITES` (a test holds the list to the protos: every method whose request
+/// has `side_effects` is in it).
+macro_rules! ticket_writes {
+    ($($request:ty => $operation:literal),* $(,)?) => {
+        $(
+            $crate::api::idempotent_requests!(
+                @one $request => $operation, |request| request.side_effects.as_ref()
+            );
+        )*
+        /// Every RPC that writes tickets and takes `side_effects`.
+        #[cfg(test)]
+        pub(crate) const TICKET_WRITES: &[&str] = &[$($operation),*];
+    };
+}
+pub(crate) use ticket_writes;
 
 /// The request's idempotency key in `caller`'s namespace, or `None` when it carries no `request_id`.
 fn request_key<R: IdempotentRequest>(
@@ -94,17 +125,26 @@ pub(crate) fn principal(extensions: &tonic::Extensions) -> Result<Principal, Err
         .ok_or_else(|| Error::internal("a call reached a handler without passing the auth layer"))
 }
 
-/// Who is asking (the authenticated caller) and the request's idempotency key, scoped to that caller.
+/// Who is asking (the authenticated caller), the request's idempotency key, scoped to that caller, and the
+/// side effects a ticket write asks for (checked against what the caller may ask).
 pub(crate) fn origin<R: IdempotentRequest>(
     extensions: &tonic::Extensions,
     request: &R,
 ) -> Result<Origin, Error> {
     let caller = principal(extensions)?;
+    let side_effects = match request.side_effects() {
+        None => SideEffects::default(),
+        Some(asked) => {
+            let asked = side_effects_from_proto(asked)?;
+            caller::viewer(extensions)?.check_side_effects(asked)?;
+            asked
+        }
+    };
     let request = request_key(&caller.request_namespace(), request)?;
     Ok(Origin {
         actor_id: caller.id,
         request,
-        side_effects: Default::default(),
+        side_effects,
     })
 }
 
@@ -126,6 +166,37 @@ pub(crate) fn time_from_proto(field: &str, time: Timestamp) -> Result<DateTime<U
                 ),
             )
         })
+}
+
+fn side_effects_from_proto(asked: &proto::SideEffects) -> Result<SideEffects, Error> {
+    let notify = match proto::Notify::try_from(asked.notify) {
+        Ok(proto::Notify::Unspecified) => Notify::Unspecified,
+        Ok(proto::Notify::All) => Notify::All,
+        Ok(proto::Notify::None) => Notify::None,
+        Err(_) => {
+            return Err(Error::invalid(
+                "side_effects.notify",
+                format!("{} is not a Notify value", asked.notify),
+            ));
+        }
+    };
+    Ok(SideEffects {
+        notify,
+        skip_automations: asked.skip_automations,
+    })
+}
+
+/// The proto form of a recorded event's side effects.
+pub(crate) fn side_effects_to_proto(side_effects: SideEffects) -> proto::SideEffects {
+    let notify = match side_effects.notify {
+        Notify::Unspecified => proto::Notify::Unspecified,
+        Notify::All => proto::Notify::All,
+        Notify::None => proto::Notify::None,
+    };
+    proto::SideEffects {
+        notify: notify.into(),
+        skip_automations: side_effects.skip_automations,
+    }
 }
 
 /// Names the addressed ticket on the call's span, so traces and logs of one ticket can be found.
@@ -266,4 +337,63 @@ pub(crate) fn decode_page_token<C: DeserializeOwned>(
         ));
     }
     Ok(Some(token.c))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost_types::FileDescriptorSet;
+
+    use super::*;
+
+    /// A ticket write left out of `ticket_writes!` would take `side_effects` and silently ignore them.
+    #[test]
+    fn every_method_taking_side_effects_is_a_ticket_write() {
+        let descriptors = FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("the build script writes a valid descriptor set");
+        let mut takes_side_effects = BTreeSet::new();
+        for file in &descriptors.file {
+            for message in &file.message_type {
+                if message.field.iter().any(|field| {
+                    field.name() == "side_effects" && field.type_name() == ".ticketd.v1.SideEffects"
+                }) {
+                    takes_side_effects.insert(format!(".{}.{}", file.package(), message.name()));
+                }
+            }
+        }
+        let mut methods = BTreeSet::new();
+        for file in &descriptors.file {
+            for service in &file.service {
+                for method in &service.method {
+                    if takes_side_effects.contains(method.input_type()) {
+                        methods.insert(format!(
+                            "{}.{}/{}",
+                            file.package(),
+                            service.name(),
+                            method.name()
+                        ));
+                    }
+                }
+            }
+        }
+        let listed: BTreeSet<String> = tickets::TICKET_WRITES
+            .iter()
+            .chain(escalation::TICKET_WRITES)
+            .map(|operation| (*operation).to_owned())
+            .collect();
+        assert_eq!(listed, methods);
+    }
+
+    #[test]
+    fn an_unknown_notify_names_the_field() {
+        let asked = proto::SideEffects {
+            notify: 7,
+            skip_automations: false,
+        };
+        match side_effects_from_proto(&asked) {
+            Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "side_effects.notify"),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
 }

@@ -12,7 +12,7 @@ use super::{
     card::{CardTemplate, TicketPath},
     commands::NewTicket,
     comment::Visibility,
-    event::{EventDetail, EventKind, TicketEvent},
+    event::{EventDetail, EventKind, Notify, SideEffects, TicketEvent},
     field::{CustomerAccess, TicketField},
     follower::{FollowerKind, parse_id},
     property::PropertyDefinition,
@@ -642,6 +642,27 @@ impl Viewer {
         ))
     }
 
+    /// Customers may ask that everyone be notified, but not that a write go unannounced or bypass the
+    /// desk's automations: those are for the desk's own bulk and corrective work.
+    pub fn check_side_effects(&self, asked: SideEffects) -> Result<()> {
+        if self.customer().is_none() {
+            return Ok(());
+        }
+        if asked.notify == Notify::None {
+            return Err(Error::denied(
+                "side_effects.notify",
+                "customers may not ask for NOTIFY_NONE",
+            ));
+        }
+        if asked.skip_automations {
+            return Err(Error::denied(
+                "side_effects.skip_automations",
+                "customers may not skip automations",
+            ));
+        }
+        Ok(())
+    }
+
     /// Customers log time only where their portal allows it.
     pub fn check_time_logging(&self) -> Result<()> {
         match self.customer() {
@@ -943,6 +964,7 @@ mod tests {
             create_time: Utc::now(),
             detail: None,
             ticket: Some(full_ticket()),
+            side_effects: SideEffects::default().settle(false),
         };
         let only_hidden = event(vec![
             change(TicketField::AssigneeId),

@@ -62,6 +62,26 @@ pub enum Notify {
     None,
 }
 
+impl Notify {
+    /// The stored spelling; `Unspecified` is settled before anything is stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "UNSPECIFIED",
+            Self::All => "ALL",
+            Self::None => "NONE",
+        }
+    }
+
+    /// Reads the stored spelling back.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        Some(match value {
+            "ALL" => Self::All,
+            "NONE" => Self::None,
+            _ => return None,
+        })
+    }
+}
+
 /// What a write asks of everything downstream of its events (notifications, rules, webhooks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideEffects {
@@ -115,6 +135,8 @@ pub struct TicketEvent {
     pub detail: Option<EventDetail>,
     /// The ticket as it was when the change committed.
     pub ticket: Option<Ticket>,
+    /// What the write that produced the event chose, as settled when it was recorded (never `Unspecified`).
+    pub side_effects: SideEffects,
 }
 
 /// An event about to be written; the database assigns its id.
@@ -212,4 +234,50 @@ pub fn history_time(time: DateTime<Utc>) -> String {
 pub fn time_text(time: Option<DateTime<Utc>>) -> String {
     time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(notify: Notify, skip_automations: bool) -> SideEffects {
+        SideEffects {
+            notify,
+            skip_automations,
+        }
+    }
+
+    #[test]
+    fn an_unspecified_write_notifies_unless_it_creates_a_closed_ticket() {
+        assert_eq!(
+            SideEffects::default().settle(false),
+            asked(Notify::All, false)
+        );
+        assert_eq!(
+            SideEffects::default().settle(true),
+            asked(Notify::None, false)
+        );
+    }
+
+    #[test]
+    fn what_the_write_asked_wins_and_skip_automations_is_kept() {
+        for closed in [false, true] {
+            assert_eq!(
+                asked(Notify::All, true).settle(closed),
+                asked(Notify::All, true)
+            );
+            assert_eq!(
+                asked(Notify::None, false).settle(closed),
+                asked(Notify::None, false)
+            );
+        }
+    }
+
+    #[test]
+    fn every_settled_notify_reads_back_and_unspecified_never_does() {
+        for notify in [Notify::All, Notify::None] {
+            assert_eq!(Notify::from_stored(notify.as_str()), Some(notify));
+        }
+        assert_eq!(Notify::from_stored(Notify::Unspecified.as_str()), None);
+    }
 }

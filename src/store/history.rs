@@ -6,7 +6,7 @@ use super::{Store, WriteTxn, access::require_visible, entities::ticket_event, fr
 use crate::domain::{
     Error, Origin,
     access::TicketScope,
-    event::{EventKind, NewEvent, TicketEvent},
+    event::{EventKind, NewEvent, Notify, SideEffects, TicketEvent},
     page::{Cursor, Page},
 };
 
@@ -49,7 +49,7 @@ pub(super) async fn record_event(
     origin: &Origin,
     event: NewEvent,
 ) -> Result<(), Error> {
-    txn.push_event(&origin.actor_id, event);
+    txn.push_event(&origin.actor_id, origin.side_effects, event);
     Ok(())
 }
 
@@ -58,6 +58,12 @@ pub(super) fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, E
         Error::internal(format!(
             "event {} has unknown kind {:?}",
             row.event_id, row.kind
+        ))
+    })?;
+    let notify = Notify::from_stored(&row.notify).ok_or_else(|| {
+        Error::internal(format!(
+            "event {} has unknown notify {:?}",
+            row.event_id, row.notify
         ))
     })?;
     Ok(TicketEvent {
@@ -69,5 +75,9 @@ pub(super) fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, E
         create_time: row.create_time,
         detail: row.detail.map(from_json).transpose()?,
         ticket: row.ticket.map(from_json).transpose()?,
+        side_effects: SideEffects {
+            notify,
+            skip_automations: row.skip_automations,
+        },
     })
 }

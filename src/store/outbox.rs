@@ -12,6 +12,14 @@
 //! cannot merge them): the lock hold — the rest of the INSERT, then COMMIT with its WAL flush — is the
 //! ceiling of the service's write rate; BENCHMARKS.md measures it. SQLite's write gate already serialises
 //! writers. A `NOTIFY` in the same transaction wakes every replica's tailer when the commit lands.
+//!
+//! Each event also records the side effects its write chose (`SideEffects`), settled here at the append
+//! rather than by the writes themselves: whether a write "creates a closed ticket" is known only once the
+//! ticket's stage is placed, deep in the write, and every event of that ticket in the write (CREATED and the
+//! links made with it) must agree — a notifier that stayed quiet about the CREATED event must not then
+//! announce its links. Settling in one place, from what the transaction remembered about its creations,
+//! keeps every path that queues events (API writes, escalation, imports, stage restates) to one rule, and
+//! no event is ever stored as `UNSPECIFIED`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,23 +38,44 @@ use super::{
 use crate::domain::{
     Error,
     card::CardRender,
-    event::{NewEvent, TicketEvent},
+    event::{NewEvent, SideEffects, TicketEvent},
     now,
+    pipeline::TicketState,
     ticket::Ticket,
 };
 
 /// PostgreSQL `NOTIFY` channel raised by every commit that appends to the outbox.
 pub const OUTBOX_CHANNEL: &str = "ticketd_outbox";
 
+/// A history entry waiting for its transaction's commit.
+struct QueuedEvent {
+    actor_id: String,
+    /// What the write asked for; settled at the append (see the module doc).
+    asked: SideEffects,
+    event: NewEvent,
+}
+
 /// Entries a transaction will append when it commits.
 #[derive(Default)]
 pub(super) struct Pending {
-    events: Vec<(String, NewEvent)>,
+    events: Vec<QueuedEvent>,
     renders: Vec<CardRender>,
     /// Tickets as this transaction last wrote them: their events' snapshots need no read-back.
     written: BTreeMap<i64, Ticket>,
     /// Tickets this transaction created: no card can be bound to them yet.
     created: BTreeSet<i64>,
+    /// Tickets this transaction created directly in a CLOSED stage: their events notify nobody unless the
+    /// write asked for it ([`SideEffects::settle`]).
+    created_closed: BTreeSet<i64>,
+}
+
+/// How a transaction came to hold a ticket it remembers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// An existing ticket, changed.
+    Changed,
+    /// A new ticket, placed in a stage of this state.
+    Created(TicketState),
 }
 
 /// What a commit appended: the tailer reads only the tables that got rows.
@@ -152,10 +181,15 @@ impl OutboxSignal {
 }
 
 impl WriteTxn {
-    /// Queues a history entry for this transaction's commit.
-    pub(super) fn push_event(&self, actor_id: &str, event: NewEvent) {
+    /// Queues a history entry for this transaction's commit, by `actor_id` with the side effects its write
+    /// `asked` for.
+    pub(super) fn push_event(&self, actor_id: &str, asked: SideEffects, event: NewEvent) {
         if let Ok(mut pending) = self.outbox.lock() {
-            pending.events.push((actor_id.to_owned(), event));
+            pending.events.push(QueuedEvent {
+                actor_id: actor_id.to_owned(),
+                asked,
+                event,
+            });
         }
     }
 
@@ -168,10 +202,13 @@ impl WriteTxn {
 
     /// Remembers a ticket exactly as this transaction wrote it (row and properties), so its events'
     /// snapshots are taken from memory. Only for writes that leave nothing else to change in that ticket.
-    pub(super) fn remember_written(&self, ticket: &Ticket, created: bool) {
+    pub(super) fn remember_written(&self, ticket: &Ticket, written: Written) {
         if let Ok(mut pending) = self.outbox.lock() {
-            if created {
+            if let Written::Created(state) = written {
                 pending.created.insert(ticket.id);
+                if state == TicketState::Closed {
+                    pending.created_closed.insert(ticket.id);
+                }
             }
             pending.written.insert(ticket.id, ticket.clone());
         }
@@ -192,11 +229,12 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         mut renders,
         mut written,
         created,
+        created_closed,
     } = txn.take_pending();
     if events.is_empty() && renders.is_empty() {
         return Ok(Appended::default());
     }
-    let changed: BTreeSet<i64> = events.iter().map(|(_, event)| event.ticket_id).collect();
+    let changed: BTreeSet<i64> = events.iter().map(|queued| queued.event.ticket_id).collect();
     let unread: Vec<i64> = changed
         .iter()
         .copied()
@@ -229,18 +267,27 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         snapshots.iter().map(|ticket| (ticket.id, ticket)).collect();
     let rows = events
         .into_iter()
-        .map(|(actor_id, event)| {
-            Ok(ticket_event::ActiveModel {
-                event_id: NotSet,
-                ticket_id: Set(event.ticket_id),
-                kind: Set(event.kind.as_str().to_owned()),
-                actor_id: Set(actor_id),
-                changes: Set(to_json(&event.changes)?),
-                detail: Set(event.detail.as_ref().map(to_json).transpose()?),
-                create_time: Set(created),
-                ticket: Set(by_id.get(&event.ticket_id).map(to_json).transpose()?),
-            })
-        })
+        .map(
+            |QueuedEvent {
+                 actor_id,
+                 asked,
+                 event,
+             }| {
+                let side_effects = asked.settle(created_closed.contains(&event.ticket_id));
+                Ok(ticket_event::ActiveModel {
+                    event_id: NotSet,
+                    ticket_id: Set(event.ticket_id),
+                    kind: Set(event.kind.as_str().to_owned()),
+                    actor_id: Set(actor_id),
+                    changes: Set(to_json(&event.changes)?),
+                    detail: Set(event.detail.as_ref().map(to_json).transpose()?),
+                    create_time: Set(created),
+                    ticket: Set(by_id.get(&event.ticket_id).map(to_json).transpose()?),
+                    notify: Set(side_effects.notify.as_str().to_owned()),
+                    skip_automations: Set(side_effects.skip_automations),
+                })
+            },
+        )
         .collect::<Result<Vec<_>, Error>>()?;
     if !rows.is_empty() {
         ticket_event::Entity::insert_many(rows)

@@ -253,6 +253,9 @@ async fn migrate_values(
                 new_value: typed.text.clone(),
             };
             let changes = to_json(&vec![change])?;
+            // Written here in bulk rather than through the outbox queue, so settled here: no ticket is
+            // created by a definition change.
+            let side_effects = origin.side_effects.settle(false);
             ticket::Entity::update_many()
                 .col_expr(
                     ticket::Column::Version,
@@ -270,6 +273,8 @@ async fn migrate_values(
                     ticket_event::Column::ActorId,
                     ticket_event::Column::Changes,
                     ticket_event::Column::CreateTime,
+                    ticket_event::Column::Notify,
+                    ticket_event::Column::SkipAutomations,
                 ])
                 .select_from(
                     Query::select()
@@ -278,6 +283,8 @@ async fn migrate_values(
                         .expr(Expr::value(origin.actor_id.clone()))
                         .expr(Expr::value(changes))
                         .expr(Expr::value(now))
+                        .expr(Expr::value(side_effects.notify.as_str()))
+                        .expr(Expr::value(side_effects.skip_automations))
                         .from(ticket_property_value::Entity)
                         .cond_where(in_group.clone())
                         .to_owned(),

@@ -14,6 +14,7 @@ use super::{
     entities::{stage, ticket, ticket_property_value},
     followers, from_json,
     history::record_event,
+    outbox::Written,
     pipelines, properties, search, to_json,
 };
 use crate::domain::{
@@ -367,7 +368,7 @@ pub(super) async fn insert_ticket_closed_at(
     if !ticket.requester_id.is_empty() {
         followers::add_follower(txn, ticket.id, &ticket.requester_id).await?;
     }
-    txn.remember_written(&ticket, true);
+    txn.remember_written(&ticket, Written::Created(stage.state));
     record_event(txn, origin, NewEvent::created(&ticket)).await?;
     for (index, link) in links.into_iter().enumerate() {
         associations::link(txn, ticket.id, link, origin)
@@ -519,7 +520,7 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
             current: String::from("(changed concurrently)"),
         });
     }
-    txn.remember_written(&ticket, false);
+    txn.remember_written(&ticket, Written::Changed);
     Ok(ticket)
 }
 

@@ -8,9 +8,9 @@ use prost_types::Timestamp;
 use ticketd::proto::{
     Agent, Assignment, AuthorKind, CommentVisibility, ConversationMessage, CreateAgentRequest,
     DeactivateAgentRequest, EscalateConversationRequest, EscalateConversationResponse,
-    EscalationMode, GetConversationTicketRequest, GetTicketRequest, ListAssociationsRequest,
-    ListCommentsRequest, ListTicketHistoryRequest, Notify, PropertyType, Requester, Ticket,
-    TicketEventKind, TicketState, escalation_service_client::EscalationServiceClient,
+    EscalationMode, GetConversationTicketRequest, GetTicketRequest, ListCommentsRequest,
+    ListTicketHistoryRequest, Notify, PropertyType, Requester, Ticket, TicketEventKind,
+    TicketState, escalation_service_client::EscalationServiceClient,
 };
 use tonic::Code;
 
@@ -142,17 +142,16 @@ async fn comments(app: &TestApp, ticket_id: i64) -> Vec<ticketd::proto::Comment>
 }
 
 async fn links(app: &TestApp, ticket_id: i64) -> Vec<(String, String, String)> {
-    app.list_all_associations(ListAssociationsRequest {
-        ticket_id,
-        ..Default::default()
-    })
-    .await
-    .into_iter()
-    .map(|link| {
-        let to = link.to.unwrap_or_default();
-        (to.object_type, to.object_id, link.label)
-    })
-    .collect()
+    let conversations = app.list_all_associations(ticket_id, "conversation").await;
+    let tickets = app.list_all_associations(ticket_id, "ticket").await;
+    conversations
+        .into_iter()
+        .chain(tickets)
+        .map(|link| {
+            let to = link.to.unwrap_or_default();
+            (to.object_type, to.object_id, link.label)
+        })
+        .collect()
 }
 
 fn response_ticket(response: &EscalateConversationResponse) -> &Ticket {
@@ -398,7 +397,7 @@ async fn an_archived_chat_is_filed_solved_silently_and_its_customer_sees_no_tran
     let marker = app
         .create_ticket(Ticket {
             requester_id: "cust-jane".to_owned(),
-            ..ticket("a later ticket of Jane's")
+            ..crate::support::ticket("a later ticket of Jane's")
         })
         .await;
     let mut streamed = Vec::new();

@@ -23,5 +23,6 @@ mod pipelines;
 mod properties;
 mod search;
 mod server;
+mod side_effects;
 mod streams;
 mod tickets;

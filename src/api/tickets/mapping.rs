@@ -2,7 +2,7 @@
 
 use super::super::{
     associations::{association_to_proto, spec_from_proto},
-    timestamp,
+    side_effects_to_proto, timestamp,
 };
 use crate::{
     domain::{
@@ -120,8 +120,7 @@ pub(crate) fn event_to_proto(event: TicketEvent, with_ticket: bool) -> proto::Ti
         comment,
         association,
         ticket: event.ticket.filter(|_| with_ticket).map(ticket_to_proto),
-        // Settled per write by the side-effects work (issue 12); until then every write notifies.
-        side_effects: None,
+        side_effects: Some(side_effects_to_proto(event.side_effects)),
     }
 }
 

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller::viewer, check_batch_size, decode_page_token, encode_page_token, idempotent_requests,
-    origin, query_fingerprint, record_ticket_id,
+    origin, query_fingerprint, record_ticket_id, ticket_writes,
 };
 use crate::{
     domain::{
@@ -33,7 +33,7 @@ use mapping::{
 };
 pub(crate) use mapping::{draft_from_proto, ticket_to_proto};
 
-idempotent_requests! {
+ticket_writes! {
     proto::CreateTicketRequest => "ticketd.v1.TicketService/CreateTicket",
     proto::UpdateTicketRequest => "ticketd.v1.TicketService/UpdateTicket",
     proto::ArchiveTicketRequest => "ticketd.v1.TicketService/ArchiveTicket",
@@ -42,6 +42,9 @@ idempotent_requests! {
     proto::BatchUpdateTicketsRequest => "ticketd.v1.TicketService/BatchUpdateTickets",
     proto::BatchArchiveTicketsRequest => "ticketd.v1.TicketService/BatchArchiveTickets",
     proto::AddCommentRequest => "ticketd.v1.TicketService/AddComment",
+}
+
+idempotent_requests! {
     proto::LogTimeRequest => "ticketd.v1.TicketService/LogTime",
 }
 

@@ -20,6 +20,9 @@ pub struct Model {
     /// JSON of the ticket after the change.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub ticket: Option<Json>,
+    /// `ALL` or `NONE`: whether the write that produced the event notifies (see `Notify`).
+    pub notify: String,
+    pub skip_automations: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
