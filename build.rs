@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set_path(out_dir.join("ticketd_descriptor.bin"))
         // Ordered maps make encoded requests deterministic, which the idempotency fingerprint relies on.
         .btree_map(".")
+        // google.rpc.Status is tonic-types' (the same message the rich error details use).
+        .extern_path(".google.rpc.Status", "::tonic_types::Status")
         // Requests are checked as they are decoded, and one that does not decode is the client's fault:
         // INVALID_ARGUMENT, not tonic-prost's INTERNAL (src/api/codec.rs, which finds descriptors by name).
         .codec_path("crate::api::codec::CheckedCodec")

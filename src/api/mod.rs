@@ -168,7 +168,7 @@ pub(crate) fn time_from_proto(field: &str, time: Timestamp) -> Result<DateTime<U
         })
 }
 
-fn side_effects_from_proto(asked: &proto::SideEffects) -> Result<SideEffects, Error> {
+pub(crate) fn side_effects_from_proto(asked: &proto::SideEffects) -> Result<SideEffects, Error> {
     let notify = match proto::Notify::try_from(asked.notify) {
         Ok(proto::Notify::Unspecified) => Notify::Unspecified,
         Ok(proto::Notify::All) => Notify::All,

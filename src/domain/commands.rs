@@ -4,6 +4,7 @@ use super::{
     association::AssociationSpec,
     ticket::{TicketChanges, TicketDraft},
 };
+use chrono::{DateTime, Utc};
 
 /// Most items in one batch call.
 pub const MAX_BATCH: usize = 100;
@@ -13,6 +14,16 @@ pub const MAX_BATCH: usize = 100;
 pub struct NewTicket {
     pub draft: TicketDraft,
     pub associations: Vec<AssociationSpec>,
+}
+
+/// Times a ticket brings from the desk it is imported from (or, for a filed chat, when it closed); unset ones
+/// are the time of the write, and a ticket placed in a CLOSED stage closes at `update_time` unless
+/// `close_time` says otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoricalTimes {
+    pub create_time: Option<DateTime<Utc>>,
+    pub update_time: Option<DateTime<Utc>>,
+    pub close_time: Option<DateTime<Utc>>,
 }
 
 /// One update of a batch.

@@ -13,6 +13,7 @@ pub mod etag;
 pub mod event;
 pub mod field;
 pub mod follower;
+pub mod import;
 pub mod page;
 pub mod pipeline;
 pub mod property;

@@ -311,6 +311,40 @@ impl TicketChanges {
         TicketField::listed(core, property_updates.keys())
     }
 
+    /// Changes that make a ticket what `draft` describes, every field and the whole property map (an import
+    /// overwriting what it imported before). The draft is taken apart whole, so a new field must be decided here.
+    pub fn replacing(draft: TicketDraft) -> Self {
+        let TicketDraft {
+            subject,
+            content,
+            pipeline_id,
+            stage_id,
+            priority,
+            requester_id,
+            assignee_id,
+            organization_id,
+            ticket_type,
+            tags,
+            project_id,
+            properties,
+        } = draft;
+        Self {
+            subject: Some(subject),
+            content: Some(content),
+            pipeline_id,
+            stage_id,
+            priority: Some(priority),
+            requester_id: Some(requester_id),
+            assignee_id: Some(assignee_id),
+            organization_id: Some(organization_id),
+            ticket_type: Some(ticket_type),
+            tags: Some(tags),
+            project_id: Some(project_id),
+            properties: Some(properties),
+            property_updates: BTreeMap::new(),
+        }
+    }
+
     /// Applies every change except the placement (`pipeline_id`, `stage_id`), which needs the pipeline.
     pub fn apply_fields(self, ticket: &mut Ticket) -> Result<()> {
         fn set<T>(slot: &mut T, value: Option<T>) {

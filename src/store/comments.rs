@@ -84,7 +84,7 @@ impl Store {
     }
 }
 
-/// Appends a comment and its COMMENT_ADDED event inside `txn`; the caller has checked the ticket.
+/// Appends the caller's comment and its COMMENT_ADDED event inside `txn`; the caller has checked the ticket.
 pub(super) async fn insert_comment(
     txn: &WriteTxn,
     ticket_id: i64,
@@ -92,13 +92,26 @@ pub(super) async fn insert_comment(
     visibility: Visibility,
     origin: &Origin,
 ) -> Result<Comment, Error> {
+    let written = (origin.actor_id.clone(), now());
+    insert_comment_as(txn, ticket_id, body, visibility, written, origin).await
+}
+
+/// [`insert_comment`] with the author and time given: an imported comment keeps who wrote it and when.
+pub(super) async fn insert_comment_as(
+    txn: &WriteTxn,
+    ticket_id: i64,
+    body: String,
+    visibility: Visibility,
+    (author_id, create_time): (String, chrono::DateTime<chrono::Utc>),
+    origin: &Origin,
+) -> Result<Comment, Error> {
     let row = comment::Entity::insert(comment::ActiveModel {
         id: NotSet,
         ticket_id: Set(ticket_id),
-        author_id: Set(origin.actor_id.clone()),
+        author_id: Set(author_id),
         body: Set(body),
         visibility: Set(visibility.as_str().to_owned()),
-        create_time: Set(now()),
+        create_time: Set(create_time),
     })
     .exec_with_returning(&**txn)
     .await?;

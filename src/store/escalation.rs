@@ -18,12 +18,12 @@ use super::{
     comments::insert_comment,
     entities::{association_type, conversation_message, conversation_ticket},
     is_unique_violation, properties,
-    tickets::{existing_pipeline, insert_ticket_closed_at, lock_ticket},
+    tickets::{existing_pipeline, insert_ticket_at, lock_ticket},
 };
 use crate::domain::{
     Error, Origin,
     association::{AssociationSpec, ObjectRef, TICKET_OBJECT_TYPE},
-    commands::NewTicket,
+    commands::{HistoricalTimes, NewTicket},
     comment::Visibility,
     escalation::{
         Assignment, CONVERSATION_OBJECT_TYPE, Escalated, Escalation, EscalationMode,
@@ -217,11 +217,15 @@ async fn create_ticket(
             association_type_id: Some(follow_up_type_id(txn).await?),
         });
     }
-    let closed_at = match escalation.mode {
-        EscalationMode::Archive => escalation.last_sent_time(),
-        EscalationMode::Open => None,
+    // A filed chat closed when it ended, not when it was handed over.
+    let times = HistoricalTimes {
+        close_time: match escalation.mode {
+            EscalationMode::Archive => escalation.last_sent_time(),
+            EscalationMode::Open => None,
+        },
+        ..HistoricalTimes::default()
     };
-    let ticket = insert_ticket_closed_at(
+    let ticket = insert_ticket_at(
         txn,
         &definitions,
         NewTicket {
@@ -229,7 +233,7 @@ async fn create_ticket(
             associations,
         },
         &effective_origin(escalation, origin),
-        closed_at,
+        &times,
     )
     .await?;
     Ok((ticket, assignment))

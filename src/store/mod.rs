@@ -11,6 +11,7 @@ mod followers;
 mod health;
 mod history;
 mod idempotency;
+mod import;
 mod outbox;
 mod pipelines;
 mod properties;

@@ -20,7 +20,7 @@ use super::{
 use crate::domain::{
     Error, Origin,
     access::TicketScope,
-    commands::{NewTicket, TicketUpdate},
+    commands::{HistoricalTimes, NewTicket, TicketUpdate},
     etag,
     event::{FieldChange, NewEvent, time_text},
     field::TicketField,
@@ -303,17 +303,17 @@ async fn insert_ticket(
     new: NewTicket,
     origin: &Origin,
 ) -> Result<Ticket, Error> {
-    insert_ticket_closed_at(txn, definitions, new, origin, None).await
+    insert_ticket_at(txn, definitions, new, origin, &HistoricalTimes::default()).await
 }
 
-/// Inserts a ticket; when it lands in a CLOSED stage, `closed_at` (else now) is its close time: a chat filed
-/// as solved closed when the chat ended, not when it was handed over.
-pub(super) async fn insert_ticket_closed_at(
+/// Inserts a ticket with the times it brings (an imported ticket's history, a filed chat's end); errors name
+/// `ticket.<field>`.
+pub(super) async fn insert_ticket_at(
     txn: &WriteTxn,
     definitions: &BTreeMap<String, PropertyDefinition>,
     new: NewTicket,
     origin: &Origin,
-    closed_at: Option<DateTime<Utc>>,
+    times: &HistoricalTimes,
 ) -> Result<Ticket, Error> {
     let NewTicket {
         draft,
@@ -328,6 +328,9 @@ pub(super) async fn insert_ticket_closed_at(
         .map_err(ticket_field)?;
     let stage = pipeline.place(draft.stage_id).map_err(ticket_field)?;
     let now = now();
+    let create_time = times.create_time.unwrap_or(now);
+    let update_time = Ord::max(times.update_time.unwrap_or(now), create_time);
+    let close_time = close_time_at(stage.state, times, update_time).map_err(ticket_field)?;
     let row = ticket::Entity::insert(ticket::ActiveModel {
         id: NotSet,
         subject: Set(draft.subject),
@@ -341,11 +344,9 @@ pub(super) async fn insert_ticket_closed_at(
         ticket_type: Set(draft.ticket_type),
         tags: Set(to_json(&draft.tags)?),
         project_id: Set(draft.project_id),
-        create_time: Set(now),
-        update_time: Set(now),
-        close_time: Set(
-            close_time_after(None, stage.state, now).map(|now| closed_at.unwrap_or(now))
-        ),
+        create_time: Set(create_time),
+        update_time: Set(update_time),
+        close_time: Set(close_time),
         archive_time: Set(None),
         version: Set(1),
     })
@@ -481,10 +482,36 @@ pub(super) async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error
         .ok_or_else(|| Error::not_found(RESOURCE, id))
 }
 
+/// A placed ticket's close time: set only in a CLOSED stage, where it is the time given or the update time.
+pub(super) fn close_time_at(
+    state: TicketState,
+    times: &HistoricalTimes,
+    update_time: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    match (state, times.close_time) {
+        (TicketState::Open, Some(_)) => Err(Error::invalid(
+            "close_time",
+            "only a ticket in a CLOSED stage has a close time",
+        )),
+        (TicketState::Open, None) => Ok(None),
+        (TicketState::Closed, given) => Ok(Some(given.unwrap_or(update_time))),
+    }
+}
+
 /// Writes back a changed ticket's row: a new update time and version, guarded by the version it was read at.
-async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
+async fn save(txn: &WriteTxn, ticket: Ticket) -> Result<Ticket, Error> {
+    save_as_of(txn, ticket, now()).await
+}
+
+/// [`save`] with the update time given: an import overwriting a ticket keeps its history's times (and its
+/// `create_time`, which only an import ever changes).
+pub(super) async fn save_as_of(
+    txn: &WriteTxn,
+    mut ticket: Ticket,
+    update_time: DateTime<Utc>,
+) -> Result<Ticket, Error> {
     let read_version = ticket.version;
-    ticket.update_time = now();
+    ticket.update_time = update_time;
     ticket.version += 1;
     let updated = ticket::Entity::update_many()
         .set(ticket::ActiveModel {
@@ -500,7 +527,7 @@ async fn save(txn: &WriteTxn, mut ticket: Ticket) -> Result<Ticket, Error> {
             ticket_type: Set(ticket.ticket_type.clone()),
             tags: Set(to_json(&ticket.tags)?),
             project_id: Set(ticket.project_id.clone()),
-            create_time: NotSet,
+            create_time: Set(ticket.create_time),
             update_time: Set(ticket.update_time),
             close_time: Set(ticket.close_time),
             archive_time: Set(ticket.archive_time),

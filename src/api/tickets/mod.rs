@@ -2,6 +2,7 @@
 //! (proto ⇄ domain), search, watch, followers and time entries.
 
 mod followers;
+mod import;
 mod mapping;
 mod search;
 mod time_entries;
@@ -314,6 +315,14 @@ impl TicketService for TicketApi {
     }
 
     type WatchTicketsStream = EventStream;
+    type ImportTicketsStream = import::ImportStream;
+
+    async fn import_tickets(
+        &self,
+        request: Request<tonic::Streaming<proto::ImportTicketsRequest>>,
+    ) -> Result<Response<Self::ImportTicketsStream>, Status> {
+        Ok(Response::new(self.import(request).await?))
+    }
 
     async fn watch_tickets(
         &self,
