@@ -18,6 +18,7 @@ mod customers;
 mod escalation;
 mod faults;
 mod history;
+mod import;
 mod operations;
 mod pipelines;
 mod properties;
