@@ -28,6 +28,9 @@ pub struct Args {
     /// stages, priorities, words and a NUMBER property `bench_score`).
     #[arg(long, default_value_t = 0)]
     pub seed: usize,
+    /// Items of the one ImportTickets stream the `import` scenario sends.
+    #[arg(long, default_value_t = 100_000)]
+    pub import_tickets: usize,
     /// WatchTickets streams opened by `watch-fanout`.
     #[arg(long, default_value_t = 1_000)]
     pub subscribers: usize,
@@ -66,6 +69,9 @@ pub enum Scenario {
     /// `--subscribers` WatchTickets streams; one writer updates a ticket `--write-rate` times a second;
     /// latency is from the event's commit (its create_time) to its arrival at each subscriber.
     WatchFanout,
+    /// One ImportTickets stream of `--import-tickets` items (compare with `--seed`, which loads by
+    /// BatchCreateTickets); `--server-pid` adds the server's memory along the way.
+    Import,
     /// UpdateTicket of `--hot-tickets` tickets without an etag (last write wins), setting `content`:
     /// the service's counterpart of a blind primary-key UPDATE.
     UpdateBlind,

@@ -151,7 +151,7 @@ pub async fn watch_fanout(
 }
 
 /// Resident memory of a process in KiB, from /proc.
-fn resident_kib(pid: u32) -> Option<u64> {
+pub fn resident_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

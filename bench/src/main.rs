@@ -6,6 +6,7 @@
 
 mod args;
 mod fanout;
+mod import;
 mod raw;
 mod scenarios;
 mod seed;
@@ -59,6 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.hot_tickets.max(1),
     )
     .await?;
+    if args.scenario == Scenario::Import {
+        return import::import(&args, channels[0].clone()).await;
+    }
     if args.scenario == Scenario::WatchFanout {
         return fanout::watch_fanout(&args, &channels, hot_ids[0]).await;
     }

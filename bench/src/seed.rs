@@ -70,7 +70,7 @@ pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::err
 }
 
 /// A varied ticket: numbers are spread with a multiplicative hash so neighbours differ.
-fn seeded_ticket(index: u64) -> Ticket {
+pub fn seeded_ticket(index: u64) -> Ticket {
     let mix = index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let word = |shift: u32| WORDS[((mix >> shift) % WORDS.len() as u64) as usize];
     Ticket {
