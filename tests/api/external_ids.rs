@@ -64,7 +64,9 @@ fn assert_external_id_taken(status: &tonic::Status, value: &str) {
 // ---------------------------------------------------------------------------------------------------------------
 
 async fn a_ticket_created_with_an_external_id_reads_it_back(app: TestApp) {
-    let created = app.create_ticket(imported("from Zendesk", ZENDESK_ID)).await;
+    let created = app
+        .create_ticket(imported("from Zendesk", ZENDESK_ID))
+        .await;
     assert_eq!(created.external_id, ZENDESK_ID);
     assert_eq!(app.get_ticket(created.id).await, created);
 
@@ -176,7 +178,11 @@ async fn a_batch_reusing_an_external_id_is_refused_whole_naming_the_item(app: Te
             status.message()
         );
         assert_external_id_taken(&status, taken);
-        assert_eq!(app.ticket_count().await, 1, "no item of the batch was stored");
+        assert_eq!(
+            app.ticket_count().await,
+            1,
+            "no item of the batch was stored"
+        );
     }
 
     let created = app
@@ -326,6 +332,15 @@ async fn searches_find_tickets_by_external_id(app: TestApp) {
         search(filter("external_id", FilterOperator::NotHasProperty, "")).await,
         [none]
     );
+    assert_eq!(
+        search(filter("external_id", FilterOperator::ContainsToken, "ZD")).await,
+        [a, b],
+        "zd-1 holds the words zd and 1"
+    );
+    assert_eq!(
+        search(filter("external_id", FilterOperator::NotContainsToken, "1")).await,
+        [b, none]
+    );
     // "" means none, as for the other text fields.
     assert_eq!(
         search(filter("external_id", FilterOperator::Eq, "")).await,
@@ -340,7 +355,12 @@ async fn searches_find_tickets_by_external_id(app: TestApp) {
         [b, none]
     );
     assert_eq!(
-        search(filter_in("external_id", FilterOperator::NotIn, &["", "zd-2"])).await,
+        search(filter_in(
+            "external_id",
+            FilterOperator::NotIn,
+            &["", "zd-2"]
+        ))
+        .await,
         [a]
     );
     assert_invalid(
