@@ -71,7 +71,7 @@ async fn a_ticket_created_with_an_external_id_reads_it_back(app: TestApp) {
     assert_eq!(app.get_ticket(created.id).await, created);
 
     let listed = app.list_all_tickets(ListTicketsRequest::default()).await;
-    assert_eq!(listed, [created.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&created));
     let batch = ok(app
         .tickets()
         .batch_get_tickets(BatchGetTicketsRequest {
