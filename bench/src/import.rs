@@ -19,7 +19,9 @@ const IN_FLIGHT: usize = 1_024;
 pub async fn import(args: &Args, channel: Conn) -> Result<(), Box<dyn std::error::Error>> {
     let total = args.import_tickets;
     // Each run imports its own external ids, so runs against one database do not collide.
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
     let (items, requests) = mpsc::channel(IN_FLIGHT);
     let producer = tokio::spawn(async move {
         let options = ImportTicketsRequest {
@@ -77,7 +79,9 @@ pub async fn import(args: &Args, channel: Conn) -> Result<(), Box<dyn std::error
         imported as f64 / elapsed
     );
     if let Some(before) = memory_before {
-        println!("import: server RSS {before} KiB before, {memory_peak} KiB at most during the stream");
+        println!(
+            "import: server RSS {before} KiB before, {memory_peak} KiB at most during the stream"
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod m20261129_000007_request_ids_per_caller;
 mod m20261129_000008_agents;
 mod m20261129_000009_event_side_effects;
 mod m20261129_000010_conversations;
+mod m20261129_000011_ticket_external_id;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_agents::Migration),
             Box::new(m20261129_000009_event_side_effects::Migration),
             Box::new(m20261129_000010_conversations::Migration),
+            Box::new(m20261129_000011_ticket_external_id::Migration),
         ]
     }
 }

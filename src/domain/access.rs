@@ -452,6 +452,7 @@ impl CustomerView {
             ticket_type,
             tags,
             project_id,
+            external_id,
             mut properties,
             create_time,
             update_time,
@@ -473,6 +474,7 @@ impl CustomerView {
             ticket_type: self.shown(TicketField::TicketType, ticket_type),
             tags: self.shown(TicketField::Tags, tags),
             project_id: self.shown(TicketField::ProjectId, project_id),
+            external_id: self.shown(TicketField::ExternalId, external_id),
             properties,
             create_time: self.shown(TicketField::CreateTime, create_time),
             update_time: self.shown(TicketField::UpdateTime, update_time),
@@ -863,6 +865,7 @@ mod tests {
             ticket_type: "incident".into(),
             tags: vec!["vip".into()],
             project_id: "proj-1".into(),
+            external_id: "zendesk-4711".into(),
             properties: [
                 ("region".to_owned(), "EMEA".to_owned()),
                 ("shown_only".to_owned(), "x".to_owned()),
@@ -893,6 +896,7 @@ mod tests {
             ticket_type: String::new(),
             tags: Vec::new(),
             project_id: String::new(),
+            external_id: String::new(),
             properties: BTreeMap::new(),
             create_time: Default::default(),
             update_time: Default::default(),
@@ -945,6 +949,33 @@ mod tests {
         );
         assert_eq!(redacted.subject, ticket.subject);
         assert_eq!(redacted.etag(), ticket.etag());
+    }
+
+    #[test]
+    fn a_portal_may_show_the_external_id_but_never_let_customers_change_it() {
+        let settings = |visible: &[&str], editable: &[&str]| PortalSettings {
+            name: "Help".into(),
+            rules: VisibilityRules::default(),
+            ticket_types: Vec::new(),
+            visible_properties: visible.iter().map(|name| (*name).to_owned()).collect(),
+            editable_properties: editable.iter().map(|name| (*name).to_owned()).collect(),
+            time_logging: false,
+        };
+        assert!(
+            settings(&["external_id"], &[])
+                .check(&definitions())
+                .is_ok()
+        );
+        match settings(&["external_id"], &["external_id"]).check(&definitions()) {
+            Err(Error::InvalidArgument { field, .. }) => {
+                assert_eq!(field, "editable_properties[0]")
+            }
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+        let shown = view(&["external_id"], &[]);
+        assert_eq!(shown.redact(full_ticket()).external_id, "zendesk-4711");
+        assert!(!shown.may_edit(&TicketField::ExternalId));
+        assert_eq!(view(&[], &[]).redact(full_ticket()).external_id, "");
     }
 
     #[test]
@@ -1052,6 +1083,7 @@ mod tests {
             ticket_type: String::new(),
             tags: Vec::new(),
             project_id: String::new(),
+            external_id: String::new(),
             properties: BTreeMap::new(),
         };
         let mut mine = draft();
@@ -1069,6 +1101,7 @@ mod tests {
             ("assignee_id", |d| d.assignee_id = "agent".into()),
             ("pipeline_id", |d| d.pipeline_id = Some(2)),
             ("tags", |d| d.tags = vec!["x".into()]),
+            ("external_id", |d| d.external_id = "zendesk-1".into()),
             ("properties.region", |d| {
                 d.properties.insert("region".into(), "EU".into());
             }),

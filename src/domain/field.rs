@@ -28,6 +28,8 @@ pub enum TicketField {
     TicketType,
     Tags,
     ProjectId,
+    /// The ticket's id in the system it came from; set on create only.
+    ExternalId,
     /// The whole custom-property map: an update mask path that replaces every property at once.
     Properties,
     CreateTime,
@@ -79,6 +81,9 @@ impl TicketField {
             Self::StageId | Self::Priority | Self::TicketType | Self::Tags => {
                 (true, Portal { editable: true }, true)
             }
+            // Writable means settable on create: the id ties the ticket to its origin for good, so updates
+            // refuse to change it (see the update mask in `api::tickets::mapping`). Customers never set it.
+            Self::ExternalId => (true, Portal { editable: false }, true),
             // Replacing the whole map would also erase the properties a customer cannot see; history
             // records each property on its own.
             Self::Properties => (true, Never, false),
@@ -96,6 +101,12 @@ impl TicketField {
             customers,
             diffed,
         }
+    }
+
+    /// A writable field that only a create sets: updates may not change it (an update mask naming it is
+    /// refused). Such a field keeps a ticket tied to something outside that must not move.
+    pub fn create_only(&self) -> bool {
+        matches!(self, Self::ExternalId)
     }
 
     /// Reads a field's name; `properties.<name>` names one custom property (only the name's presence is
@@ -134,6 +145,7 @@ impl TicketField {
             Self::TicketType => "ticket_type",
             Self::Tags => "tags",
             Self::ProjectId => "project_id",
+            Self::ExternalId => "external_id",
             Self::Properties => "properties",
             Self::CreateTime => "create_time",
             Self::UpdateTime => "update_time",
@@ -164,6 +176,7 @@ impl TicketField {
             Self::TicketType => ticket.ticket_type.clone(),
             Self::Tags => ticket.tags.join(","),
             Self::ProjectId => ticket.project_id.clone(),
+            Self::ExternalId => ticket.external_id.clone(),
             Self::Properties => String::new(),
             Self::CreateTime => time(ticket.create_time),
             Self::UpdateTime => time(ticket.update_time),

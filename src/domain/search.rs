@@ -56,7 +56,8 @@ fn filter_kind(field: &TicketField) -> Option<ValueKind> {
         | TicketField::AssigneeId
         | TicketField::OrganizationId
         | TicketField::TicketType
-        | TicketField::ProjectId => ValueKind::Text,
+        | TicketField::ProjectId
+        | TicketField::ExternalId => ValueKind::Text,
         TicketField::Tags => ValueKind::Tag,
         TicketField::CreateTime | TicketField::UpdateTime | TicketField::CloseTime => {
             ValueKind::Time

@@ -13,6 +13,8 @@ pub const SUBJECT_MAX_CHARS: usize = 500;
 pub const CONTENT_MAX_CHARS: usize = 65_536;
 /// Longest reference to an outside object (requester, assignee, organisation) or ticket type.
 pub const REFERENCE_MAX_CHARS: usize = 255;
+/// Longest external id (the ticket's id in the system it came from).
+pub const EXTERNAL_ID_MAX_CHARS: usize = 255;
 /// Most tags on one ticket.
 pub const MAX_TAGS: usize = 100;
 /// Longest tag.
@@ -73,6 +75,10 @@ pub struct Ticket {
     /// Defaulted when reading snapshots stored before tickets had projects.
     #[serde(default)]
     pub project_id: String,
+    /// The ticket's id in the system it came from; empty: none. Unique among tickets when set. Defaulted when
+    /// reading snapshots stored before tickets had external ids.
+    #[serde(default)]
+    pub external_id: String,
     pub properties: BTreeMap<String, String>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -130,6 +136,20 @@ pub fn parse_content(raw: String) -> Result<String> {
 pub fn parse_reference(field: &str, raw: String) -> Result<String> {
     let trimmed = raw.trim();
     check_length(field, trimmed, REFERENCE_MAX_CHARS)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Parses an external id: trimmed, at most [`EXTERNAL_ID_MAX_CHARS`], no control characters (an id is
+/// matched exactly, so an invisible character would make two ids that look alike different); empty means none.
+pub fn parse_external_id(raw: String) -> Result<String> {
+    let trimmed = raw.trim();
+    check_length("external_id", trimmed, EXTERNAL_ID_MAX_CHARS)?;
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "external_id",
+            "must not contain control characters",
+        ));
+    }
     Ok(trimmed.to_owned())
 }
 
@@ -219,6 +239,8 @@ pub struct TicketDraft {
     pub ticket_type: String,
     pub tags: Vec<String>,
     pub project_id: String,
+    /// Empty: none.
+    pub external_id: String,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -237,6 +259,7 @@ impl TicketDraft {
             ticket_type,
             tags,
             project_id,
+            external_id,
             properties,
         } = self;
         let core = [
@@ -251,6 +274,7 @@ impl TicketDraft {
             (!ticket_type.is_empty(), TicketField::TicketType),
             (!tags.is_empty(), TicketField::Tags),
             (!project_id.is_empty(), TicketField::ProjectId),
+            (!external_id.is_empty(), TicketField::ExternalId),
         ];
         TicketField::listed(core, properties.keys())
     }
@@ -270,6 +294,9 @@ pub struct TicketChanges {
     pub ticket_type: Option<String>,
     pub tags: Option<Vec<String>>,
     pub project_id: Option<String>,
+    /// An external id the request repeats. It is set on create only, so it must equal the stored one, and
+    /// then changes nothing: a client may send back the ticket it read.
+    pub external_id: Option<String>,
     /// Replaces the whole map.
     pub properties: Option<BTreeMap<String, String>>,
     /// Sets (`Some`) or removes (`None`) single properties, after `properties` is applied.
@@ -291,6 +318,7 @@ impl TicketChanges {
             ticket_type,
             tags,
             project_id,
+            external_id,
             properties,
             property_updates,
         } = self;
@@ -306,6 +334,7 @@ impl TicketChanges {
             (ticket_type.is_some(), TicketField::TicketType),
             (tags.is_some(), TicketField::Tags),
             (project_id.is_some(), TicketField::ProjectId),
+            (external_id.is_some(), TicketField::ExternalId),
             (properties.is_some(), TicketField::Properties),
         ];
         TicketField::listed(core, property_updates.keys())
@@ -327,8 +356,11 @@ impl TicketChanges {
             tags,
             project_id,
             properties,
+            external_id,
         } = draft;
         Self {
+            // The ticket was found by it, so this only restates it.
+            external_id: Some(external_id),
             subject: Some(subject),
             content: Some(content),
             pipeline_id,
@@ -351,6 +383,17 @@ impl TicketChanges {
             if let Some(value) = value {
                 *slot = value;
             }
+        }
+        if let Some(external_id) = self.external_id
+            && external_id != ticket.external_id
+        {
+            return Err(Error::invalid(
+                "external_id",
+                format!(
+                    "is set on create only: ticket {} has external_id {:?}, not {external_id:?}",
+                    ticket.id, ticket.external_id
+                ),
+            ));
         }
         set(&mut ticket.subject, self.subject);
         set(&mut ticket.content, self.content);

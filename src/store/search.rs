@@ -47,7 +47,8 @@ fn predicate_condition(backend: DbBackend, predicate: &Predicate) -> Condition {
                 return positive;
             }
             // NOT over a NULL is NULL, which would drop tickets without a value; they do match a negation.
-            if nullable(field) {
+            // A comparison asking for "none" already answers for NULL itself.
+            if nullable(field) && !asks_for_none(field, &predicate.comparison) {
                 Condition::any().add(positive.not()).add(column.is_null())
             } else {
                 positive.not()
@@ -92,6 +93,7 @@ fn core_column(field: &TicketField) -> Option<ticket::Column> {
         TicketField::TicketType => ticket::Column::TicketType,
         TicketField::Tags => ticket::Column::Tags,
         TicketField::ProjectId => ticket::Column::ProjectId,
+        TicketField::ExternalId => ticket::Column::ExternalId,
         TicketField::CreateTime => ticket::Column::CreateTime,
         TicketField::UpdateTime => ticket::Column::UpdateTime,
         TicketField::CloseTime => ticket::Column::CloseTime,
@@ -107,7 +109,31 @@ fn core_column(field: &TicketField) -> Option<ticket::Column> {
 
 /// Whether a core field may hold no value (SQL NULL), which negated predicates must also match.
 fn nullable(field: &TicketField) -> bool {
-    matches!(field, TicketField::Priority | TicketField::CloseTime)
+    matches!(
+        field,
+        TicketField::Priority | TicketField::CloseTime | TicketField::ExternalId
+    )
+}
+
+/// Whether a core text field stores "none" as NULL rather than "": the unique index on `external_id` needs
+/// NULL so that tickets without one never collide. Its filters still read "" as none, like the other text
+/// fields.
+fn empty_is_null(field: &TicketField) -> bool {
+    matches!(field, TicketField::ExternalId)
+}
+
+fn is_empty_text(value: &Value) -> bool {
+    matches!(value, Value::Text(text) if text.is_empty())
+}
+
+/// Whether an EQ or IN on a field of [`empty_is_null`] asks for "", which must then match NULL.
+fn asks_for_none(field: &TicketField, comparison: &Comparison) -> bool {
+    empty_is_null(field)
+        && match comparison {
+            Comparison::Eq(value) => is_empty_text(value),
+            Comparison::In(values) => values.iter().any(is_empty_text),
+            _ => false,
+        }
 }
 
 fn core_condition(
@@ -120,6 +146,18 @@ fn core_condition(
         return tags_condition(backend, comparison);
     }
     let condition = Condition::all();
+    if asks_for_none(field, comparison) {
+        let named: Vec<&Value> = match comparison {
+            Comparison::In(values) => values.iter().filter(|v| !is_empty_text(v)).collect(),
+            _ => Vec::new(),
+        };
+        let none = Condition::any().add(column.is_null());
+        return condition.add(if named.is_empty() {
+            none
+        } else {
+            none.add(column.is_in(named.into_iter().map(sql_value)))
+        });
+    }
     match comparison {
         Comparison::Eq(value) => condition.add(column.eq(sql_value(value))),
         Comparison::Lt(value) => condition.add(column.lt(sql_value(value))),
@@ -131,7 +169,9 @@ fn core_condition(
         }
         Comparison::In(values) => condition.add(column.is_in(values.iter().map(sql_value))),
         Comparison::HasValue => match field {
-            TicketField::Priority | TicketField::CloseTime => condition.add(column.is_not_null()),
+            TicketField::Priority | TicketField::CloseTime | TicketField::ExternalId => {
+                condition.add(column.is_not_null())
+            }
             TicketField::RequesterId
             | TicketField::AssigneeId
             | TicketField::OrganizationId

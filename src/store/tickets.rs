@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr,
     sea_query::{Expr, ExprTrait, Order},
 };
 
@@ -327,6 +328,15 @@ pub(super) async fn insert_ticket_at(
         .await
         .map_err(ticket_field)?;
     let stage = pipeline.place(draft.stage_id).map_err(ticket_field)?;
+    let external_id = draft.external_id;
+    // Checked first so the answer does not hang on the wording of a database error; the unique index
+    // settles races between concurrent creates.
+    if ticket_id_by_external_id(&**txn, &external_id)
+        .await?
+        .is_some()
+    {
+        return Err(external_id_taken(&external_id));
+    }
     let now = now();
     let create_time = times.create_time.unwrap_or(now);
     let update_time = Ord::max(times.update_time.unwrap_or(now), create_time);
@@ -344,6 +354,7 @@ pub(super) async fn insert_ticket_at(
         ticket_type: Set(draft.ticket_type),
         tags: Set(to_json(&draft.tags)?),
         project_id: Set(draft.project_id),
+        external_id: Set(stored_external_id(&external_id)),
         create_time: Set(create_time),
         update_time: Set(update_time),
         close_time: Set(close_time),
@@ -351,7 +362,8 @@ pub(super) async fn insert_ticket_at(
         version: Set(1),
     })
     .exec_with_returning(&**txn)
-    .await?;
+    .await
+    .map_err(|error| duplicate(error, &external_id))?;
     let properties = values
         .iter()
         .map(|(name, value)| (name.clone(), value.text.clone()))
@@ -527,6 +539,7 @@ pub(super) async fn save_as_of(
             ticket_type: Set(ticket.ticket_type.clone()),
             tags: Set(to_json(&ticket.tags)?),
             project_id: Set(ticket.project_id.clone()),
+            external_id: Set(stored_external_id(&ticket.external_id)),
             create_time: Set(ticket.create_time),
             update_time: Set(ticket.update_time),
             close_time: Set(ticket.close_time),
@@ -620,6 +633,51 @@ fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, Error> {
         .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
 }
 
+/// The column's form of an external id: NULL for none, which the unique index never finds equal to another.
+fn stored_external_id(external_id: &str) -> Option<String> {
+    (!external_id.is_empty()).then(|| external_id.to_owned())
+}
+
+/// An insert refused for a unique key: the only one a new ticket can take is its external id (ids are drawn
+/// from a sequence), but the index named in the database's message decides, so a key added later is not
+/// reported as this one. SQLite names the column `tickets.external_id`, PostgreSQL the index
+/// `tickets_external_id`.
+fn duplicate(error: DbErr, external_id: &str) -> Error {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("external_id") => {
+            external_id_taken(external_id)
+        }
+        _ => error.into(),
+    }
+}
+
+fn external_id_taken(external_id: &str) -> Error {
+    Error::AlreadyExists {
+        resource: RESOURCE,
+        field: "ticket.external_id".to_owned(),
+        value: external_id.to_owned(),
+    }
+}
+
+/// The ticket (archived or not) whose external id is `external_id`, if any. Takes any connection so that a
+/// write can look inside its own transaction.
+pub(super) async fn ticket_id_by_external_id(
+    db: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<Option<i64>, Error> {
+    if external_id.is_empty() {
+        return Ok(None);
+    }
+    let found = ticket::Entity::find()
+        .filter(ticket::Column::ExternalId.eq(external_id))
+        .select_only()
+        .column(ticket::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found)
+}
+
 /// Whether a ticket (archived or not) exists.
 pub(super) async fn ticket_exists(db: &impl ConnectionTrait, id: i64) -> Result<bool, Error> {
     let found = ticket::Entity::find_by_id(id)
@@ -709,6 +767,7 @@ fn to_domain(row: ticket::Model, properties: BTreeMap<String, String>) -> Result
         ticket_type: row.ticket_type,
         tags: from_json::<Vec<String>>(row.tags)?,
         project_id: row.project_id,
+        external_id: row.external_id.unwrap_or_default(),
         properties,
         create_time: row.create_time,
         update_time: row.update_time,

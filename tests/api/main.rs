@@ -16,6 +16,7 @@ mod batches;
 mod cards;
 mod customers;
 mod escalation;
+mod external_ids;
 mod faults;
 mod history;
 mod import;

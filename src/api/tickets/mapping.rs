@@ -14,8 +14,8 @@ use crate::{
         field::TicketField,
         queries::{TicketOrder, TicketOrderField},
         ticket::{
-            self, Priority, Ticket, TicketChanges, TicketDraft, parse_content, parse_properties,
-            parse_reference, parse_subject, parse_tags,
+            self, Priority, Ticket, TicketChanges, TicketDraft, parse_content, parse_external_id,
+            parse_properties, parse_reference, parse_subject, parse_tags,
         },
     },
     proto,
@@ -194,6 +194,7 @@ pub(crate) fn draft_from_proto(ticket: proto::Ticket) -> Result<TicketDraft, Err
         ticket_type: parse_reference("ticket_type", ticket.ticket_type)?,
         tags: parse_tags(ticket.tags)?,
         project_id: parse_reference("project_id", ticket.project_id)?,
+        external_id: parse_external_id(ticket.external_id)?,
         properties: parse_properties(ticket.properties)?,
     })
 }
@@ -215,6 +216,7 @@ fn fields_set(ticket: &proto::Ticket) -> Vec<TicketField> {
         ticket_type,
         tags,
         project_id,
+        external_id,
         properties,
         create_time: _,
         update_time: _,
@@ -235,6 +237,8 @@ fn fields_set(ticket: &proto::Ticket) -> Vec<TicketField> {
         (!ticket_type.is_empty(), TicketField::TicketType),
         (!tags.is_empty(), TicketField::Tags),
         (!project_id.is_empty(), TicketField::ProjectId),
+        // Set on create only; an update may repeat the stored one (`TicketChanges::apply_fields` checks).
+        (!external_id.is_empty(), TicketField::ExternalId),
     ];
     TicketField::listed(core, properties.keys())
 }
@@ -248,7 +252,15 @@ fn changes_from_proto(
         Some(mask) if !mask.paths.is_empty() => mask
             .paths
             .iter()
-            .map(|path| TicketField::parse(path).ok_or_else(|| unknown_path(path)))
+            .map(|path| match TicketField::parse(path) {
+                // Naming it in a mask can only mean changing it, which an update never may.
+                Some(field) if field.create_only() => Err(Error::invalid(
+                    "update_mask",
+                    format!("path {path:?} can only be set on create"),
+                )),
+                Some(field) => Ok(field),
+                None => Err(unknown_path(path)),
+            })
             .collect(),
         _ => fields_set(&ticket).into_iter().map(Ok).collect(),
     };
@@ -272,7 +284,7 @@ fn unknown_path(path: &str) -> Error {
         "update_mask",
         format!(
             "unknown path {path:?}; updatable paths are {}, properties.<name>",
-            TicketField::names_where(|field| field.rules().writable)
+            TicketField::names_where(|field| field.rules().writable && !field.create_only())
         ),
     )
 }
@@ -320,6 +332,9 @@ fn apply_field(
         TicketField::ProjectId => {
             changes.project_id = Some(take_reference("project_id", &mut ticket.project_id)?)
         }
+        TicketField::ExternalId => {
+            changes.external_id = Some(parse_external_id(std::mem::take(&mut ticket.external_id))?)
+        }
         TicketField::Properties => {
             changes.properties = Some(parse_properties(ticket.properties.clone())?)
         }
@@ -366,6 +381,7 @@ pub(crate) fn ticket_to_proto(ticket: Ticket) -> proto::Ticket {
         ticket_type: ticket.ticket_type,
         tags: ticket.tags,
         project_id: ticket.project_id,
+        external_id: ticket.external_id,
         properties: ticket.properties,
         create_time: Some(timestamp(ticket.create_time)),
         update_time: Some(timestamp(ticket.update_time)),
@@ -393,5 +409,41 @@ mod tests {
                 "{field}: the mask and the field rules disagree ({applied:?})"
             );
         }
+    }
+
+    fn invalid_field(result: Result<impl std::fmt::Debug, Error>) -> String {
+        match result {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_external_id_is_set_on_create_and_only_repeated_by_updates() {
+        let ticket = |external_id: &str| proto::Ticket {
+            subject: "s".into(),
+            external_id: external_id.into(),
+            ..Default::default()
+        };
+        let draft = draft_from_proto(ticket("  zendesk-1 ")).unwrap();
+        assert_eq!(draft.external_id, "zendesk-1");
+        assert_eq!(
+            invalid_field(draft_from_proto(ticket(&"x".repeat(256)))),
+            "external_id"
+        );
+        assert_eq!(
+            invalid_field(draft_from_proto(ticket("zendesk\u{7}1"))),
+            "external_id"
+        );
+        let mask = prost_types::FieldMask {
+            paths: vec!["external_id".into()],
+        };
+        assert_eq!(
+            invalid_field(changes_from_proto(ticket("zendesk-1"), Some(mask))),
+            "update_mask"
+        );
+        let repeated = changes_from_proto(ticket("zendesk-1"), None).unwrap();
+        assert_eq!(repeated.external_id.as_deref(), Some("zendesk-1"));
+        assert!(!unknown_path("nope").to_string().contains("external_id"));
     }
 }

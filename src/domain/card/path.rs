@@ -50,6 +50,7 @@ pub(super) fn bindable(field: &TicketField) -> bool {
         | TicketField::AssigneeId
         | TicketField::OrganizationId
         | TicketField::TicketType
+        | TicketField::ExternalId
         | TicketField::Tags
         | TicketField::CreateTime
         | TicketField::UpdateTime

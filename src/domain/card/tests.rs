@@ -53,6 +53,7 @@ fn ticket() -> Ticket {
         ticket_type: "incident".into(),
         tags: vec!["hardware".into(), "urgent".into()],
         project_id: String::new(),
+        external_id: "zendesk-4711".into(),
         properties: props(&[("region", "EMEA")]),
         create_time: created,
         update_time: created + chrono::Duration::microseconds(1_500_250),
@@ -376,6 +377,12 @@ fn ticket_paths_parse_and_print_back() {
     );
     assert_eq!(TicketPath::StageState.resolve(&context), "CLOSED");
     assert_eq!(TicketPath::PipelineLabel.resolve(&context), "Support");
+    assert_eq!(
+        parse_ticket_path("bindings", "external_id")
+            .unwrap()
+            .resolve(&context),
+        "zendesk-4711"
+    );
     assert_eq!(
         TicketPath::Field(TicketField::AssigneeId).resolve(&context),
         ""

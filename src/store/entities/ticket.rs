@@ -26,6 +26,8 @@ pub struct Model {
     pub archive_time: Option<DateTimeUtc>,
     pub version: i64,
     pub project_id: String,
+    /// NULL for none, so the unique index lets any number of tickets have none.
+    pub external_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -71,6 +71,7 @@ async fn a_field_the_portal_does_not_list_never_reaches_its_customer(app: TestAp
             ticket_type: "incident".to_owned(),
             tags: strings(&["vip"]),
             project_id: "proj-9".to_owned(),
+            external_id: "zendesk-9".to_owned(),
             properties: properties(&[("region", "EMEA"), ("internal_score", "42")]),
             ..ticket("a ticket with every field set")
         }))

@@ -11,9 +11,10 @@
 //! | P2     | requested + followed + followed projects | question | stage_id                   | –                | no   |
 //!
 //! An agent creates tickets requested by each customer and by other members, one per organization with hidden
-//! values (assignee, tags, internal score), both ticket types, tickets of `proj-1` (followed by `org-a` as an
-//! organization) and `proj-2` (followed by bob as a user), tickets alice and bob follow one by one; it comments
-//! publicly and internally, links and unlinks a contact, changes hidden and visible fields and logs time.
+//! values (assignee, tags, internal score, external id), both ticket types, tickets of `proj-1` (followed by
+//! `org-a` as an organization) and `proj-2` (followed by bob as a user), tickets alice and bob follow one by
+//! one; it comments publicly and internally, links and unlinks a contact, changes hidden and visible fields and
+//! logs time.
 //!
 //! What each customer should see is computed in [`world`] from the rules ([`World::shows`], [`World::redact`],
 //! [`World::customer_event`]) and checked against the matrix written out by hand ([`MATRIX`]). The tests then

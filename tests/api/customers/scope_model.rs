@@ -221,6 +221,7 @@ fn domain_ticket(ticket: &Ticket) -> DomainTicket {
         ticket_type: ticket.ticket_type.clone(),
         tags: ticket.tags.clone(),
         project_id: ticket.project_id.clone(),
+        external_id: ticket.external_id.clone(),
         properties: ticket.properties.clone(),
         create_time: Utc::now(),
         update_time: Utc::now(),

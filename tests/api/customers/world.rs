@@ -168,12 +168,14 @@ pub fn seed_ticket(seed: &Seed) -> Ticket {
             ticket.priority = Priority::High.into();
             ticket.assignee_id = AGENT.to_owned();
             ticket.tags = strings(&["escalated", "vip"]);
+            ticket.external_id = "zendesk-a".to_owned();
             ticket.properties = properties(&[("internal_score", "42"), ("region", "emea")]);
         }
         "b-secret-q" => {
             ticket.priority = Priority::Urgent.into();
             ticket.assignee_id = "agent-2".to_owned();
             ticket.tags = strings(&["vip"]);
+            ticket.external_id = "zendesk-b".to_owned();
             ticket.properties = properties(&[("internal_score", "7"), ("region", "apac")]);
         }
         _ => {}
@@ -204,6 +206,7 @@ pub const SHOWABLE_CORE: &[&str] = &[
     "ticket_type",
     "tags",
     "project_id",
+    "external_id",
 ];
 
 pub const PUBLIC_NOTE: &str = "We are looking into it";
@@ -570,6 +573,9 @@ impl World {
         if !shows("project_id") {
             redacted.project_id.clear();
         }
+        if !shows("external_id") {
+            redacted.external_id.clear();
+        }
         redacted
             .properties
             .retain(|name, _| shows(&format!("properties.{name}")));
@@ -591,6 +597,7 @@ impl World {
             ("ticket_type", !ticket.ticket_type.is_empty()),
             ("tags", !ticket.tags.is_empty()),
             ("project_id", !ticket.project_id.is_empty()),
+            ("external_id", !ticket.external_id.is_empty()),
         ] {
             if set && hidden(field) {
                 leaks.push(field.to_owned());
