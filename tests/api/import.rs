@@ -369,6 +369,7 @@ async fn on_conflict_update_overwrites_and_does_not_repeat_comments(app: TestApp
                 1,
                 Ticket {
                     tags: strings(&["billing"]),
+                    create_time: past(0),
                     ..old_ticket(1)
                 },
                 vec![comment("first", "ann", 1)],
