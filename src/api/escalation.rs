@@ -15,8 +15,9 @@ use crate::{
         escalation::{
             AUTHOR_NAME_MAX_CHARS, Assignment, AuthorKind, CONVERSATION_ID_MAX_CHARS, Escalation,
             EscalationMode, MESSAGE_TEXT_MAX_CHARS, Requester, TRANSCRIPT_MAX_MESSAGES,
-            TranscriptMessage, check_external_id, check_source,
+            TranscriptMessage, check_source,
         },
+        text::check_identifier,
     },
     proto::{self, escalation_service_server::EscalationService},
     store::Store,
@@ -74,7 +75,7 @@ impl EscalationService for EscalationApi {
     ) -> Result<Response<proto::Ticket>, Status> {
         let request = request.into_inner();
         check_source("source", &request.source)?;
-        check_external_id(
+        check_identifier(
             "conversation_id",
             &request.conversation_id,
             CONVERSATION_ID_MAX_CHARS,
@@ -95,7 +96,7 @@ fn escalation_from_proto(
     origin: &Origin,
 ) -> Result<Escalation, Error> {
     check_source("source", &request.source)?;
-    check_external_id(
+    check_identifier(
         "conversation_id",
         &request.conversation_id,
         CONVERSATION_ID_MAX_CHARS,
@@ -159,11 +160,11 @@ fn escalation_from_proto(
 }
 
 fn requester_from_proto(requester: proto::Requester) -> Result<Requester, Error> {
-    check_external_id("requester.id", &requester.id, 255, false)?;
+    check_identifier("requester.id", &requester.id, 255, false)?;
     if !requester.email.is_empty() {
         check_email_at("requester.email", &requester.email)?;
     }
-    check_external_id(
+    check_identifier(
         "requester.name",
         &requester.name,
         REQUESTER_NAME_MAX_CHARS,
@@ -177,7 +178,7 @@ fn requester_from_proto(requester: proto::Requester) -> Result<Requester, Error>
 }
 
 fn message_from_proto(message: proto::ConversationMessage) -> Result<TranscriptMessage, Error> {
-    check_external_id(
+    check_identifier(
         "message_id",
         &message.message_id,
         CONVERSATION_ID_MAX_CHARS,
@@ -201,7 +202,7 @@ fn message_from_proto(message: proto::ConversationMessage) -> Result<TranscriptM
             ));
         }
     };
-    check_external_id(
+    check_identifier(
         "author_name",
         &message.author_name,
         AUTHOR_NAME_MAX_CHARS,

@@ -201,27 +201,6 @@ pub fn check_source(field: &str, source: &str) -> Result<()> {
     }
 }
 
-/// A chat tool's id: 1 to `max` characters, no control characters (ids end up in note text and links).
-pub fn check_external_id(field: &str, id: &str, max: usize, required: bool) -> Result<()> {
-    if id.is_empty() {
-        return if required {
-            Err(Error::invalid(field, "is required"))
-        } else {
-            Ok(())
-        };
-    }
-    if id.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

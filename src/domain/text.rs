@@ -66,3 +66,26 @@ fn nul_in(value: &Value) -> Option<Vec<String>> {
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
+
+/// An id from another system: at most `max` characters and no control characters (ids are matched exactly and
+/// end up in notes and links, where an invisible character would make two ids that look alike differ); errors
+/// name `field`.
+pub fn check_identifier(field: &str, id: &str, max: usize, required: bool) -> Result<()> {
+    if id.is_empty() {
+        return if required {
+            Err(Error::invalid(field, "is required"))
+        } else {
+            Ok(())
+        };
+    }
+    if id.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}

@@ -143,13 +143,7 @@ pub fn parse_reference(field: &str, raw: String) -> Result<String> {
 /// matched exactly, so an invisible character would make two ids that look alike different); empty means none.
 pub fn parse_external_id(raw: String) -> Result<String> {
     let trimmed = raw.trim();
-    check_length("external_id", trimmed, EXTERNAL_ID_MAX_CHARS)?;
-    if trimmed.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "external_id",
-            "must not contain control characters",
-        ));
-    }
+    super::text::check_identifier("external_id", trimmed, EXTERNAL_ID_MAX_CHARS, false)?;
     Ok(trimmed.to_owned())
 }
 

@@ -282,7 +282,7 @@ fn comment_from_proto(comment: proto::ImportComment) -> Result<ImportedComment, 
     Ok(ImportedComment {
         body: parse_body(comment.body)?,
         visibility: parse_visibility(comment.visibility)?,
-        author_id: crate::domain::escalation::check_external_id(
+        author_id: crate::domain::text::check_identifier(
             "author_id",
             &comment.author_id,
             255,
