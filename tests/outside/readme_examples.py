@@ -34,8 +34,21 @@ def section_commands(readme: str, title: str) -> list[str]:
         raise SystemExit(f"README has no section '## {title}'")
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", match.group(1), re.S):
-        joined = re.sub(r"\\\n", " ", block)
-        commands += [line.strip() for line in joined.splitlines() if line.strip().startswith("grpcurl ")]
+        # A command runs on across backslash-newlines and across newlines inside its quoted JSON.
+        pending = ""
+        for line in block.splitlines():
+            if not pending and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            pending += line + "\n"
+            if line.endswith("\\"):
+                continue
+            try:
+                shlex.split(pending)
+            except ValueError:
+                continue
+            if pending.lstrip().startswith("grpcurl "):
+                commands.append(pending.replace("\\\n", " ").strip())
+            pending = ""
     if not commands:
         raise SystemExit(f"section '## {title}' has no grpcurl command")
     return commands
