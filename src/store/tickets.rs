@@ -328,15 +328,9 @@ pub(super) async fn insert_ticket_at(
         .await
         .map_err(ticket_field)?;
     let stage = pipeline.place(draft.stage_id).map_err(ticket_field)?;
+    // The unique index alone decides a taken external id (`duplicate`): a look-up first would cost every
+    // create, and the importer, which looks it up anyway, a second query, and races would still need the index.
     let external_id = draft.external_id;
-    // Checked first so the answer does not hang on the wording of a database error; the unique index
-    // settles races between concurrent creates.
-    if ticket_id_by_external_id(&**txn, &external_id)
-        .await?
-        .is_some()
-    {
-        return Err(external_id_taken(&external_id));
-    }
     let now = now();
     let create_time = times.create_time.unwrap_or(now);
     let update_time = Ord::max(times.update_time.unwrap_or(now), create_time);
@@ -645,17 +639,13 @@ fn stored_external_id(external_id: &str) -> Option<String> {
 fn duplicate(error: DbErr, external_id: &str) -> Error {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("external_id") => {
-            external_id_taken(external_id)
+            Error::AlreadyExists {
+                resource: RESOURCE,
+                field: "ticket.external_id".to_owned(),
+                value: external_id.to_owned(),
+            }
         }
         _ => error.into(),
-    }
-}
-
-fn external_id_taken(external_id: &str) -> Error {
-    Error::AlreadyExists {
-        resource: RESOURCE,
-        field: "ticket.external_id".to_owned(),
-        value: external_id.to_owned(),
     }
 }
 
