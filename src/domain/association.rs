@@ -77,13 +77,7 @@ pub struct AssociationSpec {
 
 /// Object types are lower_snake_case names, like property names.
 pub fn check_object_type(field: &str, object_type: &str) -> Result<()> {
-    let valid = !object_type.is_empty()
-        && object_type.len() <= OBJECT_REF_MAX_CHARS
-        && object_type.starts_with(|c: char| c.is_ascii_lowercase())
-        && object_type
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if super::text::is_lower_snake_case(object_type, OBJECT_REF_MAX_CHARS) {
         Ok(())
     } else {
         Err(Error::invalid(

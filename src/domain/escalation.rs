@@ -183,13 +183,7 @@ pub struct Escalated {
 
 /// A chat tool's name: lower_snake_case, at most [`SOURCE_MAX_CHARS`].
 pub fn check_source(field: &str, source: &str) -> Result<()> {
-    let valid = !source.is_empty()
-        && source.chars().count() <= SOURCE_MAX_CHARS
-        && source.starts_with(|c: char| c.is_ascii_lowercase())
-        && source
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if super::text::is_lower_snake_case(source, SOURCE_MAX_CHARS) {
         Ok(())
     } else {
         Err(Error::invalid(

@@ -177,12 +177,7 @@ impl PropertyDefinition {
 
 /// Property names are lower_snake_case so they read the same in every client and query.
 pub fn check_name(name: &str) -> Result<()> {
-    let valid = name.len() <= NAME_MAX_CHARS
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if super::text::is_lower_snake_case(name, NAME_MAX_CHARS) {
         Ok(())
     } else {
         Err(Error::invalid(

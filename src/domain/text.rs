@@ -89,3 +89,13 @@ pub fn check_identifier(field: &str, id: &str, max: usize, required: bool) -> Re
     }
     Ok(())
 }
+
+/// A lower_snake_case name of at most `max_chars`: starts with a letter, then letters, digits and `_`. The
+/// one spelling rule for names clients type into keys (property names, object types, chat sources).
+pub fn is_lower_snake_case(name: &str, max_chars: usize) -> bool {
+    name.chars().count() <= max_chars
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
