@@ -13,17 +13,14 @@ use super::{
     Store, WriteTxn,
     comments::insert_comment_as,
     entities::comment,
-    followers,
-    history::record_event,
     properties,
     tickets::{
-        close_time_at, existing_pipeline, insert_ticket_at, lock_ticket, save_as_of,
-        ticket_id_by_external_id,
+        close_time_at, existing_pipeline, insert_ticket_at, lock_ticket, ticket_id_by_external_id,
+        write_change,
     },
 };
 use crate::domain::{
     Error, Origin,
-    event::NewEvent,
     import::{ImportItem, ImportedComment, ItemOutcome, OnConflict},
     now,
     property::{PropertyDefinition, normalize_changes},
@@ -169,15 +166,7 @@ async fn overwrite(
     }
     ticket.close_time = close_time_at(stage.state, &item.times, update_time)
         .map_err(|error| error.within("ticket"))?;
-    let saved = save_as_of(txn, ticket, update_time).await?;
-    properties::write_values(txn, id, value_changes).await?;
-    if saved.requester_id != before.requester_id && !saved.requester_id.is_empty() {
-        followers::add_follower(txn, id, &saved.requester_id).await?;
-    }
-    if let Some(event) = NewEvent::for_update(&before, &saved) {
-        record_event(txn, origin, event).await?;
-    }
-    Ok(saved)
+    write_change(txn, &before, ticket, value_changes, update_time, origin).await
 }
 
 /// Adds an item's comments with their own authors and times. Over an existing ticket (`skip_known`), a comment

@@ -29,7 +29,8 @@ use crate::domain::{
     page::Page,
     pipeline::{DEFAULT_PIPELINE_ID, Pipeline, TicketState},
     property::{
-        PropertyDefinition, apply_required_defaults, normalize_changes, normalize_properties,
+        PropertyDefinition, TypedValue, apply_required_defaults, normalize_changes,
+        normalize_properties,
     },
     queries::{TicketListQuery, TicketOrderField},
     search::{RawFilter, compile},
@@ -424,12 +425,25 @@ async fn update_locked(
     }
     changes.apply_fields(&mut ticket)?;
     let value_changes = normalize_changes(definitions, &before.properties, &mut ticket.properties)?;
-    let saved = save(txn, ticket).await?;
-    properties::write_values(txn, id, value_changes).await?;
+    write_change(txn, &before, ticket, value_changes, now(), origin).await
+}
+
+/// Writes a locked ticket's change as of `update_time`: the row, the property values that changed, the new
+/// requester as a follower, and the history event for whatever differs from `before`.
+pub(super) async fn write_change(
+    txn: &WriteTxn,
+    before: &Ticket,
+    ticket: Ticket,
+    value_changes: BTreeMap<String, Option<TypedValue>>,
+    update_time: DateTime<Utc>,
+    origin: &Origin,
+) -> Result<Ticket, Error> {
+    let saved = save_as_of(txn, ticket, update_time).await?;
+    properties::write_values(txn, saved.id, value_changes).await?;
     if saved.requester_id != before.requester_id && !saved.requester_id.is_empty() {
-        followers::add_follower(txn, id, &saved.requester_id).await?;
+        followers::add_follower(txn, saved.id, &saved.requester_id).await?;
     }
-    if let Some(event) = NewEvent::for_update(&before, &saved) {
+    if let Some(event) = NewEvent::for_update(before, &saved) {
         record_event(txn, origin, event).await?;
     }
     Ok(saved)
