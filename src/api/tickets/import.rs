@@ -162,15 +162,19 @@ async fn commit(
     let received = std::mem::take(chunk);
     let (offsets, checked): (Vec<i64>, Vec<Result<ImportItem, Error>>) =
         received.into_iter().unzip();
-    let mut refused = Vec::new();
-    let mut valid = Vec::new();
+    // Refused items are answered where they stand; the others go to the store, and their outcomes fill in.
+    let mut by_index: Vec<Option<ItemOutcome>> = Vec::with_capacity(checked.len());
+    let (mut valid_indices, mut items) = (Vec::new(), Vec::new());
     for (index, item) in checked.into_iter().enumerate() {
         match item {
-            Ok(item) => valid.push((index, item)),
-            Err(error) => refused.push((index, error)),
+            Ok(item) => {
+                valid_indices.push(index);
+                items.push(item);
+                by_index.push(None);
+            }
+            Err(error) => by_index.push(Some(ItemOutcome::Failed(error))),
         }
     }
-    let items: Vec<ImportItem> = valid.iter().map(|(_, item)| item.clone()).collect();
     let outcomes = match store.import_chunk(&items, on_conflict, origin).await {
         Ok(outcomes) => outcomes,
         Err(error) => {
@@ -178,12 +182,8 @@ async fn commit(
             return false;
         }
     };
-    let mut by_index: Vec<Option<ItemOutcome>> = (0..offsets.len()).map(|_| None).collect();
-    for ((index, _), outcome) in valid.into_iter().zip(outcomes) {
+    for (index, outcome) in valid_indices.into_iter().zip(outcomes) {
         by_index[index] = Some(outcome);
-    }
-    for (index, error) in refused {
-        by_index[index] = Some(ItemOutcome::Failed(error));
     }
     for (offset, outcome) in offsets.into_iter().zip(by_index) {
         let answer = match outcome {
