@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/ticketd/v1/portals.proto",
         "proto/ticketd/v1/agents.proto",
         "proto/ticketd/v1/escalation.proto",
+        "proto/ticketd/v1/rules.proto",
+        "proto/ticketd/v1/webhooks.proto",
     ];
     let mut config = prost_build::Config::new();
     config.enable_type_names();

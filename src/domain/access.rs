@@ -996,6 +996,7 @@ mod tests {
             detail: None,
             ticket: Some(full_ticket()),
             side_effects: SideEffects::default().settle(false),
+            cause_event_id: None,
         };
         let only_hidden = event(vec![
             change(TicketField::AssigneeId),

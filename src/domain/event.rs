@@ -137,6 +137,8 @@ pub struct TicketEvent {
     pub ticket: Option<Ticket>,
     /// What the write that produced the event chose, as settled when it was recorded (never `Unspecified`).
     pub side_effects: SideEffects,
+    /// For a change made by an automation rule: the event that set the rule off.
+    pub cause_event_id: Option<i64>,
 }
 
 /// An event about to be written; the database assigns its id.

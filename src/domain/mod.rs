@@ -7,6 +7,7 @@ pub mod card;
 
 pub mod commands;
 pub mod comment;
+pub mod condition;
 pub mod error;
 pub mod escalation;
 pub mod etag;

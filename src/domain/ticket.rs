@@ -26,8 +26,8 @@ pub const PROPERTY_NAME_MAX_CHARS: usize = 100;
 /// Longest property value.
 pub const PROPERTY_VALUE_MAX_CHARS: usize = 65_536;
 
-/// How urgent a ticket is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How urgent a ticket is; ordered from least to most urgent (rule conditions compare them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Priority {
     Low,
     Medium,

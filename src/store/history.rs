@@ -79,5 +79,6 @@ pub(super) fn event_to_domain(row: ticket_event::Model) -> Result<TicketEvent, E
             notify,
             skip_automations: row.skip_automations,
         },
+        cause_event_id: row.cause_event_id,
     })
 }

@@ -18,6 +18,7 @@ mod properties;
 mod search;
 mod tickets;
 mod time_entries;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 

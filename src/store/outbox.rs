@@ -33,12 +33,12 @@ use tokio::sync::Notify;
 use super::{
     Store, WriteTxn, cards,
     entities::{card_render, ticket_event},
-    from_json, tickets, to_json,
+    from_json, tickets, to_json, webhooks,
 };
 use crate::domain::{
     Error,
     card::CardRender,
-    event::{NewEvent, SideEffects, TicketEvent},
+    event::{EventDetail, EventKind, NewEvent, SideEffects, TicketEvent},
     now,
     pipeline::TicketState,
     ticket::Ticket,
@@ -53,6 +53,22 @@ struct QueuedEvent {
     /// What the write asked for; settled at the append (see the module doc).
     asked: SideEffects,
     event: NewEvent,
+    /// For a rule's change: the index (in [`Pending::events`]) of the event that set the rule off.
+    cause: Option<usize>,
+}
+
+/// A history entry as appended, for what enqueues work from it (webhook deliveries).
+pub(super) struct AppendedEvent<'a> {
+    pub event_id: i64,
+    pub ticket_id: i64,
+    pub kind: EventKind,
+    pub actor_id: &'a str,
+    /// As settled (never `Unspecified`).
+    pub side_effects: SideEffects,
+    /// The ticket after the transaction's changes.
+    pub ticket: Option<&'a Ticket>,
+    pub detail: Option<&'a EventDetail>,
+    pub cause_event_id: Option<i64>,
 }
 
 /// Entries a transaction will append when it commits.
@@ -67,6 +83,10 @@ pub(super) struct Pending {
     /// Tickets this transaction created directly in a CLOSED stage: their events notify nobody unless the
     /// write asked for it ([`SideEffects::settle`]).
     created_closed: BTreeSet<i64>,
+    /// Set while a rule's actions run: the events they queue name it as their cause.
+    cause: Option<usize>,
+    /// Deliveries rules asked for (`send_webhook`): (webhook id, index of the event to deliver).
+    forced_deliveries: Vec<(i64, usize)>,
 }
 
 /// How a transaction came to hold a ticket it remembers.
@@ -185,10 +205,12 @@ impl WriteTxn {
     /// `asked` for.
     pub(super) fn push_event(&self, actor_id: &str, asked: SideEffects, event: NewEvent) {
         if let Ok(mut pending) = self.outbox.lock() {
+            let cause = pending.cause;
             pending.events.push(QueuedEvent {
                 actor_id: actor_id.to_owned(),
                 asked,
                 event,
+                cause,
             });
         }
     }
@@ -214,12 +236,72 @@ impl WriteTxn {
         }
     }
 
+    /// Runs `work` with every event it queues naming the queued event at `cause` as its cause.
+    pub(super) async fn with_cause<T>(
+        &self,
+        cause: usize,
+        work: impl AsyncFnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.set_cause(Some(cause));
+        let result = work().await;
+        self.set_cause(None);
+        result
+    }
+
+    fn set_cause(&self, cause: Option<usize>) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            pending.cause = cause;
+        }
+    }
+
+    /// Asks for the queued event at `event` to be delivered to webhook `webhook_id` whatever it subscribes to.
+    pub(super) fn force_delivery(&self, webhook_id: i64, event: usize) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            pending.forced_deliveries.push((webhook_id, event));
+        }
+    }
+
+    /// What rules look at: the events queued so far, with whether their ticket was created in a CLOSED stage.
+    pub(super) fn queued_triggers(&self) -> Vec<QueuedTrigger> {
+        let Ok(pending) = self.outbox.lock() else {
+            return Vec::new();
+        };
+        pending
+            .events
+            .iter()
+            .enumerate()
+            .map(|(index, queued)| QueuedTrigger {
+                index,
+                ticket_id: queued.event.ticket_id,
+                kind: queued.event.kind,
+                asked: queued.asked,
+                created_closed: pending.created_closed.contains(&queued.event.ticket_id),
+                fields: queued
+                    .event
+                    .changes
+                    .iter()
+                    .map(|change| change.field.clone())
+                    .collect(),
+            })
+            .collect()
+    }
+
     fn take_pending(&self) -> Pending {
         self.outbox
             .lock()
             .map(|mut pending| std::mem::take(&mut *pending))
             .unwrap_or_default()
     }
+}
+
+/// A queued event as rules see it.
+pub(super) struct QueuedTrigger {
+    pub index: usize,
+    pub ticket_id: i64,
+    pub kind: EventKind,
+    pub asked: SideEffects,
+    pub created_closed: bool,
+    pub fields: Vec<crate::domain::field::TicketField>,
 }
 
 /// Appends what `txn` queued; returns what was appended.
@@ -230,6 +312,8 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         mut written,
         created,
         created_closed,
+        cause: _,
+        forced_deliveries,
     } = txn.take_pending();
     if events.is_empty() && renders.is_empty() {
         return Ok(Appended::default());
@@ -265,35 +349,57 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     let created = now();
     let by_id: BTreeMap<i64, &Ticket> =
         snapshots.iter().map(|ticket| (ticket.id, ticket)).collect();
-    let rows = events
-        .into_iter()
-        .map(
-            |QueuedEvent {
-                 actor_id,
-                 asked,
-                 event,
-             }| {
-                let side_effects = asked.settle(created_closed.contains(&event.ticket_id));
-                Ok(ticket_event::ActiveModel {
-                    event_id: NotSet,
-                    ticket_id: Set(event.ticket_id),
-                    kind: Set(event.kind.as_str().to_owned()),
-                    actor_id: Set(actor_id),
-                    changes: Set(to_json(&event.changes)?),
-                    detail: Set(event.detail.as_ref().map(to_json).transpose()?),
-                    create_time: Set(created),
-                    ticket: Set(by_id.get(&event.ticket_id).map(to_json).transpose()?),
-                    notify: Set(side_effects.notify.as_str().to_owned()),
-                    skip_automations: Set(side_effects.skip_automations),
-                })
-            },
-        )
-        .collect::<Result<Vec<_>, Error>>()?;
-    if !rows.is_empty() {
-        ticket_event::Entity::insert_many(rows)
-            .exec_without_returning(&**txn)
-            .await?;
+    // Appended in rounds: an event naming a cause needs the cause's id, which the database draws, so a round
+    // ends before the first event whose cause is in it. Without rules that is one round.
+    let mut event_ids: Vec<i64> = Vec::with_capacity(events.len());
+    let mut round: Vec<ticket_event::ActiveModel> = Vec::new();
+    for (index, queued) in events.iter().enumerate() {
+        if queued.cause.is_some_and(|cause| cause >= event_ids.len()) {
+            event_ids.extend(append_round(txn, std::mem::take(&mut round)).await?);
+        }
+        let settled = queued
+            .asked
+            .settle(created_closed.contains(&queued.event.ticket_id));
+        debug_assert!(queued.cause.is_none_or(|cause| cause < index));
+        round.push(ticket_event::ActiveModel {
+            event_id: NotSet,
+            ticket_id: Set(queued.event.ticket_id),
+            kind: Set(queued.event.kind.as_str().to_owned()),
+            actor_id: Set(queued.actor_id.clone()),
+            changes: Set(to_json(&queued.event.changes)?),
+            detail: Set(queued.event.detail.as_ref().map(to_json).transpose()?),
+            create_time: Set(created),
+            ticket: Set(by_id
+                .get(&queued.event.ticket_id)
+                .map(to_json)
+                .transpose()?),
+            notify: Set(settled.notify.as_str().to_owned()),
+            skip_automations: Set(settled.skip_automations),
+            cause_event_id: Set(queued.cause.and_then(|cause| event_ids.get(cause).copied())),
+        });
     }
+    event_ids.extend(append_round(txn, round).await?);
+    let appended_events: Vec<AppendedEvent> = events
+        .iter()
+        .zip(&event_ids)
+        .map(|(queued, &event_id)| AppendedEvent {
+            event_id,
+            ticket_id: queued.event.ticket_id,
+            kind: queued.event.kind,
+            actor_id: &queued.actor_id,
+            side_effects: queued
+                .asked
+                .settle(created_closed.contains(&queued.event.ticket_id)),
+            ticket: by_id.get(&queued.event.ticket_id).copied(),
+            detail: queued.event.detail.as_ref(),
+            cause_event_id: queued.cause.and_then(|cause| event_ids.get(cause).copied()),
+        })
+        .collect();
+    let forced: Vec<(i64, i64)> = forced_deliveries
+        .iter()
+        .filter_map(|&(webhook_id, index)| Some((webhook_id, *event_ids.get(index)?)))
+        .collect();
+    webhooks::enqueue(txn, &appended_events, &forced).await?;
     let renders = renders
         .into_iter()
         .map(|render| {
@@ -315,6 +421,22 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
             .await?;
     }
     Ok(appended)
+}
+
+/// Inserts one round of events; their ids in the order given (ids are drawn row by row, in order, so sorting
+/// the returned keys restores it whatever order the database returns them in).
+async fn append_round(
+    txn: &WriteTxn,
+    rows: Vec<ticket_event::ActiveModel>,
+) -> Result<Vec<i64>, Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = ticket_event::Entity::insert_many(rows)
+        .exec_with_returning_keys(&**txn)
+        .await?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// A committed card render with its outbox position.

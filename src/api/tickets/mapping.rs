@@ -121,6 +121,7 @@ pub(crate) fn event_to_proto(event: TicketEvent, with_ticket: bool) -> proto::Ti
         association,
         ticket: event.ticket.filter(|_| with_ticket).map(ticket_to_proto),
         side_effects: Some(side_effects_to_proto(event.side_effects)),
+        cause_event_id: event.cause_event_id.unwrap_or_default(),
     }
 }
 

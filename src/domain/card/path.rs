@@ -70,7 +70,7 @@ pub fn parse_ticket_path(field: &str, path: &str) -> Result<TicketPath> {
     path_from_str(path).map_err(|why| Error::invalid(field, why))
 }
 
-pub(super) fn path_from_str(path: &str) -> std::result::Result<TicketPath, String> {
+pub(crate) fn path_from_str(path: &str) -> std::result::Result<TicketPath, String> {
     if let Some((_, label)) = LABEL_PATHS.iter().find(|(name, _)| *name == path) {
         return Ok(label.clone());
     }
@@ -131,6 +131,6 @@ impl fmt::Display for TicketPath {
     }
 }
 
-fn timestamp(time: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }

@@ -23,6 +23,8 @@ pub struct Model {
     /// `ALL` or `NONE`: whether the write that produced the event notifies (see `Notify`).
     pub notify: String,
     pub skip_automations: bool,
+    /// For a rule's change: the event that set the rule off.
+    pub cause_event_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
