@@ -17,7 +17,8 @@ use crate::{
     api::message_size::MessageSizeLayer,
     api::{
         agents::AgentApi, associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
-        pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, tickets::TicketApi,
+        pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, rules::RuleApi,
+        tickets::TicketApi,
     },
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,
@@ -31,7 +32,8 @@ use crate::{
         association_service_server::AssociationServiceServer,
         card_service_server::CardServiceServer, escalation_service_server::EscalationServiceServer,
         pipeline_service_server::PipelineServiceServer, portal_service_server::PortalServiceServer,
-        property_service_server::PropertyServiceServer, ticket_service_server::TicketServiceServer,
+        property_service_server::PropertyServiceServer, rule_service_server::RuleServiceServer,
+        ticket_service_server::TicketServiceServer,
     },
     store::Store,
 };
@@ -110,6 +112,7 @@ fn ticketd_services(
     serve!(PortalServiceServer::new(PortalApi::new(store())));
     serve!(EscalationServiceServer::new(EscalationApi::new(store())));
     serve!(AgentServiceServer::new(AgentApi::new(store())));
+    serve!(RuleServiceServer::new(RuleApi::new(store())));
     (routes.routes(), names)
 }
 

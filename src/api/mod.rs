@@ -12,6 +12,7 @@ pub mod message_size;
 pub mod pipelines;
 pub mod portals;
 pub mod properties;
+pub mod rules;
 pub mod tickets;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

@@ -271,6 +271,20 @@ pub const RULES: &[(&str, Rule)] = &[
         "/ticketd.v1.EscalationService/GetConversationTicket",
         rule(Staff, "tickets:read"),
     ),
+    // Rules act on every ticket write: admins only change them; staff read and dry-run them.
+    ("/ticketd.v1.RuleService/CreateRule", rule(Admin, "")),
+    ("/ticketd.v1.RuleService/GetRule", rule(Staff, "rules:read")),
+    (
+        "/ticketd.v1.RuleService/ListRules",
+        rule(Staff, "rules:read"),
+    ),
+    ("/ticketd.v1.RuleService/UpdateRule", rule(Admin, "")),
+    ("/ticketd.v1.RuleService/DeleteRule", rule(Admin, "")),
+    // A dry run reads the ticket and the rule and writes nothing.
+    (
+        "/ticketd.v1.RuleService/TestRule",
+        rule(Staff, "rules:read"),
+    ),
 ];
 
 /// The rule of a method, `None` when the table does not list it.

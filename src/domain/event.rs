@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use super::{association::Association, comment::Comment, field::TicketField, ticket::Ticket};
 
 /// What happened to the ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumIter)]
 pub enum EventKind {
     Created,
     Updated,

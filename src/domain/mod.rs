@@ -19,6 +19,7 @@ pub mod page;
 pub mod pipeline;
 pub mod property;
 pub mod queries;
+pub mod rule;
 pub mod search;
 pub mod text;
 pub mod ticket;

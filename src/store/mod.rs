@@ -15,6 +15,7 @@ mod import;
 mod outbox;
 mod pipelines;
 mod properties;
+mod rules;
 mod search;
 mod tickets;
 mod time_entries;
@@ -86,6 +87,7 @@ impl WriteTxn {
     /// Appends the pending outbox entries (cards bound to changed tickets follow them first), then makes
     /// everything durable at once and wakes the tailer.
     pub async fn commit(self) -> Result<(), Error> {
+        rules::run(&self).await?;
         let appended = outbox::flush(&self).await?;
         self.txn.commit().await?;
         if appended.any() {
@@ -201,6 +203,25 @@ impl Store {
         idempotency::complete(&txn, key, &result).await?;
         txn.commit().await?;
         Ok(result)
+    }
+
+    /// [`Self::write`] for writes that answer with tickets: the rules their events set off run before the
+    /// answer is taken (and saved for retries), so the caller gets each ticket as it commits, rules' changes
+    /// and etag included.
+    async fn write_tickets<T>(
+        &self,
+        key: Option<&RequestKey>,
+        work: impl AsyncFnOnce(&WriteTxn) -> Result<T, Error>,
+    ) -> Result<T, Error>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + rules::AsCommitted,
+    {
+        self.write(key, async |txn| {
+            let answer = work(txn).await?;
+            rules::run(txn).await?;
+            Ok(answer.as_committed(txn))
+        })
+        .await
     }
 
     async fn begin_write(&self) -> Result<WriteTxn, Error> {

@@ -87,6 +87,8 @@ pub(super) struct Pending {
     cause: Option<usize>,
     /// Deliveries rules asked for (`send_webhook`): (webhook id, index of the event to deliver).
     forced_deliveries: Vec<(i64, usize)>,
+    /// Events before this index have been through the rules.
+    rules_ran: usize,
 }
 
 /// How a transaction came to hold a ticket it remembers.
@@ -261,8 +263,41 @@ impl WriteTxn {
         }
     }
 
-    /// What rules look at: the events queued so far, with whether their ticket was created in a CLOSED stage.
-    pub(super) fn queued_triggers(&self) -> Vec<QueuedTrigger> {
+    /// Events before this index have been through the rules.
+    pub(super) fn rules_ran(&self) -> usize {
+        self.outbox.lock().map_or(0, |pending| pending.rules_ran)
+    }
+
+    pub(super) fn rules_ran_until(&self, index: usize) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            pending.rules_ran = index;
+        }
+    }
+
+    /// `ticket`, or the newer version of it this transaction wrote since (a rule's change).
+    pub(super) fn latest_written(&self, ticket: Ticket) -> Ticket {
+        let Ok(pending) = self.outbox.lock() else {
+            return ticket;
+        };
+        match pending.written.get(&ticket.id) {
+            Some(newer) if newer.version > ticket.version => newer.clone(),
+            _ => ticket,
+        }
+    }
+
+    /// How many events are queued: a mark for [`Self::queued_since`].
+    pub(super) fn queued_len(&self) -> usize {
+        self.outbox.lock().map_or(0, |pending| pending.events.len())
+    }
+
+    /// The cause set by [`Self::with_cause`], while its work runs.
+    pub(super) fn current_cause(&self) -> Option<usize> {
+        self.outbox.lock().ok().and_then(|pending| pending.cause)
+    }
+
+    /// What rules look at: the events queued from index `mark` on, with whether their ticket was created in
+    /// a CLOSED stage.
+    pub(super) fn queued_since(&self, mark: usize) -> Vec<Queued> {
         let Ok(pending) = self.outbox.lock() else {
             return Vec::new();
         };
@@ -270,20 +305,43 @@ impl WriteTxn {
             .events
             .iter()
             .enumerate()
-            .map(|(index, queued)| QueuedTrigger {
+            .skip(mark)
+            .map(|(index, queued)| Queued {
                 index,
                 ticket_id: queued.event.ticket_id,
                 kind: queued.event.kind,
                 asked: queued.asked,
                 created_closed: pending.created_closed.contains(&queued.event.ticket_id),
-                fields: queued
-                    .event
-                    .changes
-                    .iter()
-                    .map(|change| change.field.clone())
-                    .collect(),
+                changes: queued.event.changes.clone(),
             })
             .collect()
+    }
+
+    /// Where the queue stands for `ticket_id`, to go back to if what follows is rolled back to a savepoint.
+    pub(super) fn outbox_mark(&self, ticket_id: i64) -> OutboxMark {
+        let Ok(pending) = self.outbox.lock() else {
+            return OutboxMark::default();
+        };
+        OutboxMark {
+            events: pending.events.len(),
+            forced_deliveries: pending.forced_deliveries.len(),
+            renders: pending.renders.len(),
+            ticket_id,
+            written: pending.written.get(&ticket_id).cloned(),
+        }
+    }
+
+    /// Forgets what was queued after `mark`, and the ticket as written since, after a rollback to a savepoint.
+    pub(super) fn rewind(&self, mark: OutboxMark) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            pending.events.truncate(mark.events);
+            pending.forced_deliveries.truncate(mark.forced_deliveries);
+            pending.renders.truncate(mark.renders);
+            match mark.written {
+                Some(ticket) => pending.written.insert(mark.ticket_id, ticket),
+                None => pending.written.remove(&mark.ticket_id),
+            };
+        }
     }
 
     fn take_pending(&self) -> Pending {
@@ -295,13 +353,23 @@ impl WriteTxn {
 }
 
 /// A queued event as rules see it.
-pub(super) struct QueuedTrigger {
+pub(super) struct Queued {
     pub index: usize,
     pub ticket_id: i64,
     pub kind: EventKind,
     pub asked: SideEffects,
     pub created_closed: bool,
-    pub fields: Vec<crate::domain::field::TicketField>,
+    pub changes: Vec<crate::domain::event::FieldChange>,
+}
+
+/// A position in a transaction's queue ([`WriteTxn::outbox_mark`]).
+#[derive(Default)]
+pub(super) struct OutboxMark {
+    pub events: usize,
+    forced_deliveries: usize,
+    renders: usize,
+    ticket_id: i64,
+    written: Option<Ticket>,
 }
 
 /// Appends what `txn` queued; returns what was appended.
@@ -314,6 +382,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         created_closed,
         cause: _,
         forced_deliveries,
+        rules_ran: _,
     } = txn.take_pending();
     if events.is_empty() && renders.is_empty() {
         return Ok(Appended::default());

@@ -41,7 +41,7 @@ const RESOURCE: &str = Ticket::RESOURCE;
 impl Store {
     /// Creates a ticket (and its links) in its pipeline's requested or first stage.
     pub async fn create_ticket(&self, ticket: NewTicket, origin: &Origin) -> Result<Ticket, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let definitions = properties::definitions_for_write(txn).await?;
             insert_ticket(txn, &definitions, ticket, origin).await
         })
@@ -54,7 +54,7 @@ impl Store {
         tickets: Vec<NewTicket>,
         origin: &Origin,
     ) -> Result<Vec<Ticket>, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let definitions = properties::definitions_for_write(txn).await?;
             let mut created = Vec::with_capacity(tickets.len());
             for (index, ticket) in tickets.into_iter().enumerate() {
@@ -186,7 +186,7 @@ impl Store {
         scope: Option<&TicketScope>,
         origin: &Origin,
     ) -> Result<Ticket, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let definitions = properties::definitions_for_write(txn).await?;
             update_locked(txn, &definitions, id, sent_etag, changes, scope, origin).await
         })
@@ -201,7 +201,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Vec<Ticket>, Error> {
         check_distinct(updates.iter().map(|update| update.id), "ticket.id")?;
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let definitions = properties::definitions_for_write(txn).await?;
             let mut updated = Vec::with_capacity(updates.len());
             for (index, update) in updates.into_iter().enumerate() {
@@ -230,7 +230,7 @@ impl Store {
         sent_etag: &str,
         origin: &Origin,
     ) -> Result<Ticket, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             archive_locked(txn, id, sent_etag, origin).await
         })
         .await
@@ -243,7 +243,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<Vec<Ticket>, Error> {
         check_distinct(items.iter().map(|(id, _)| *id), "id")?;
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let mut archived = Vec::with_capacity(items.len());
             for (index, (id, sent_etag)) in items.iter().enumerate() {
                 let ticket = archive_locked(txn, *id, sent_etag, origin)
@@ -258,7 +258,7 @@ impl Store {
 
     /// Takes a ticket out of the trash.
     pub async fn restore_ticket(&self, id: i64, origin: &Origin) -> Result<Ticket, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_tickets(origin.request.as_ref(), async |txn| {
             let mut ticket = lock_ticket(txn, id).await?;
             if !ticket.archived() {
                 return Err(Error::precondition(
@@ -386,7 +386,7 @@ pub(super) async fn insert_ticket_at(
     Ok(ticket)
 }
 
-async fn update_locked(
+pub(super) async fn update_locked(
     txn: &WriteTxn,
     definitions: &BTreeMap<String, PropertyDefinition>,
     id: i64,

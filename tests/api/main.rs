@@ -23,6 +23,7 @@ mod import;
 mod operations;
 mod pipelines;
 mod properties;
+mod rules;
 mod search;
 mod server;
 mod side_effects;

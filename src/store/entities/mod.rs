@@ -15,6 +15,7 @@ pub mod portal;
 pub mod project_follower;
 pub mod property_definition;
 pub mod request_id;
+pub mod rule;
 pub mod stage;
 pub mod ticket;
 pub mod ticket_event;

@@ -18,7 +18,7 @@ use ticketd::{
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
-        ticket_service_client::TicketServiceClient,
+        rule_service_client::RuleServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -259,6 +259,16 @@ impl TestApp {
     /// An AgentService client whose calls carry `token`.
     pub fn agents_as(&self, token: &str) -> AgentServiceClient<Authed> {
         AgentServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// A RuleService client of the test admin.
+    pub fn rules(&self) -> RuleServiceClient<Authed> {
+        self.rules_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A RuleService client whose calls carry `token`.
+    pub fn rules_as(&self, token: &str) -> RuleServiceClient<Authed> {
+        RuleServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 }
 
