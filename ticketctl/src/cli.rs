@@ -126,7 +126,7 @@ pub struct ListTickets {
     #[arg(long)]
     pub query: Option<String>,
     /// `FIELD [asc|desc]` or `-FIELD` for descending; FIELD is id, create_time or update_time.
-    #[arg(long = "order-by")]
+    #[arg(long = "order-by", allow_hyphen_values = true)]
     pub order_by: Option<String>,
     /// At most this many tickets (0: all of them).
     #[arg(long, default_value_t = 50)]
