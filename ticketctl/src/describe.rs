@@ -11,6 +11,7 @@ use crate::{
     client::Server,
     error::CliError,
     fields::priority_label,
+    output::outln,
     output::{Colour, paint, stdout_colour, timestamp},
     tickets::Labels,
     watch::event_line,
@@ -33,7 +34,8 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
     let heading = |text: &str| paint(text, Colour::Bold, colour);
     let field = |name: &str, value: String| {
         // Padded before painting: escape codes would count towards the width.
-        println!("{}{value}", heading(&format!("{:<18}", format!("{name}:"))));
+        let line = format!("{}{value}", heading(&format!("{:<18}", format!("{name}:"))));
+        outln!("{}", line.trim_end());
     };
     let with_id = |label: String, id: i64| {
         if label == id.to_string() {
@@ -74,21 +76,21 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
     );
     field("Etag", ticket.etag.clone());
     if !ticket.content.is_empty() {
-        println!("{}", heading("Content:"));
+        outln!("{}", heading("Content:"));
         for line in ticket.content.lines() {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
 
-    println!("{}", heading("Properties:"));
+    outln!("{}", heading("Properties:"));
     if ticket.properties.is_empty() {
-        println!("  <none>");
+        outln!("  <none>");
     }
     for (name, value) in &ticket.properties {
-        println!("  {name}={value}");
+        outln!("  {name}={value}");
     }
 
-    println!("{}", heading("Associations:"));
+    outln!("{}", heading("Associations:"));
     let mut associations = server.associations();
     let mut page_token = String::new();
     let mut any = false;
@@ -113,7 +115,7 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
             } else {
                 format!("  ({})", association.label)
             };
-            println!("  {target}{label}");
+            outln!("  {target}{label}");
         }
         if page.next_page_token.is_empty() {
             break;
@@ -121,10 +123,10 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
         page_token = page.next_page_token;
     }
     if !any {
-        println!("  <none>");
+        outln!("  <none>");
     }
 
-    println!("{}", heading("Cards:"));
+    outln!("{}", heading("Cards:"));
     let mut cards = server.cards();
     let mut page_token = String::new();
     let mut any = false;
@@ -139,9 +141,12 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
             .into_inner();
         for card in page.cards {
             any = true;
-            println!(
+            outln!(
                 "  card/{}  template {}  group {}  version {}",
-                card.id, card.template_id, card.group_id, card.version
+                card.id,
+                card.template_id,
+                card.group_id,
+                card.version
             );
         }
         if page.next_page_token.is_empty() {
@@ -150,7 +155,7 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
         page_token = page.next_page_token;
     }
     if !any {
-        println!("  <none>");
+        outln!("  <none>");
     }
 
     // History is served oldest first: keep a window of the latest while paging through.
@@ -176,15 +181,15 @@ pub async fn ticket(server: &Server, id: i64) -> Result<(), CliError> {
         }
         page_token = page.next_page_token;
     }
-    println!(
+    outln!(
         "{}",
         heading(&format!("History (last {HISTORY_SHOWN}, oldest first):"))
     );
     if latest.is_empty() {
-        println!("  <none>");
+        outln!("  <none>");
     }
     for event in &latest {
-        println!("  {}", event_line(event, colour));
+        outln!("  {}", event_line(event, colour));
     }
     Ok(())
 }

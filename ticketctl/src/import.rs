@@ -5,7 +5,7 @@
 use std::{
     fs::File,
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,6 +23,7 @@ use crate::{
     error::{CliError, describe_status, status_of_item, violations},
     fields::set_field,
     output::from_json,
+    output::outln,
 };
 
 /// Items read ahead of the server's answers.
@@ -123,7 +124,7 @@ pub async fn import(server: &Server, args: ImportArgs) -> Result<(), CliError> {
 }
 
 fn print_summary(tally: &Tally) {
-    println!(
+    outln!(
         "{} imported, {} skipped (imported before), {} failed",
         tally.imported,
         tally.skipped,
@@ -153,7 +154,7 @@ fn open(path: &Path) -> Result<File, CliError> {
 }
 
 /// How many items the file holds (non-blank lines; CSV records), for the progress bar.
-fn count_items(path: &PathBuf, format: ImportFormat) -> Result<u64, CliError> {
+fn count_items(path: &Path, format: ImportFormat) -> Result<u64, CliError> {
     let mut count = 0;
     match format {
         ImportFormat::Ndjson => {

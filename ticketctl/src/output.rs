@@ -13,6 +13,32 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use crate::{cli::Format, error::CliError};
 
+/// Writes to stdout; a closed pipe (`ticketctl get tickets | head`) ends the process quietly instead of the
+/// panic `print!` would raise, as Rust ignores SIGPIPE.
+pub fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {error}");
+        std::process::exit(i32::from(crate::error::EXIT_LOCAL));
+    }
+}
+
+/// `println!` that survives a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use outln;
+
 /// Whether stdout gets colour: only on a terminal, and never when `NO_COLOR` is set to something.
 pub fn stdout_colour() -> bool {
     let no_colour = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
@@ -66,11 +92,16 @@ pub fn descriptor<M: Name>() -> Result<prost_reflect::MessageDescriptor, CliErro
         .ok_or_else(|| CliError::local(format!("no descriptor for {name}")))
 }
 
-/// `message` in the proto3 JSON mapping.
-pub fn to_json<M: Message + Name>(message: &M) -> Result<serde_json::Value, CliError> {
-    let dynamic = DynamicMessage::decode(descriptor::<M>()?, message.encode_to_vec().as_slice())
-        .map_err(|error| CliError::local(format!("cannot re-read {}: {error}", M::full_name())))?;
-    serde_json::to_value(&dynamic).map_err(|error| {
+/// `message` as a reflective message, whose `Serialize` is the proto3 JSON mapping. Serialized as it is (not
+/// through `serde_json::Value`, whose maps are sorted), JSON and YAML keep the fields in proto order.
+pub fn to_dynamic<M: Message + Name>(message: &M) -> Result<DynamicMessage, CliError> {
+    DynamicMessage::decode(descriptor::<M>()?, message.encode_to_vec().as_slice())
+        .map_err(|error| CliError::local(format!("cannot re-read {}: {error}", M::full_name())))
+}
+
+/// `message` in the proto3 JSON mapping, on one line.
+pub fn to_json_line<M: Message + Name>(message: &M) -> Result<String, CliError> {
+    serde_json::to_string(&to_dynamic(message)?).map_err(|error| {
         CliError::local(format!("cannot write {} as JSON: {error}", M::full_name()))
     })
 }
@@ -86,7 +117,7 @@ pub fn from_json<M: Message + Name + Default>(value: serde_json::Value) -> Resul
 }
 
 /// Prints `value` as JSON (pretty) or YAML.
-pub fn print_document(value: &serde_json::Value, format: Format) -> Result<(), CliError> {
+pub fn print_document(value: &impl serde::Serialize, format: Format) -> Result<(), CliError> {
     let text = match format {
         Format::Yaml => serde_norway::to_string(value)
             .map_err(|error| CliError::local(format!("cannot write YAML: {error}")))?,
@@ -96,7 +127,7 @@ pub fn print_document(value: &serde_json::Value, format: Format) -> Result<(), C
                 + "\n"
         }
     };
-    print!("{text}");
+    write_stdout(&text);
     Ok(())
 }
 
@@ -106,6 +137,8 @@ pub struct Listing<'a, M> {
     pub items: &'a [M],
     /// The resource's kind in `-o name` lines (`ticket`).
     pub kind: &'a str,
+    /// Its plural, for "No tickets found."
+    pub plural: &'a str,
     pub name: &'a dyn Fn(&M) -> String,
     pub columns: &'a dyn Fn(bool) -> Vec<&'static str>,
     pub row: &'a dyn Fn(&M, bool) -> Vec<String>,
@@ -119,24 +152,23 @@ impl<M: Message + Name> Listing<'_, M> {
                 let values = self
                     .items
                     .iter()
-                    .map(to_json)
+                    .map(to_dynamic)
                     .collect::<Result<Vec<_>, _>>()?;
-                let document = match (single, values.as_slice()) {
-                    (true, [one]) => one.clone(),
-                    _ => serde_json::Value::Array(values),
-                };
-                print_document(&document, format)
+                match (single, values.as_slice()) {
+                    (true, [one]) => print_document(one, format),
+                    _ => print_document(&values, format),
+                }
             }
             Format::Name => {
                 for item in self.items {
-                    println!("{}/{}", self.kind, (self.name)(item));
+                    outln!("{}/{}", self.kind, (self.name)(item));
                 }
                 Ok(())
             }
             Format::Table | Format::Wide => {
                 let wide = format == Format::Wide;
                 if self.items.is_empty() && !single {
-                    eprintln!("No {}s found.", self.kind);
+                    eprintln!("No {} found.", self.plural);
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = self
@@ -167,7 +199,7 @@ pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     for line in table.lines() {
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
 }
 
@@ -220,7 +252,8 @@ mod tests {
             priority: ticketd::proto::Priority::High as i32,
             ..Ticket::default()
         };
-        let value = to_json(&ticket).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&to_json_line(&ticket).unwrap()).unwrap();
         assert_eq!(value["id"], "7");
         assert_eq!(value["subject"], "printer");
         assert_eq!(value["priority"], "PRIORITY_HIGH");

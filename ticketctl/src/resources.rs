@@ -62,6 +62,7 @@ pub async fn pipelines(server: &Server, format: Format) -> Result<(), CliError> 
     Listing {
         items: &items,
         kind: "pipeline",
+        plural: "pipelines",
         name: &|pipeline: &Pipeline| pipeline.id.to_string(),
         columns: &|wide| {
             if wide {
@@ -123,6 +124,7 @@ pub async fn properties(server: &Server, format: Format) -> Result<(), CliError>
     Listing {
         items: &items,
         kind: "property",
+        plural: "properties",
         name: &|property: &PropertyDefinition| property.name.clone(),
         columns: &|wide| {
             let mut columns = vec!["NAME", "LABEL", "TYPE", "GROUP"];
@@ -192,6 +194,7 @@ pub async fn portals(server: &Server, format: Format) -> Result<(), CliError> {
     Listing {
         items: &items,
         kind: "portal",
+        plural: "portals",
         name: &|portal: &Portal| portal.id.to_string(),
         columns: &|wide| {
             let mut columns = vec!["ID", "NAME", "SHOWS", "AGE"];
@@ -253,6 +256,7 @@ pub async fn agents(server: &Server, format: Format) -> Result<(), CliError> {
     Listing {
         items: &items,
         kind: "agent",
+        plural: "agents",
         name: &|agent: &Agent| agent.id.clone(),
         columns: &|wide| {
             let mut columns = vec!["ID", "NAME", "EMAIL", "ACTIVE"];

@@ -14,7 +14,8 @@ use crate::{
     error::CliError,
     fields::{parse_priority, priority_label, set_field, split_assignment},
     filter::{OrderBy, parse_filters},
-    output::{Listing, age, from_json, print_document, timestamp, to_json, truncate},
+    output::outln,
+    output::{Listing, age, from_json, print_document, timestamp, to_dynamic, truncate},
 };
 
 /// The largest page the API serves.
@@ -134,6 +135,7 @@ pub async fn print_tickets(
     Listing {
         items: tickets,
         kind: "ticket",
+        plural: "tickets",
         name: &|ticket: &Ticket| ticket.id.to_string(),
         columns: &columns,
         row: &row,
@@ -309,7 +311,7 @@ async fn report_change(
 ) -> Result<(), CliError> {
     match output.format {
         None => {
-            println!("ticket/{} {verb}", ticket.id);
+            outln!("ticket/{} {verb}", ticket.id);
             Ok(())
         }
         Some(format) => print_tickets(server, std::slice::from_ref(ticket), format, true).await,
@@ -335,16 +337,17 @@ pub async fn comment(server: &Server, args: CommentArgs) -> Result<(), CliError>
         .into_inner();
     match args.output.format {
         None | Some(Format::Table | Format::Wide) => {
-            println!(
+            outln!(
                 "comment/{} added to ticket/{}",
-                comment.id, comment.ticket_id
+                comment.id,
+                comment.ticket_id
             );
             Ok(())
         }
         Some(Format::Name) => {
-            println!("comment/{}", comment.id);
+            outln!("comment/{}", comment.id);
             Ok(())
         }
-        Some(format) => print_document(&to_json(&comment)?, format),
+        Some(format) => print_document(&to_dynamic(&comment)?, format),
     }
 }

@@ -11,7 +11,8 @@ use crate::{
     cli::{WatchFormat, WatchTickets},
     client::Server,
     error::CliError,
-    output::{Colour, paint, stdout_colour, to_json, truncate},
+    output::outln,
+    output::{Colour, paint, stdout_colour, to_json_line, truncate},
 };
 
 /// The trailer a broken-off stream carries: reconnect after this event id.
@@ -40,8 +41,8 @@ pub async fn watch(server: &Server, args: WatchTickets) -> Result<(), CliError> 
                             reconnects = 0;
                             after = after.max(event.event_id);
                             match args.format {
-                                WatchFormat::Text => println!("{}", event_line(&event, colour)),
-                                WatchFormat::Json => println!("{}", to_json(&event)?),
+                                WatchFormat::Text => outln!("{}", event_line(&event, colour)),
+                                WatchFormat::Json => outln!("{}", to_json_line(&event)?),
                             }
                         }
                         Ok(None) => return Ok(()),
