@@ -1,8 +1,13 @@
 //! Error output and exit codes.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ticketd::auth::credentials::{Claims, mint_hs256};
+
 use crate::support::{TICKETCTL, TestServer, both_databases};
 
 both_databases!(
+    token_is_sent_as_a_bearer_credential,
     invalid_create_prints_code_and_field_violation,
     missing_ticket_is_not_found,
     usage_errors_exit_1,
@@ -87,4 +92,58 @@ async fn addr_flag_overrides_the_variable(server: TestServer) {
         .ctl(&["--addr", &addr, "get", "tickets", "-o", "name"])
         .await;
     assert!(run.ok().is_empty());
+}
+
+async fn token_is_sent_as_a_bearer_credential(server: TestServer) {
+    const SECRET: &str = "ticketctl-tests-hs256-secret-0123456789abcdef";
+    let server = server.with_jwt(SECRET).await;
+    let in_an_hour = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+        + 3600;
+    let token = mint_hs256(
+        SECRET.as_bytes(),
+        &Claims {
+            sub: "ctl-admin".into(),
+            role: "admin".into(),
+            exp: in_an_hour,
+            ..Claims::default()
+        },
+    )
+    .expect("signs");
+
+    let anonymous = server.ctl(&["get", "tickets"]).await;
+    assert_eq!(
+        anonymous.code, 26,
+        "UNAUTHENTICATED exits 10 + 16: {anonymous:?}"
+    );
+    assert!(
+        anonymous.stderr.starts_with("error: UNAUTHENTICATED: "),
+        "{}",
+        anonymous.stderr
+    );
+
+    let created = server
+        .ctl(&[
+            "--token",
+            &token,
+            "create",
+            "ticket",
+            "--subject",
+            "with a token",
+            "-o",
+            "name",
+        ])
+        .await;
+    let name = created.ok().trim().to_owned();
+    let id = name.strip_prefix("ticket/").expect("ticket/<id>");
+    let described = server
+        .ctl_env(&["describe", "ticket", id], &[("TICKETD_TOKEN", &token)])
+        .await;
+    assert!(
+        described.ok().contains(" CREATED ") && described.ok().contains("by ctl-admin"),
+        "the token's subject is the actor: {}",
+        described.stdout
+    );
 }

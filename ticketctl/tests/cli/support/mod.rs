@@ -55,26 +55,42 @@ pub struct TestServer {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    // Declared last: dropped after the server is told to stop.
-    _database: TestDatabase,
+    // Declared last: dropped after the server is told to stop. `None` only while moving to another server.
+    database: Option<TestDatabase>,
 }
 
 impl TestServer {
     /// A server over a fresh SQLite file.
     pub async fn sqlite() -> Self {
-        Self::start(TestDatabase::sqlite()).await
+        Self::start(TestDatabase::sqlite(), None).await
     }
 
     /// A server over a fresh PostgreSQL database; panics when PostgreSQL is unreachable.
     pub async fn postgres() -> Self {
-        Self::start(TestDatabase::postgres().await).await
+        Self::start(TestDatabase::postgres().await, None).await
     }
 
-    async fn start(database: TestDatabase) -> Self {
+    /// Stops this server and starts one over the same database that wants HS256 tokens signed with `secret`.
+    pub async fn with_jwt(mut self, secret: &str) -> Self {
+        let database = self
+            .database
+            .take()
+            .expect("a server always has its database");
+        self.stop();
+        Self::start(database, Some(secret)).await
+    }
+
+    async fn start(database: TestDatabase, jwt_secret: Option<&str>) -> Self {
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("a socket address");
         let mut config = ServeConfig::new(listen, database.url.clone());
-        // Loopback only, so `none` is allowed: every caller is an admin and the CLI needs no token.
-        config.auth.mode = AuthMode::None;
+        match jwt_secret {
+            // Loopback only, so `none` is allowed: every caller is an admin and the CLI needs no token.
+            None => config.auth.mode = AuthMode::None,
+            Some(secret) => {
+                config.auth.mode = AuthMode::Jwt;
+                config.auth.jwt_hs256_secret = Some(secret.to_owned());
+            }
+        }
         let app = Application::build(config).await.unwrap_or_else(|err| {
             panic!("Application::build failed for {}: {err:?}", database.url)
         });
@@ -98,7 +114,7 @@ impl TestServer {
             channel,
             shutdown: Some(tx),
             server: Some(server),
-            _database: database,
+            database: Some(database),
         }
     }
 
@@ -158,6 +174,17 @@ impl TestServer {
         Run::from(output)
     }
 
+    /// `ticketctl ARGS` with extra environment variables, run to its end.
+    pub async fn ctl_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        command.envs(envs.iter().copied());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the blocking task")
+            .expect("ticketctl runs");
+        Run::from(output)
+    }
+
     /// `ticketctl ARGS` in `dir`, run to its end (for files named relatively).
     pub async fn ctl_in(&self, dir: &Path, args: &[&str]) -> Run {
         let mut command = self.command(args);
@@ -191,14 +218,21 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
+impl TestServer {
+    /// Tells the server to stop, without waiting.
+    fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.abort();
         }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
