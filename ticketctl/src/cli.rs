@@ -120,7 +120,12 @@ pub enum Get {
 /// `get tickets`.
 #[derive(Debug, Args)]
 pub struct ListTickets {
-    #[arg(long, long_help = FILTER_HELP)]
+    #[arg(
+        long,
+        value_name = "TERMS",
+        help = "Terms such as priority=HIGH, joined by AND / OR (syntax: --help)",
+        long_help = FILTER_HELP
+    )]
     pub filter: Vec<String>,
     /// Words that must all appear in subject or content (ignoring case).
     #[arg(long)]

@@ -48,7 +48,7 @@ pub async fn import(server: &Server, args: ImportArgs) -> Result<(), CliError> {
         .await
         .map_err(|error| CliError::local(format!("counting the items failed: {error}")))??;
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} items  {elapsed} elapsed, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
