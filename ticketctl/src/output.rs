@@ -41,8 +41,15 @@ pub(crate) use outln;
 
 /// Whether stdout gets colour: only on a terminal, and never when `NO_COLOR` is set to something.
 pub fn stdout_colour() -> bool {
-    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    !no_colour && std::io::stdout().is_terminal()
+    colour_allowed(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    )
+}
+
+/// The rule of <https://no-color.org>: an empty `NO_COLOR` does not count.
+fn colour_allowed(no_colour: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_colour.is_none_or(|value| value.is_empty())
 }
 
 /// ANSI colours used by `watch` and `describe`.
@@ -259,6 +266,20 @@ mod tests {
         assert_eq!(value["priority"], "PRIORITY_HIGH");
         let back: Ticket = from_json(value).unwrap();
         assert_eq!(back, ticket);
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_allowed(None, true));
+        assert!(colour_allowed(Some(OsStr::new("")), true));
+        assert!(!colour_allowed(Some(OsStr::new("1")), true));
+        assert!(!colour_allowed(None, false));
+        assert_eq!(paint("CREATED", Colour::Green, false), "CREATED");
+        assert_eq!(
+            paint("CREATED", Colour::Green, true),
+            "\x1b[32mCREATED\x1b[0m"
+        );
     }
 
     #[test]
