@@ -183,4 +183,26 @@ async fn watch_prints_a_line_per_event_of_another_client(server: TestServer) {
         "{lines:#?}"
     );
     assert_eq!(lines.len(), 2, "CREATED and ARCHIVED: {lines:#?}");
+    drop(only_second);
+
+    // `-o json`: one proto3 JSON object per line.
+    let json = Watcher::start(
+        &server,
+        &[
+            "watch",
+            "tickets",
+            "--ticket",
+            &second.id.to_string(),
+            "--after",
+            &after,
+            "-o",
+            "json",
+        ],
+    );
+    let first_line = json.until("a JSON line", |_| true);
+    let event: serde_json::Value =
+        serde_json::from_str(&first_line[0]).expect("each line is a JSON object");
+    assert_eq!(event["kind"], "CREATED", "{event}");
+    assert_eq!(event["ticketId"], second.id.to_string(), "{event}");
+    assert_eq!(event["ticket"]["subject"], "during the watch", "{event}");
 }
