@@ -37,6 +37,13 @@ pub struct Args {
     /// Ticket updates per second made by `watch-fanout`'s writer.
     #[arg(long, default_value_t = 10)]
     pub write_rate: u64,
+    /// Enabled automation rules to create before measuring, each on TICKET_CREATED and TICKET_UPDATED with a
+    /// two-term condition: the cost of evaluating rules on every write.
+    #[arg(long, default_value_t = 0)]
+    pub rules: usize,
+    /// Make the `--rules` match every ticket and act (each adds a tag), instead of matching none.
+    #[arg(long)]
+    pub rules_fire: bool,
     /// Bearer token sent with every call (a server running `--auth jwt`; mint one with `ticketd token`).
     #[arg(long, env = "TICKETD_BENCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -30,7 +30,7 @@ use tonic::{
 
 use args::{Args, Scenario};
 use scenarios::{BearerToken, define_properties, run_worker};
-use seed::{seed, seed_hot_tickets};
+use seed::{create_rules, seed, seed_hot_tickets};
 use tally::{Tally, report};
 
 #[tokio::main]
@@ -54,6 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     define_properties(PropertyServiceClient::new(channels[0].clone())).await?;
     if args.seed > 0 {
         seed(&args, &channels).await?;
+    }
+    if args.rules > 0 {
+        create_rules(&args, channels[0].clone()).await?;
     }
     let hot_ids = seed_hot_tickets(
         TicketServiceClient::new(channels[0].clone()),

@@ -111,3 +111,44 @@ pub async fn seed_hot_tickets(
     }
     Ok(ids)
 }
+
+/// Creates `--rules` enabled rules (see [`Args::rules`]); an existing set from an earlier run is added to.
+pub async fn create_rules(args: &Args, channel: Conn) -> Result<(), Box<dyn std::error::Error>> {
+    use ticketd::proto::{
+        CreateRuleRequest, Rule, RuleAction, rule::TriggerEvent, rule_action,
+        rule_service_client::RuleServiceClient,
+    };
+    let mut client = RuleServiceClient::new(channel);
+    for n in 0..args.rules {
+        // Both terms are evaluated on every write; only `--rules-fire` lets them match.
+        let condition = if args.rules_fire {
+            format!("stage.state = OPEN AND NOT tags:\"bench-rule-{n}\"")
+        } else {
+            format!("priority = URGENT AND tags:\"bench-rule-{n}\"")
+        };
+        client
+            .create_rule(CreateRuleRequest {
+                rule: Some(Rule {
+                    name: format!("bench rule {n}"),
+                    enabled: true,
+                    on: vec![
+                        TriggerEvent::TicketCreated.into(),
+                        TriggerEvent::TicketUpdated.into(),
+                    ],
+                    condition,
+                    actions: vec![RuleAction {
+                        action: Some(rule_action::Action::AddTag(format!("bench-rule-{n}"))),
+                    }],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await?;
+    }
+    println!(
+        "created {} rules ({})",
+        args.rules,
+        if args.rules_fire { "each fires on every create" } else { "none matches" }
+    );
+    Ok(())
+}
