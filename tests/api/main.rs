@@ -28,3 +28,4 @@ mod server;
 mod side_effects;
 mod streams;
 mod tickets;
+mod webhooks;
