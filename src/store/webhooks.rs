@@ -146,9 +146,10 @@ impl Labels {
         let Some(ticket) = ticket else {
             return Ok(false);
         };
-        if !self.pipelines.contains_key(&ticket.pipeline_id) {
-            let pipeline = pipelines::load_pipeline(&**txn, ticket.pipeline_id).await?;
-            self.pipelines.insert(ticket.pipeline_id, pipeline);
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            self.pipelines.entry(ticket.pipeline_id)
+        {
+            slot.insert(pipelines::load_pipeline(&**txn, ticket.pipeline_id).await?);
         }
         let pipeline = self
             .pipelines
