@@ -90,6 +90,13 @@ pub struct ServeConfig {
     /// How long a `request_id` is remembered: a retry within this window gets the first answer (hours).
     #[arg(long = "request-id-ttl-hours", env = "TICKETD_REQUEST_ID_TTL_HOURS", default_value = "24", value_parser = parse_hours)]
     pub request_id_ttl: Duration,
+    /// Let webhooks target loopback, private and link-local addresses (local development, tests). Off in
+    /// production: a webhook URL is chosen by an admin but fetched from inside the cluster (SSRF).
+    #[arg(
+        long = "webhook-allow-private-targets",
+        env = "TICKETD_WEBHOOK_ALLOW_PRIVATE_TARGETS"
+    )]
+    pub webhook_allow_private_targets: bool,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]

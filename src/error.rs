@@ -30,6 +30,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot start the event streams: {0}")]
     Events(String),
+    #[error("cannot start the webhook workers: {0}")]
+    Webhooks(String),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

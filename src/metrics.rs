@@ -35,6 +35,17 @@ pub const DATABASE_UP: &str = "ticketd_database_up";
 /// Calls refused by the concurrency limit.
 pub const SHED: &str = "ticketd_grpc_requests_shed_total";
 
+/// Webhook attempts, by outcome (`succeeded`, `retrying`, `failed`, `disabled`).
+pub const WEBHOOK_DELIVERIES: &str = "ticketd_webhook_deliveries_total";
+/// Time of one webhook attempt (connection, request and the answer's first KiB).
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "ticketd_webhook_attempt_duration_seconds";
+/// Time from an event to its successful delivery, retries included.
+pub const WEBHOOK_DELIVERY_LATENCY: &str = "ticketd_webhook_delivery_latency_seconds";
+/// Deliveries waiting to go out (sampled).
+pub const WEBHOOK_QUEUE_DEPTH: &str = "ticketd_webhook_queue_depth";
+/// Webhooks disabled (by an admin, a 410, or five days of failures; sampled).
+pub const WEBHOOKS_DISABLED: &str = "ticketd_webhooks_disabled";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process-wide recorder, installed on first use. `None` when another recorder was installed first.
@@ -75,6 +86,19 @@ fn describe() {
         "1 while the database answers the health probe, else 0"
     );
     metrics::describe_counter!(SHED, "gRPC calls refused at the concurrency limit");
+    metrics::describe_counter!(WEBHOOK_DELIVERIES, "webhook attempts by outcome");
+    metrics::describe_histogram!(
+        WEBHOOK_ATTEMPT_DURATION,
+        metrics::Unit::Seconds,
+        "time of one webhook attempt"
+    );
+    metrics::describe_histogram!(
+        WEBHOOK_DELIVERY_LATENCY,
+        metrics::Unit::Seconds,
+        "time from an event to its successful webhook delivery"
+    );
+    metrics::describe_gauge!(WEBHOOK_QUEUE_DEPTH, "webhook deliveries waiting to go out");
+    metrics::describe_gauge!(WEBHOOKS_DISABLED, "webhooks that are disabled");
 }
 
 /// Serves `GET /metrics` on `listener` until `stopping` turns true.

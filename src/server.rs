@@ -18,11 +18,12 @@ use crate::{
     api::{
         agents::AgentApi, associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
         pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, rules::RuleApi,
-        tickets::TicketApi,
+        tickets::TicketApi, webhooks::WebhookApi,
     },
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,
     config::{AuthMode, ServeConfig},
+    delivery::Workers,
     error::{ServeError, StartupError},
     events::{EventHub, HubConfig},
     limits::ConcurrencyLimitLayer,
@@ -33,7 +34,7 @@ use crate::{
         card_service_server::CardServiceServer, escalation_service_server::EscalationServiceServer,
         pipeline_service_server::PipelineServiceServer, portal_service_server::PortalServiceServer,
         property_service_server::PropertyServiceServer, rule_service_server::RuleServiceServer,
-        ticket_service_server::TicketServiceServer,
+        ticket_service_server::TicketServiceServer, webhook_service_server::WebhookServiceServer,
     },
     store::Store,
 };
@@ -89,8 +90,9 @@ async fn sample_pool(store: Store) {
 fn ticketd_services(
     store: &Store,
     hub: &Arc<EventHub>,
-    max_message: usize,
+    config: &ServeConfig,
 ) -> (Routes, Vec<&'static str>) {
+    let max_message = config.max_message_bytes as usize;
     let mut routes = RoutesBuilder::default();
     let mut names = Vec::new();
     // A macro rather than a generic function: `RoutesBuilder::add_service`'s bounds name axum types, and
@@ -113,6 +115,10 @@ fn ticketd_services(
     serve!(EscalationServiceServer::new(EscalationApi::new(store())));
     serve!(AgentServiceServer::new(AgentApi::new(store())));
     serve!(RuleServiceServer::new(RuleApi::new(store())));
+    serve!(WebhookServiceServer::new(WebhookApi::new(
+        store(),
+        config.webhook_allow_private_targets
+    )));
     (routes.routes(), names)
 }
 
@@ -213,8 +219,7 @@ impl Application {
         )
         .await
         .map_err(|error| ServeError::Events(error.to_string()))?;
-        let (services, service_names) =
-            ticketd_services(&self.store, &hub, self.config.max_message_bytes as usize);
+        let (services, service_names) = ticketd_services(&self.store, &hub, &self.config);
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         for service in service_names.iter().chain([&LIVENESS_SERVICE]) {
             health_reporter
@@ -303,6 +308,14 @@ impl Application {
             self.config.request_id_ttl,
         ));
         let pool_sampler = tokio::spawn(sample_pool(self.store.clone()));
+        // Delivery stops with the calls: an attempt cut off by the shutdown stays PENDING in the database and
+        // is made again by another replica, or by this one after its restart.
+        let webhook_workers = Workers::start(
+            self.store.clone(),
+            self.config.webhook_allow_private_targets,
+            stopping_rx.clone(),
+        )
+        .map_err(ServeError::Webhooks)?;
         if let (Some(listener), Some(handle)) = (self.metrics_listener, crate::metrics::handle()) {
             tokio::spawn(crate::metrics::serve(listener, handle, stopping_rx.clone()));
         }
@@ -323,6 +336,7 @@ impl Application {
         };
         purger.abort();
         pool_sampler.abort();
+        webhook_workers.abort();
         health_follower.abort();
         prober.abort();
         // Closing the pool waits for every connection to come back; after an abandoned drain a stuck call may

@@ -87,3 +87,26 @@ where
         .map_err(|error| format!("cannot install the log subscriber: {error}"))?;
     Ok(TelemetryGuard { provider })
 }
+
+/// The W3C `traceparent` of the current span, empty when it is not traced (no exporter, or not sampled): what
+/// a webhook delivery stores so that each of its attempts links back to the write that caused it.
+pub fn current_traceparent() -> String {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::<String, String>::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent").unwrap_or_default()
+}
+
+/// The span context a stored `traceparent` names, for a link to it; `None` when empty or malformed.
+pub fn span_context_of(traceparent: &str) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::TraceContextExt;
+    if traceparent.is_empty() {
+        return None;
+    }
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context = global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}

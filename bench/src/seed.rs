@@ -148,7 +148,11 @@ pub async fn create_rules(args: &Args, channel: Conn) -> Result<(), Box<dyn std:
     println!(
         "created {} rules ({})",
         args.rules,
-        if args.rules_fire { "each fires on every create" } else { "none matches" }
+        if args.rules_fire {
+            "each fires on every create"
+        } else {
+            "none matches"
+        }
     );
     Ok(())
 }

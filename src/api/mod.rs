@@ -14,6 +14,7 @@ pub mod portals;
 pub mod properties;
 pub mod rules;
 pub mod tickets;
+pub mod webhooks;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};

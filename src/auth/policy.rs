@@ -285,6 +285,31 @@ pub const RULES: &[(&str, Rule)] = &[
         "/ticketd.v1.RuleService/TestRule",
         rule(Staff, "rules:read"),
     ),
+    // Webhooks: admin-managed (their URLs and secrets reach other systems); staff with the scope read them
+    // and their deliveries, customers never.
+    ("/ticketd.v1.WebhookService/CreateWebhook", rule(Admin, "")),
+    (
+        "/ticketd.v1.WebhookService/GetWebhook",
+        rule(Staff, "webhooks:read"),
+    ),
+    (
+        "/ticketd.v1.WebhookService/ListWebhooks",
+        rule(Staff, "webhooks:read"),
+    ),
+    ("/ticketd.v1.WebhookService/UpdateWebhook", rule(Admin, "")),
+    ("/ticketd.v1.WebhookService/DeleteWebhook", rule(Admin, "")),
+    (
+        "/ticketd.v1.WebhookService/RotateWebhookSecret",
+        rule(Admin, ""),
+    ),
+    (
+        "/ticketd.v1.WebhookService/ListWebhookDeliveries",
+        rule(Staff, "webhooks:read"),
+    ),
+    (
+        "/ticketd.v1.WebhookService/RedeliverWebhook",
+        rule(Admin, ""),
+    ),
 ];
 
 /// The rule of a method, `None` when the table does not list it.

@@ -24,6 +24,7 @@ pub mod search;
 pub mod text;
 pub mod ticket;
 pub mod time_entry;
+pub mod webhook;
 
 pub use error::{Error, Result};
 

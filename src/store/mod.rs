@@ -38,6 +38,7 @@ pub use cards::{CardChanges, NewCard, NewCardTemplate};
 pub use health::DatabaseHealth;
 pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
+pub use webhooks::{AttemptOutcome, ClaimedDelivery, RESPONSE_KEPT_BYTES};
 
 /// Key of the PostgreSQL advisory lock that lets exactly one replica migrate at a time ("tick" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7469_636b;
@@ -62,6 +63,8 @@ pub struct Store {
     /// waiting when both began by reading. Queuing write transactions here keeps that error away from
     /// clients; PostgreSQL needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Wakes this process's webhook workers after a commit that enqueued deliveries.
+    delivery_signal: Arc<tokio::sync::Notify>,
     /// What the health probe last saw (see [`health`]); starts up, since connecting just succeeded.
     reachable: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -73,6 +76,9 @@ pub struct WriteTxn {
     _gate: Option<OwnedMutexGuard<()>>,
     outbox: std::sync::Mutex<outbox::Pending>,
     signal: Arc<OutboxSignal>,
+    delivery_signal: Arc<tokio::sync::Notify>,
+    /// Set when the transaction enqueued webhook deliveries: its commit wakes the workers.
+    enqueued: std::sync::atomic::AtomicBool,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -93,7 +99,16 @@ impl WriteTxn {
         if appended.any() {
             self.signal.notify(appended);
         }
+        if self.enqueued.load(std::sync::atomic::Ordering::Acquire) {
+            self.delivery_signal.notify_waiters();
+        }
         Ok(())
+    }
+
+    /// Notes that webhook deliveries were enqueued.
+    fn deliveries_enqueued(&self) {
+        self.enqueued
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -124,6 +139,7 @@ impl Store {
             db,
             url: settings.url.clone(),
             signal: Arc::new(OutboxSignal::default()),
+            delivery_signal: Arc::default(),
             write_gate,
             reachable: Arc::new(tokio::sync::watch::Sender::new(true)),
         })
@@ -243,6 +259,8 @@ impl Store {
             _gate: gate,
             outbox: std::sync::Mutex::default(),
             signal: Arc::clone(&self.signal),
+            delivery_signal: Arc::clone(&self.delivery_signal),
+            enqueued: Default::default(),
         })
     }
 }

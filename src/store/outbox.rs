@@ -62,13 +62,11 @@ pub(super) struct AppendedEvent<'a> {
     pub event_id: i64,
     pub ticket_id: i64,
     pub kind: EventKind,
-    pub actor_id: &'a str,
     /// As settled (never `Unspecified`).
     pub side_effects: SideEffects,
     /// The ticket after the transaction's changes.
     pub ticket: Option<&'a Ticket>,
     pub detail: Option<&'a EventDetail>,
-    pub cause_event_id: Option<i64>,
 }
 
 /// Entries a transaction will append when it commits.
@@ -455,13 +453,11 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
             event_id,
             ticket_id: queued.event.ticket_id,
             kind: queued.event.kind,
-            actor_id: &queued.actor_id,
             side_effects: queued
                 .asked
                 .settle(created_closed.contains(&queued.event.ticket_id)),
             ticket: by_id.get(&queued.event.ticket_id).copied(),
             detail: queued.event.detail.as_ref(),
-            cause_event_id: queued.cause.and_then(|cause| event_ids.get(cause).copied()),
         })
         .collect();
     let forced: Vec<(i64, i64)> = forced_deliveries

@@ -29,3 +29,4 @@ mod server;
 mod side_effects;
 mod streams;
 mod tickets;
+mod webhooks;

@@ -29,10 +29,10 @@ use crate::{
 };
 
 use mapping::{
-    comment_to_proto, event_to_proto, new_ticket_from_proto, parse_order_by, parse_visibility,
-    tickets_to_proto, update_from_proto,
+    comment_to_proto, new_ticket_from_proto, parse_order_by, parse_visibility, tickets_to_proto,
+    update_from_proto,
 };
-pub(crate) use mapping::{draft_from_proto, ticket_to_proto};
+pub(crate) use mapping::{draft_from_proto, event_to_proto, ticket_to_proto};
 
 ticket_writes! {
     proto::CreateTicketRequest => "ticketd.v1.TicketService/CreateTicket",

@@ -22,3 +22,6 @@ pub mod ticket_event;
 pub mod ticket_follower;
 pub mod ticket_property_value;
 pub mod time_entry;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

@@ -19,6 +19,7 @@ use ticketd::{
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
         portal_service_client::PortalServiceClient, property_service_client::PropertyServiceClient,
         rule_service_client::RuleServiceClient, ticket_service_client::TicketServiceClient,
+        webhook_service_client::WebhookServiceClient,
     },
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -81,6 +82,8 @@ impl TestApp {
         // Every test server checks credentials unless the test turns that off; the default clients carry an
         // admin token.
         enable_jwt(&mut config);
+        // Webhook tests receive on 127.0.0.1; the SSRF guard itself is tested with the setting turned off.
+        config.webhook_allow_private_targets = true;
         configure(&mut config);
         let app = Application::build(config).await.unwrap_or_else(|err| {
             panic!("Application::build failed for {}: {err:?}", database.url)
@@ -121,6 +124,11 @@ impl TestApp {
     /// A second server over the same database (this one keeps running).
     pub async fn another_server(&self) -> TestApp {
         Self::start(self.database.clone()).await
+    }
+
+    /// A second server over the same database with its configuration adjusted by `configure`.
+    pub async fn another_server_with(&self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        Self::start_with(self.database.clone(), configure).await
     }
 
     /// Stops this server and starts a new one over the same database.
@@ -224,6 +232,16 @@ impl TestApp {
     /// An AgentService client of the test admin.
     pub fn agents(&self) -> AgentServiceClient<Authed> {
         self.agents_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A WebhookService client of the test admin.
+    pub fn webhooks(&self) -> WebhookServiceClient<Authed> {
+        self.webhooks_as(&admin_token(TEST_ADMIN))
+    }
+
+    /// A WebhookService client whose calls carry `token`.
+    pub fn webhooks_as(&self, token: &str) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 
     /// A TicketService client whose calls carry `token`.

@@ -11,7 +11,8 @@
 //! - [`assertions`]: checks on call results;
 //! - [`streams`]: reading server streams with a timeout;
 //! - [`fixtures`]: real-world data under `tests/fixtures/`;
-//! - [`proxy`]: a TCP proxy between a server and PostgreSQL that a test cuts, holds and restores.
+//! - [`proxy`]: a TCP proxy between a server and PostgreSQL that a test cuts, holds and restores;
+//! - [`receiver`]: a webhook receiver on `127.0.0.1:0` that records requests and answers per a plan.
 // Each test file uses only part of the harness.
 #![allow(dead_code)]
 
@@ -25,6 +26,7 @@ mod extract;
 mod fixtures;
 mod listings;
 mod proxy;
+mod receiver;
 mod streams;
 
 pub use app::*;
@@ -36,4 +38,5 @@ pub use extract::*;
 pub use fixtures::*;
 pub use listings::*;
 pub use proxy::*;
+pub use receiver::*;
 pub use streams::*;
