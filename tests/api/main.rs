@@ -12,6 +12,7 @@ mod support;
 mod agents;
 mod associations;
 mod auth;
+mod automation;
 mod batches;
 mod cards;
 mod customers;
