@@ -201,7 +201,8 @@ pub enum Action {
 
 #[derive(Debug, Clone)]
 pub enum FieldAction {
-    Set(TicketChanges),
+    /// Boxed: a whole change set beside single tags and addresses.
+    Set(Box<TicketChanges>),
     AddTag(String),
     RemoveTag(String),
     AssignByEmail(String),
@@ -314,7 +315,7 @@ pub fn compile(
 fn compile_action(_at: &str, raw: &RawAction) -> Result<Action> {
     Ok(match raw {
         RawAction::SetField { path, value } => {
-            Action::Change(FieldAction::Set(set_field_changes(path, value)?))
+            Action::Change(FieldAction::Set(Box::new(set_field_changes(path, value)?)))
         }
         RawAction::AddTag(tag) => Action::Change(FieldAction::AddTag(one_tag("add_tag", tag)?)),
         RawAction::RemoveTag(tag) => {
@@ -325,10 +326,10 @@ fn compile_action(_at: &str, raw: &RawAction) -> Result<Action> {
             if id.is_empty() {
                 return Err(Error::invalid("assign.agent_id", "is required"));
             }
-            Action::Change(FieldAction::Set(TicketChanges {
+            Action::Change(FieldAction::Set(Box::new(TicketChanges {
                 assignee_id: Some(id),
                 ..Default::default()
-            }))
+            })))
         }
         RawAction::Assign(Assignee::AgentEmail(email)) => {
             super::agent::check_email_at("assign.agent_email", email)?;

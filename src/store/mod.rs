@@ -230,12 +230,12 @@ impl Store {
         work: impl AsyncFnOnce(&WriteTxn) -> Result<T, Error>,
     ) -> Result<T, Error>
     where
-        T: serde::Serialize + serde::de::DeserializeOwned + rules::AsCommitted,
+        T: serde::Serialize + serde::de::DeserializeOwned + rules::IntoCommitted,
     {
         self.write(key, async |txn| {
             let answer = work(txn).await?;
             rules::run(txn).await?;
-            Ok(answer.as_committed(txn))
+            Ok(answer.into_committed(txn))
         })
         .await
     }

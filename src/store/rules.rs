@@ -252,7 +252,7 @@ impl Store {
 }
 
 /// Runs the enabled rules over every ticket the transaction's events since the last run touched (see the
-/// module doc). Runs at commit, and earlier for writes that answer with tickets ([`AsCommitted`]).
+/// module doc). Runs at commit, and earlier for writes that answer with tickets ([`IntoCommitted`]).
 pub(super) async fn run(txn: &WriteTxn) -> Result<(), Error> {
     let mut passes = passes(txn);
     txn.rules_ran_until(txn.queued_len());
@@ -271,18 +271,18 @@ pub(super) async fn run(txn: &WriteTxn) -> Result<(), Error> {
 }
 
 /// An answer made of tickets, brought up to date with what rules changed after the write made it.
-pub(super) trait AsCommitted {
-    fn as_committed(self, txn: &WriteTxn) -> Self;
+pub(super) trait IntoCommitted {
+    fn into_committed(self, txn: &WriteTxn) -> Self;
 }
 
-impl AsCommitted for Ticket {
-    fn as_committed(self, txn: &WriteTxn) -> Self {
+impl IntoCommitted for Ticket {
+    fn into_committed(self, txn: &WriteTxn) -> Self {
         txn.latest_written(self)
     }
 }
 
-impl AsCommitted for Vec<Ticket> {
-    fn as_committed(self, txn: &WriteTxn) -> Self {
+impl IntoCommitted for Vec<Ticket> {
+    fn into_committed(self, txn: &WriteTxn) -> Self {
         self.into_iter()
             .map(|ticket| txn.latest_written(ticket))
             .collect()
@@ -497,7 +497,7 @@ async fn field_changes(
     current: &Ticket,
 ) -> Result<TicketChanges, Error> {
     Ok(match action {
-        FieldAction::Set(changes) => changes.clone(),
+        FieldAction::Set(changes) => (**changes).clone(),
         FieldAction::AddTag(tag) => {
             let mut tags = current.tags.clone();
             if !tags.contains(tag) {
