@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// Address of the Prometheus `/metrics` endpoint (HTTP); off unless set.
     #[arg(long = "metrics-listen", env = "TICKETD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the browser app (`web/`) at `/` on the gRPC port; `--web=false` turns it off.
+    #[arg(long, env = "TICKETD_WEB", default_value_t = true, action = clap::ArgAction::Set)]
+    pub web: bool,
     /// Longest a call may take when the client sets no shorter `grpc-timeout` (seconds).
     #[arg(long = "request-timeout-secs", env = "TICKETD_REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub request_timeout: Duration,

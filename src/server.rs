@@ -36,6 +36,7 @@ use crate::{
         ticket_service_server::TicketServiceServer,
     },
     store::Store,
+    web::WebLayer,
 };
 
 /// Pings on idle connections keep long calls (and later, streams) alive through proxies and detect dead peers.
@@ -274,6 +275,8 @@ impl Application {
             .accept_http1(true)
             // A client's shorter grpc-timeout wins over this default.
             .timeout(self.config.request_timeout)
+            // Outermost: the browser app's GETs are answered before anything meant for calls sees them.
+            .layer(WebLayer::new(self.config.web))
             .layer(GrpcMetricsLayer)
             .layer(ConcurrencyLimitLayer::new(
                 self.config.max_concurrent_requests as usize,
