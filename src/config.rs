@@ -324,5 +324,12 @@ mod tests {
         );
         assert_eq!(config.auth.mode, AuthMode::None);
         assert_eq!(LogConfig::default().format, LogFormat::Text);
+        assert!(config.web, "the browser app is served by default");
+    }
+
+    #[test]
+    fn web_false_turns_the_browser_app_off() {
+        let cli = Cli::try_parse_from(["ticketd", "--web=false"]).expect("--web=false parses");
+        assert!(!cli.serve.web);
     }
 }
