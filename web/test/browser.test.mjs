@@ -13,8 +13,8 @@
 //
 // Scenario, per set-up: a card sent through the API (the Kaizala fixture) shows its texts and styles; another
 // client moves the ticket to a CLOSED stage and the ticket page and the card show it within 2 s, without a
-// reload; ticketd restarts and the card page reconnects and resumes; an empty comment shows the server's status
-// and its BadRequest field violation.
+// reload; ticketd restarts and the card page reconnects and resumes; the group's page shows the card; an empty
+// comment, an unknown card and a blank group show the server's status and BadRequest field violations.
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -256,8 +256,13 @@ function scenario(mode) {
       assert.equal(await frame.getAttribute("data-version"), "3");
       assert.equal(await cardPage.locator(".card-frame").count(), 1, "re-rendered in place");
 
-      assert.deepEqual(cardPage.problems, []);
-      assert.deepEqual(ticketPage.problems, []);
+      // The group's page draws the same card, at its latest version.
+      const groupPage = await open("/cards?group=web-group");
+      await groupPage.locator(`#card-${card.id} .kz-text`, { hasText: "NAME: Jane Thomas" }).waitFor();
+      assert.equal(await groupPage.locator(`#card-${card.id}`).getAttribute("data-version"), "3");
+
+      assert.deepEqual([...cardPage.problems, ...ticketPage.problems, ...groupPage.problems], []);
+      await groupPage.close();
       await cardPage.close();
       await ticketPage.close();
     });
