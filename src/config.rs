@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// Address of the Prometheus `/metrics` endpoint (HTTP); off unless set.
     #[arg(long = "metrics-listen", env = "TICKETD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the browser app (`web/`) at `/` on the gRPC port; `--web=false` turns it off.
+    #[arg(long, env = "TICKETD_WEB", default_value_t = true, action = clap::ArgAction::Set)]
+    pub web: bool,
     /// Longest a call may take when the client sets no shorter `grpc-timeout` (seconds).
     #[arg(long = "request-timeout-secs", env = "TICKETD_REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub request_timeout: Duration,
@@ -328,5 +331,12 @@ mod tests {
         );
         assert_eq!(config.auth.mode, AuthMode::None);
         assert_eq!(LogConfig::default().format, LogFormat::Text);
+        assert!(config.web, "the browser app is served by default");
+    }
+
+    #[test]
+    fn web_false_turns_the_browser_app_off() {
+        let cli = Cli::try_parse_from(["ticketd", "--web=false"]).expect("--web=false parses");
+        assert!(!cli.serve.web);
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 pub use server::Application;
 

@@ -37,6 +37,7 @@ use crate::{
         ticket_service_server::TicketServiceServer, webhook_service_server::WebhookServiceServer,
     },
     store::Store,
+    web::WebLayer,
 };
 
 /// Pings on idle connections keep long calls (and later, streams) alive through proxies and detect dead peers.
@@ -279,6 +280,8 @@ impl Application {
             .accept_http1(true)
             // A client's shorter grpc-timeout wins over this default.
             .timeout(self.config.request_timeout)
+            // Outermost: the browser app's GETs are answered before anything meant for calls sees them.
+            .layer(WebLayer::new(self.config.web))
             .layer(GrpcMetricsLayer)
             .layer(ConcurrencyLimitLayer::new(
                 self.config.max_concurrent_requests as usize,
