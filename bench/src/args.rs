@@ -37,6 +37,9 @@ pub struct Args {
     /// Ticket updates per second made by `watch-fanout`'s writer.
     #[arg(long, default_value_t = 10)]
     pub write_rate: u64,
+    /// Tickets the `webhooks` scenario creates, each delivered once to a local receiver.
+    #[arg(long, default_value_t = 5_000)]
+    pub deliveries: usize,
     /// Enabled automation rules to create before measuring, each on TICKET_CREATED and TICKET_UPDATED with a
     /// two-term condition: the cost of evaluating rules on every write.
     #[arg(long, default_value_t = 0)]
@@ -82,6 +85,9 @@ pub enum Scenario {
     /// UpdateTicket of `--hot-tickets` tickets without an etag (last write wins), setting `content`:
     /// the service's counterpart of a blind primary-key UPDATE.
     UpdateBlind,
+    /// Deliveries per second to a local webhook receiver (`--deliveries` tickets; the server needs
+    /// `--webhook-allow-private-targets`).
+    Webhooks,
     /// `grpc.health.v1.Health/Check`: one gRPC round trip with no database work, the transport's ceiling
     /// for this client, these connections and this machine.
     Noop,

@@ -11,6 +11,7 @@ mod raw;
 mod scenarios;
 mod seed;
 mod tally;
+mod webhooks;
 
 use std::{
     sync::Arc,
@@ -65,6 +66,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     if args.scenario == Scenario::Import {
         return import::import(&args, channels[0].clone()).await;
+    }
+    if args.scenario == Scenario::Webhooks {
+        return webhooks::deliveries(&args, &channels).await;
     }
     if args.scenario == Scenario::WatchFanout {
         return fanout::watch_fanout(&args, &channels, hot_ids[0]).await;

@@ -201,6 +201,7 @@ pub async fn run_worker(
             }
             Scenario::WatchFanout
             | Scenario::Import
+            | Scenario::Webhooks
             | Scenario::RawInsert
             | Scenario::RawSelect
             | Scenario::RawUpdate => unreachable!("{action:?} does not run in the request loop"),
