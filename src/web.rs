@@ -191,7 +191,7 @@ mod tests {
         respond(&Method::GET, path, query, None)
     }
 
-    fn header_of<'a>(response: &'a Response<Full<Bytes>>, name: header::HeaderName) -> &'a str {
+    fn header_of(response: &Response<Full<Bytes>>, name: header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap()
     }
 

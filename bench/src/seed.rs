@@ -28,14 +28,28 @@ const SEED_BATCH: usize = 100;
 /// Loads `--seed` tickets, `--concurrency` batches at a time.
 pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let batches = args.seed.div_ceil(SEED_BATCH);
+    create_in_batches(channels, args.seed, args.concurrency).await?;
+    println!(
+        "seeded {} tickets in {:.1}s",
+        args.seed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Creates `total` [`seeded_ticket`]s with BatchCreateTickets, [`SEED_BATCH`] per call, `loaders` calls at once.
+pub async fn create_in_batches(
+    channels: &[Conn],
+    total: usize,
+    loaders: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let batches = total.div_ceil(SEED_BATCH);
     let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut loaders = Vec::new();
-    for loader in 0..args.concurrency.max(1) {
+    let mut tasks = Vec::new();
+    for loader in 0..loaders.max(1) {
         let mut client = TicketServiceClient::new(channels[loader % channels.len()].clone());
         let next_batch = Arc::clone(&next_batch);
-        let total = args.seed;
-        loaders.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 let batch = next_batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if batch >= batches {
@@ -58,14 +72,9 @@ pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::err
             }
         }));
     }
-    for loader in loaders {
-        loader.await??;
+    for task in tasks {
+        task.await??;
     }
-    println!(
-        "seeded {} tickets in {:.1}s",
-        args.seed,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 

@@ -14,15 +14,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use ticketd::proto::{
-    BatchCreateTicketsRequest, CreateTicketRequest, CreateWebhookRequest, Webhook,
-    ticket_service_client::TicketServiceClient, webhook_service_client::WebhookServiceClient,
-};
+use ticketd::proto::{CreateWebhookRequest, Webhook, webhook_service_client::WebhookServiceClient};
 use tokio::{net::TcpListener, sync::Notify};
 
-use crate::{args::Args, scenarios::Conn, seed::seeded_ticket};
-
-const BATCH: usize = 100;
+use crate::{args::Args, scenarios::Conn, seed::create_in_batches};
 
 pub async fn deliveries(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::error::Error>> {
     let total = args.deliveries;
@@ -80,37 +75,7 @@ pub async fn deliveries(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn st
         .await?;
 
     let started = Instant::now();
-    let batches = total.div_ceil(BATCH);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut writers = Vec::new();
-    for writer in 0..args.concurrency.max(1) {
-        let mut client = TicketServiceClient::new(channels[writer % channels.len()].clone());
-        let next = Arc::clone(&next);
-        writers.push(tokio::spawn(async move {
-            loop {
-                let batch = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if batch >= batches {
-                    return Ok::<(), tonic::Status>(());
-                }
-                let first = batch * BATCH;
-                let requests = (first..(first + BATCH).min(total))
-                    .map(|index| CreateTicketRequest {
-                        ticket: Some(seeded_ticket(index as u64)),
-                        ..Default::default()
-                    })
-                    .collect();
-                client
-                    .batch_create_tickets(BatchCreateTicketsRequest {
-                        requests,
-                        ..Default::default()
-                    })
-                    .await?;
-            }
-        }));
-    }
-    for writer in writers {
-        writer.await??;
-    }
+    create_in_batches(channels, total, args.concurrency).await?;
     let created = started.elapsed();
     let finished = tokio::time::timeout(Duration::from_secs(600), done.notified()).await;
     let elapsed = started.elapsed();

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use ticketd::proto::{
     AddInternalCommentAction, BatchCreateTicketsRequest, CreateRuleRequest, CreateTicketRequest,
-    CreateWebhookRequest, ListCommentsRequest, ListWebhookDeliveriesRequest, Notify, Rule,
-    RuleAction, SendWebhookAction, SideEffects, Ticket, UpdateTicketRequest, Webhook,
-    WebhookDelivery, rule::TriggerEvent, rule_action,
+    ListCommentsRequest, Notify, Rule, RuleAction, SendWebhookAction, SideEffects, Ticket,
+    UpdateTicketRequest, rule::TriggerEvent, rule_action,
 };
 
 use crate::support::*;
@@ -51,32 +50,6 @@ async fn create_rule(
             request_id: String::new(),
         })
         .await)
-}
-
-async fn create_webhook(app: &TestApp, url: &str, event_types: &[&str]) -> Webhook {
-    ok(app
-        .webhooks()
-        .create_webhook(CreateWebhookRequest {
-            webhook: Some(Webhook {
-                url: url.to_owned(),
-                event_types: strings(event_types),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await)
-}
-
-async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<WebhookDelivery> {
-    ok(app
-        .webhooks()
-        .list_webhook_deliveries(ListWebhookDeliveriesRequest {
-            webhook_id,
-            page_size: 500,
-            ..Default::default()
-        })
-        .await)
-    .deliveries
 }
 
 async fn comment_bodies(app: &TestApp, ticket_id: i64) -> Vec<String> {
@@ -137,12 +110,12 @@ async fn the_archive_trap_is_closed_by_construction(app: TestApp) {
         }),
     )
     .await;
-    let webhook = create_webhook(
-        &app,
-        &receiver.url(),
-        &["ticket.created", "ticket.stage_changed"],
-    )
-    .await;
+    let webhook = app
+        .create_webhook(hook(
+            &receiver.url(),
+            &["ticket.created", "ticket.stage_changed"],
+        ))
+        .await;
 
     // Created already solved: nothing, by every way in.
     let filed = create_with(&app, "filed solved", DEFAULT_CLOSED_STAGE, None).await;
@@ -234,7 +207,7 @@ async fn the_archive_trap_is_closed_by_construction(app: TestApp) {
     expected.sort();
     assert_eq!(delivered, expected);
     assert_eq!(
-        deliveries(&app, webhook.id).await.len(),
+        app.deliveries(webhook.id).await.len(),
         5,
         "nothing else was enqueued"
     );
@@ -242,7 +215,9 @@ async fn the_archive_trap_is_closed_by_construction(app: TestApp) {
 
 async fn a_rule_sends_the_causing_event_to_a_webhook_that_does_not_subscribe_to_it(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, &receiver.url(), &["ticket.restored"]).await;
+    let webhook = app
+        .create_webhook(hook(&receiver.url(), &["ticket.restored"]))
+        .await;
     create_rule(
         &app,
         &[TriggerEvent::TicketCreated],
@@ -299,7 +274,7 @@ async fn changes_made_by_rules_are_delivered_naming_their_cause(app: TestApp) {
         rule_action::Action::AddTag("triaged".into()),
     )
     .await;
-    create_webhook(&app, &receiver.url(), &["*"]).await;
+    app.create_webhook(hook(&receiver.url(), &["*"])).await;
     let t = app.create_ticket(ticket("needs triage")).await;
     let received = receiver.wait_for(2).await;
     let history = app.history(t.id).await;

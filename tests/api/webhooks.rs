@@ -38,36 +38,6 @@ postgres_only!(two_replicas_deliver_each_event_once);
 /// The stage of the default pipeline whose state is CLOSED.
 const DEFAULT_CLOSED_STAGE: i64 = 4;
 
-fn hook(url: &str, event_types: &[&str]) -> Webhook {
-    Webhook {
-        url: url.to_owned(),
-        event_types: strings(event_types),
-        ..Default::default()
-    }
-}
-
-async fn create_webhook(app: &TestApp, webhook: Webhook) -> Webhook {
-    ok(app
-        .webhooks()
-        .create_webhook(CreateWebhookRequest {
-            webhook: Some(webhook),
-            request_id: String::new(),
-        })
-        .await)
-}
-
-async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<WebhookDelivery> {
-    ok(app
-        .webhooks()
-        .list_webhook_deliveries(ListWebhookDeliveriesRequest {
-            webhook_id,
-            page_size: 500,
-            ..Default::default()
-        })
-        .await)
-    .deliveries
-}
-
 async fn get_webhook(app: &TestApp, id: i64) -> Webhook {
     ok(app.webhooks().get_webhook(GetWebhookRequest { id }).await)
 }
@@ -81,7 +51,7 @@ async fn wait_for_deliveries(
 ) -> Vec<WebhookDelivery> {
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
-        let listed = deliveries(app, webhook_id).await;
+        let listed = app.deliveries(webhook_id).await;
         if listed.len() == count && listed.iter().all(|d| d.status() == status) {
             return listed;
         }
@@ -102,7 +72,7 @@ fn verify(secret: &str, request: &Received) {
 
 async fn deliveries_are_signed_and_carry_the_event(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     assert!(webhook.secret.starts_with("whsec_") && webhook.enabled);
 
     let t = app.create_ticket(ticket("printer on fire")).await;
@@ -136,7 +106,9 @@ async fn deliveries_are_signed_and_carry_the_event(app: TestApp) {
 
 async fn a_failed_delivery_is_retried_until_it_succeeds(app: TestApp) {
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["ticket.created"])).await;
+    let webhook = app
+        .create_webhook(hook(&receiver.url(), &["ticket.created"]))
+        .await;
     app.create_ticket(ticket("flaky")).await;
 
     let received = receiver.wait_for(2).await;
@@ -162,7 +134,7 @@ async fn a_failed_delivery_is_retried_until_it_succeeds(app: TestApp) {
 
 async fn retry_after_on_429_is_honoured(app: TestApp) {
     let receiver = Receiver::start(vec![Reply::RetryAfter(429, "1")]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     app.create_ticket(ticket("slow down")).await;
 
     let received = receiver.wait_for(2).await;
@@ -176,7 +148,7 @@ async fn retry_after_on_429_is_honoured(app: TestApp) {
 
 async fn gone_disables_the_webhook(app: TestApp) {
     let receiver = Receiver::start(vec![Reply::Status(410)]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     app.create_ticket(ticket("anyone there?")).await;
     receiver.wait_for(1).await;
     wait_for_deliveries(&app, webhook.id, 1, DeliveryStatus::Failed).await;
@@ -192,7 +164,7 @@ async fn gone_disables_the_webhook(app: TestApp) {
         "a disabled webhook receives nothing"
     );
     assert_eq!(
-        deliveries(&app, webhook.id).await.len(),
+        app.deliveries(webhook.id).await.len(),
         1,
         "nor enqueues anything"
     );
@@ -200,7 +172,7 @@ async fn gone_disables_the_webhook(app: TestApp) {
 
 async fn one_tickets_deliveries_arrive_in_event_order(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     let tickets = [
         app.create_ticket(ticket("one")).await,
         app.create_ticket(ticket("two")).await,
@@ -253,7 +225,7 @@ async fn one_tickets_deliveries_arrive_in_event_order(app: TestApp) {
 
 async fn a_delivery_cut_off_by_a_restart_is_made_after_it(app: TestApp) {
     let receiver = Receiver::start(vec![Reply::Hang]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     app.create_ticket(ticket("mid-flight")).await;
     let first = receiver.wait_for(1).await;
 
@@ -267,7 +239,9 @@ async fn a_delivery_cut_off_by_a_restart_is_made_after_it(app: TestApp) {
 async fn two_replicas_deliver_each_event_once(app: TestApp) {
     let other = app.another_server().await;
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["ticket.created"])).await;
+    let webhook = app
+        .create_webhook(hook(&receiver.url(), &["ticket.created"]))
+        .await;
     for i in 0..10 {
         app.create_ticket(ticket(&format!("first {i}"))).await;
         other.create_ticket(ticket(&format!("second {i}"))).await;
@@ -292,7 +266,7 @@ fn notify(notify: Notify) -> Option<SideEffects> {
 
 async fn quiet_writes_and_closed_creations_enqueue_nothing(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     let create = |ticket: Ticket, side_effects| CreateTicketRequest {
         ticket: Some(ticket),
         side_effects,
@@ -308,7 +282,7 @@ async fn quiet_writes_and_closed_creations_enqueue_nothing(app: TestApp) {
         .await);
     ok(app.tickets().create_ticket(create(closed(), None)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(deliveries(&app, webhook.id).await.is_empty());
+    assert!(app.deliveries(webhook.id).await.is_empty());
 
     let announced = ok(app
         .tickets()
@@ -321,8 +295,10 @@ async fn quiet_writes_and_closed_creations_enqueue_nothing(app: TestApp) {
 
 async fn internal_comments_reach_only_webhooks_naming_comment_added(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let everything = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
-    let comments = create_webhook(&app, hook(&receiver.url(), &["comment.added"])).await;
+    let everything = app.create_webhook(hook(&receiver.url(), &["*"])).await;
+    let comments = app
+        .create_webhook(hook(&receiver.url(), &["comment.added"]))
+        .await;
     let t = app.create_ticket(ticket("with notes")).await;
     ok(app
         .tickets()
@@ -364,14 +340,12 @@ async fn internal_comments_reach_only_webhooks_naming_comment_added(app: TestApp
 
 async fn the_condition_selects_tickets(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(
-        &app,
-        Webhook {
+    let webhook = app
+        .create_webhook(Webhook {
             condition: r#"priority >= HIGH AND stage.state = OPEN"#.to_owned(),
             ..hook(&receiver.url(), &["ticket.created"])
-        },
-    )
-    .await;
+        })
+        .await;
     app.create_ticket(ticket("low")).await;
     let urgent = app
         .create_ticket(Ticket {
@@ -519,13 +493,13 @@ async fn private_targets_are_refused_unless_allowed(app: TestApp) {
     // allowed, naming localhost, is refused by a server that does not allow them, and the attempt recorded.
     let receiver = Receiver::start(vec![]).await;
     let named = format!("http://localhost:{}/hook", receiver.addr.port());
-    let webhook = create_webhook(&app, hook(&named, &["*"])).await;
+    let webhook = app.create_webhook(hook(&named, &["*"])).await;
     // Only the strict server delivers from here on.
     app.shutdown().await;
     strict.create_ticket(ticket("to nowhere")).await;
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
-        let listed = deliveries(&strict, webhook.id).await;
+        let listed = strict.deliveries(webhook.id).await;
         if let Some(attempt) = listed.first().and_then(|d| d.attempts.first()) {
             assert_eq!(attempt.http_status, 0);
             assert!(attempt.response.contains("refused"), "{attempt:?}");
@@ -542,7 +516,9 @@ async fn private_targets_are_refused_unless_allowed(app: TestApp) {
 }
 
 async fn the_secret_is_shown_in_full_only_on_create_and_rotate(app: TestApp) {
-    let created = create_webhook(&app, hook("https://example.com/hook", &["*"])).await;
+    let created = app
+        .create_webhook(hook("https://example.com/hook", &["*"]))
+        .await;
     assert_eq!(created.secret.len(), "whsec_".len() + 44);
     let read = get_webhook(&app, created.id).await;
     assert!(
@@ -577,7 +553,7 @@ async fn the_secret_is_shown_in_full_only_on_create_and_rotate(app: TestApp) {
 
 async fn after_a_rotation_both_secrets_sign(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let created = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let created = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     let rotated = ok(app
         .webhooks()
         .rotate_webhook_secret(RotateWebhookSecretRequest {
@@ -603,7 +579,7 @@ async fn after_a_rotation_both_secrets_sign(app: TestApp) {
 
 async fn redeliver_sends_again_with_the_same_id(app: TestApp) {
     let receiver = Receiver::start(vec![]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     app.create_ticket(ticket("again")).await;
     let delivered = wait_for_deliveries(&app, webhook.id, 1, DeliveryStatus::Succeeded).await;
     let redelivered = ok(app
@@ -617,7 +593,7 @@ async fn redeliver_sends_again_with_the_same_id(app: TestApp) {
     assert_eq!(received[0].event_id(), received[1].event_id());
     verify(&webhook.secret, &received[1]);
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
-    while deliveries(&app, webhook.id).await[0].attempts.len() < 2 {
+    while app.deliveries(webhook.id).await[0].attempts.len() < 2 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -633,7 +609,7 @@ async fn redeliver_sends_again_with_the_same_id(app: TestApp) {
 
 async fn deleting_a_webhook_drops_its_deliveries(app: TestApp) {
     let receiver = Receiver::start(vec![Reply::Status(500)]).await;
-    let webhook = create_webhook(&app, hook(&receiver.url(), &["*"])).await;
+    let webhook = app.create_webhook(hook(&receiver.url(), &["*"])).await;
     app.create_ticket(ticket("doomed")).await;
     receiver.wait_for(1).await;
     ok(app
@@ -654,7 +630,9 @@ async fn deleting_a_webhook_drops_its_deliveries(app: TestApp) {
 }
 
 async fn customers_are_refused_and_readers_need_the_scope(app: TestApp) {
-    let webhook = create_webhook(&app, hook("https://example.com/hook", &["*"])).await;
+    let webhook = app
+        .create_webhook(hook("https://example.com/hook", &["*"]))
+        .await;
     let portal = app.create_portal(portal("help")).await;
     let customer = customer_token("alice", "acme", portal.id);
     assert_code(

@@ -9,11 +9,12 @@ use ticketd::{
     config::{AuthMode, ServeConfig},
     proto::{
         Agent, Association, BatchCreateTicketsRequest, Card, CardTemplate,
-        CreateCardTemplateRequest, CreateTicketRequest, Filter, FilterGroup, GetCardRequest,
-        GetPipelineRequest, GetTicketRequest, ListAssociationsRequest, ListTicketHistoryRequest,
-        ListTicketsRequest, Pipeline, Portal, PropertyDefinition, PropertyType, RenderCardRequest,
-        RenderedCard, SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent,
-        UpdateCardPropertiesRequest, WatchCardRequest, WatchTicketsRequest,
+        CreateCardTemplateRequest, CreateTicketRequest, CreateWebhookRequest, Filter, FilterGroup,
+        GetCardRequest, GetPipelineRequest, GetTicketRequest, ListAssociationsRequest,
+        ListTicketHistoryRequest, ListTicketsRequest, ListWebhookDeliveriesRequest, Pipeline,
+        Portal, PropertyDefinition, PropertyType, RenderCardRequest, RenderedCard,
+        SearchTicketsRequest, SendCardRequest, Ticket, TicketEvent, UpdateCardPropertiesRequest,
+        WatchCardRequest, WatchTicketsRequest, Webhook, WebhookDelivery,
         agent_service_client::AgentServiceClient,
         association_service_client::AssociationServiceClient,
         card_service_client::CardServiceClient, pipeline_service_client::PipelineServiceClient,
@@ -403,6 +404,29 @@ impl TestApp {
     /// Adds an agent to the directory as the test admin.
     pub async fn create_agent(&self, agent: Agent) -> Agent {
         ok(self.agents().create_agent(create_agent_req(agent)).await)
+    }
+
+    pub async fn create_webhook(&self, webhook: Webhook) -> Webhook {
+        ok(self
+            .webhooks()
+            .create_webhook(CreateWebhookRequest {
+                webhook: Some(webhook),
+                request_id: String::new(),
+            })
+            .await)
+    }
+
+    /// Every delivery of a webhook (one page of up to 500), newest first.
+    pub async fn deliveries(&self, webhook_id: i64) -> Vec<WebhookDelivery> {
+        ok(self
+            .webhooks()
+            .list_webhook_deliveries(ListWebhookDeliveriesRequest {
+                webhook_id,
+                page_size: 500,
+                ..Default::default()
+            })
+            .await)
+        .deliveries
     }
 }
 

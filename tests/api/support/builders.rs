@@ -10,7 +10,7 @@ use ticketd::proto::{
     CreateTicketRequest, DeleteAssociationRequest, Filter, FilterOperator, LogTimeRequest,
     ObjectRef, Pipeline, Portal, PropertyDefinition, PropertyType, RestoreTicketRequest,
     SendCardRequest, Stage, Ticket, TicketState, UpdateAgentRequest, UpdateCardPropertiesRequest,
-    UpdatePortalRequest, UpdatePropertyRequest, UpdateTicketRequest, WatchTicketsRequest,
+    UpdatePortalRequest, UpdatePropertyRequest, UpdateTicketRequest, WatchTicketsRequest, Webhook,
 };
 
 use super::kaizala_fixture;
@@ -401,5 +401,14 @@ pub fn update_card_req(
         version,
         update_properties: properties(pairs),
         request_id: String::new(),
+    }
+}
+
+/// A webhook to create: `url`, subscribed to `event_types`.
+pub fn hook(url: &str, event_types: &[&str]) -> Webhook {
+    Webhook {
+        url: url.to_owned(),
+        event_types: strings(event_types),
+        ..Default::default()
     }
 }
