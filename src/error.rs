@@ -1,6 +1,6 @@
 //! Errors that stop the server from starting or running; each prints as one line an operator can act on.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,16 @@ pub enum StartupError {
         "refusing to serve on {address} with --auth none: anyone who can reach it would be an admin; use --auth jwt, listen on a loopback address, or pass --allow-insecure-auth-none"
     )]
     InsecureAuthNone { address: SocketAddr },
+    #[error(
+        "another ticketd is already serving the SQLite database {} (it holds {}); SQLite is single-replica: run one server per file, or PostgreSQL for several replicas", database.display(), lock.display()
+    )]
+    SqliteInUse { database: PathBuf, lock: PathBuf },
+    #[error("cannot lock {}: {source}", path.display())]
+    SqliteLock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
