@@ -130,6 +130,20 @@ impl TestApp {
         Self::start(database).await
     }
 
+    /// Stops this server and starts one over the same database with its configuration adjusted by `configure`.
+    pub async fn reconfigured(self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start_with(database, configure).await
+    }
+
+    /// Stops this server and starts one over the same database whose streams send a heartbeat after `every`
+    /// of silence (`--stream-heartbeat-secs`).
+    pub async fn with_stream_heartbeat(self, every: Duration) -> TestApp {
+        self.reconfigured(|config| config.stream_heartbeat = every)
+            .await
+    }
+
     /// Stops this server and starts one with `--auth none` over the same database.
     pub async fn without_auth(self) -> TestApp {
         let database = self.database.clone();
