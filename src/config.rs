@@ -96,10 +96,11 @@ pub struct ServeConfig {
     #[arg(
         long = "cors-allowed-origins",
         env = "TICKETD_CORS_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        value_parser = CorsOrigin::parse
+        default_value = "",
+        hide_default_value = true,
+        value_parser = CorsOrigins::parse
     )]
-    pub cors_allowed_origins: Vec<CorsOrigin>,
+    pub cors_allowed_origins: CorsOrigins,
     /// Seconds of silence after which WatchTickets and WatchCard send a heartbeat message.
     #[arg(long = "stream-heartbeat-secs", env = "TICKETD_STREAM_HEARTBEAT_SECS", default_value = "20", value_parser = parse_positive_seconds)]
     pub stream_heartbeat: Duration,
@@ -109,6 +110,36 @@ pub struct ServeConfig {
     pub log: LogConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
+}
+
+/// The origins allowed cross-origin access; empty: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsOrigins(Vec<CorsOrigin>);
+
+impl CorsOrigins {
+    /// A comma-separated list of origins; empty entries are skipped, so an empty variable (as deployment
+    /// templates write an unset value) means none.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        value
+            .split(',')
+            .filter(|origin| !origin.trim().is_empty())
+            .map(CorsOrigin::parse)
+            .collect()
+    }
+}
+
+impl std::ops::Deref for CorsOrigins {
+    type Target = [CorsOrigin];
+
+    fn deref(&self) -> &[CorsOrigin] {
+        &self.0
+    }
+}
+
+impl FromIterator<CorsOrigin> for CorsOrigins {
+    fn from_iter<I: IntoIterator<Item = CorsOrigin>>(origins: I) -> Self {
+        Self(origins.into_iter().collect())
+    }
 }
 
 /// An origin allowed cross-origin access: `scheme://host[:port]`, exactly as a browser sends it in `Origin`.

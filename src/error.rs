@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database: {}", database_message(.0))]
     Database(#[source] sea_orm::DbErr),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[source] sea_orm::DbErr),
@@ -31,6 +31,15 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A database error as one line for an operator: the start-up checks' own messages without sea-orm's "Custom
+/// Error:" prefix, which says nothing to them.
+pub fn database_message(error: &sea_orm::DbErr) -> String {
+    match error {
+        sea_orm::DbErr::Custom(message) => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Why the server stopped with an error.

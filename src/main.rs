@@ -63,7 +63,12 @@ async fn serve(config: ticketd::config::ServeConfig) -> Result<(), String> {
 async fn migrate(database: ticketd::config::DatabaseConfig) -> Result<(), String> {
     let store = Store::connect(&database.connect_settings())
         .await
-        .map_err(|error| format!("cannot connect to the database: {error}"))?;
+        .map_err(|error| {
+            format!(
+                "cannot connect to the database: {}",
+                ticketd::error::database_message(&error)
+            )
+        })?;
     store
         .migrate()
         .await
