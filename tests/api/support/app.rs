@@ -34,6 +34,9 @@ use super::{
     ticket, update_ticket_req,
 };
 
+/// The test servers' heartbeat interval unless a test sets one: longer than any test runs.
+pub const NO_HEARTBEATS: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a server may take to stop after the shutdown signal before the test fails.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -81,6 +84,9 @@ impl TestApp {
         // Every test server checks credentials unless the test turns that off; the default clients carry an
         // admin token.
         enable_jwt(&mut config);
+        // Stream tests count the messages they read, and a slow run can leave a stream silent for the default
+        // 20 s: heartbeats only where a test asks for them ([`TestApp::with_stream_heartbeat`]).
+        config.stream_heartbeat = NO_HEARTBEATS;
         configure(&mut config);
         let app = Application::build(config).await.unwrap_or_else(|err| {
             panic!("Application::build failed for {}: {err:?}", database.url)
