@@ -160,6 +160,8 @@ render postgres -f "$CHART/examples/postgres.yaml" --api-versions monitoring.cor
 render postgres-no-crd -f "$CHART/examples/postgres.yaml"
 render postgres-url --set-string 'database.url=postgres://ticketd:secret@db:5432/ticketd' --set replicaCount=2 \
     --set terminationGracePeriodSeconds=60 --set-string config.otlpEndpoint=http://collector:4317 \
+    --set 'config.corsAllowedOrigins={https://desk.example.com,http://localhost:5173}' \
+    --set config.streamHeartbeatSecs=5 \
     --set-string auth.jwt.hs256Secret.value="$HS256_VALUE" --set auth.jwt.publicKeys.existingSecret=idp-keys \
     --set auth.jwt.publicKeys.key=keys.pem --set auth.apiKeys.existingSecret=api-keys \
     --set-string auth.jwt.issuer=https://idp.example.com/ --set-string auth.jwt.audience=ticketd
@@ -297,6 +299,8 @@ for name in ("default", "sqlite"):
     check(env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ticketd", "key": "DATABASE_URL"},
           f"{name}: DATABASE_URL secretKeyRef")
     check("OTEL_EXPORTER_OTLP_ENDPOINT" not in cm, f"{name}: OTEL endpoint set although empty")
+    check("TICKETD_CORS_ALLOWED_ORIGINS" not in cm, f"{name}: CORS origins set although none are listed")
+    check(cm.get("TICKETD_STREAM_HEARTBEAT_SECS") == "20", f"{name}: heartbeat {cm.get('TICKETD_STREAM_HEARTBEAT_SECS')}")
 default, sqlite = load("default"), load("sqlite")
 check("emptyDir" in {v["name"]: v for v in default[("Deployment", "ticketd")]["spec"]["template"]["spec"]["volumes"]}["data"],
       "default: data volume should be an emptyDir")
@@ -360,6 +364,10 @@ check(not any(k == "ServiceMonitor" for k, _ in load("postgres-no-crd")),
 # PostgreSQL URL in values: the Deployment's Secret plus an earlier hook copy for the Job.
 pu = load("postgres-url")
 check_server("postgres-url", pu)
+pu_cm = pu[("ConfigMap", "ticketd")]["data"]
+check(pu_cm.get("TICKETD_CORS_ALLOWED_ORIGINS") == "https://desk.example.com,http://localhost:5173",
+      f"postgres-url: CORS origins {pu_cm.get('TICKETD_CORS_ALLOWED_ORIGINS')}")
+check(pu_cm.get("TICKETD_STREAM_HEARTBEAT_SECS") == "5", "postgres-url: heartbeat")
 main, early, job = pu[("Secret", "ticketd")], pu[("Secret", "ticketd-migrate")], pu[("Job", "ticketd-migrate")]
 check(not hook(main).get("helm.sh/hook"), "postgres-url: the Deployment's Secret must be a release resource")
 check(hook(early).get("helm.sh/hook") == "pre-install,pre-upgrade", "postgres-url: hook Secret")
@@ -459,6 +467,9 @@ refuse "a SQLite file outside the /data volume" "/database/url" "${AUTH[@]}" \
     --set-string 'database.url=sqlite://ticketd.db?mode=rwc'
 refuse "no database at all" "/database/existingSecret/name" "${AUTH[@]}" --set-string database.url=
 refuse "an unknown log format" "/config/logFormat" "${AUTH[@]}" --set config.logFormat=xml
+refuse "a CORS origin with a path" "/config/corsAllowedOrigins/0" "${AUTH[@]}" \
+    --set 'config.corsAllowedOrigins={https://desk.example.com/}'
+refuse "a stream heartbeat of 0 s" "/config/streamHeartbeatSecs" "${AUTH[@]}" --set config.streamHeartbeatSecs=0
 refuse "a request message limit below 1 KiB" "/config/maxMessageBytes" "${AUTH[@]}" --set config.maxMessageBytes=10
 refuse "a grace period not above the drain timeout" "must be greater than config.drainTimeoutSecs" \
     "${AUTH[@]}" --set terminationGracePeriodSeconds=30

@@ -69,14 +69,15 @@ impl Cli {
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address the gRPC server listens on (gRPC, gRPC-Web, health and reflection share it).
-    #[arg(long, env = "TICKETD_LISTEN", default_value = DEFAULT_LISTEN)]
+    /// Address the gRPC server listens on (gRPC, gRPC-Web, health and reflection share it): `HOST:PORT`, the
+    /// host an IP address or a name resolved at start-up.
+    #[arg(long, env = "TICKETD_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// How long in-flight calls may run after SIGTERM/SIGINT before the server stops anyway (seconds).
     #[arg(long = "drain-timeout-secs", env = "TICKETD_DRAIN_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub drain_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint (HTTP); off unless set.
-    #[arg(long = "metrics-listen", env = "TICKETD_METRICS_LISTEN")]
+    #[arg(long = "metrics-listen", env = "TICKETD_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
     /// Serve the browser app (`web/`) at `/` on the gRPC port; `--web=false` turns it off.
     #[arg(long, env = "TICKETD_WEB", default_value_t = true, action = clap::ArgAction::Set)]
@@ -100,12 +101,112 @@ pub struct ServeConfig {
         env = "TICKETD_WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )]
     pub webhook_allow_private_targets: bool,
+    /// Browser origins (`scheme://host[:port]`, comma-separated) that may call the API cross-origin over
+    /// gRPC-Web; none when unset.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "TICKETD_CORS_ALLOWED_ORIGINS",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = CorsOrigins::parse
+    )]
+    pub cors_allowed_origins: CorsOrigins,
+    /// Seconds of silence after which WatchTickets and WatchCard send a heartbeat message.
+    #[arg(long = "stream-heartbeat-secs", env = "TICKETD_STREAM_HEARTBEAT_SECS", default_value = "20", value_parser = parse_positive_seconds)]
+    pub stream_heartbeat: Duration,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub log: LogConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
+}
+
+/// The origins allowed cross-origin access; empty: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsOrigins(Vec<CorsOrigin>);
+
+impl CorsOrigins {
+    /// A comma-separated list of origins; empty entries are skipped, so an empty variable (as deployment
+    /// templates write an unset value) means none.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        value
+            .split(',')
+            .filter(|origin| !origin.trim().is_empty())
+            .map(CorsOrigin::parse)
+            .collect()
+    }
+}
+
+impl std::ops::Deref for CorsOrigins {
+    type Target = [CorsOrigin];
+
+    fn deref(&self) -> &[CorsOrigin] {
+        &self.0
+    }
+}
+
+impl FromIterator<CorsOrigin> for CorsOrigins {
+    fn from_iter<I: IntoIterator<Item = CorsOrigin>>(origins: I) -> Self {
+        Self(origins.into_iter().collect())
+    }
+}
+
+/// An origin allowed cross-origin access: `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsOrigin(String);
+
+impl CorsOrigin {
+    /// Accepts `http(s)://host[:port]` with nothing after the authority: browsers compare origins byte for
+    /// byte, so a trailing slash or a path would silently match nothing.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let bad = |why: &str| {
+            Err(format!(
+                "{value:?} is not an origin ({why}); expected scheme://host[:port]"
+            ))
+        };
+        let Some((scheme, authority)) = value.split_once("://") else {
+            return bad("no scheme");
+        };
+        if !matches!(scheme, "http" | "https") {
+            return bad("the scheme must be http or https");
+        }
+        if authority.is_empty() {
+            return bad("no host");
+        }
+        if authority.contains(['/', '?', '#']) {
+            return bad("an origin has no path, query or fragment, not even a trailing slash");
+        }
+        if authority.contains('@') {
+            return bad("an origin has no user name");
+        }
+        if value.chars().any(|c| c.is_ascii_uppercase()) {
+            return bad("browsers send origins in lower case");
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            // `[::1]` without a port: the last colon is inside the brackets.
+            Some((host, port)) if !port.ends_with(']') => (host, Some(port)),
+            _ => (authority, None),
+        };
+        if host.is_empty() {
+            return bad("no host");
+        }
+        if let Some(port) = port
+            && port.parse::<u16>().is_err()
+        {
+            return bad("the port must be a number up to 65535");
+        }
+        if http::HeaderValue::from_str(value).is_err() || value.chars().any(char::is_whitespace) {
+            return bad("it holds characters a header cannot carry");
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The origin as a browser sends it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl ServeConfig {
@@ -301,6 +402,39 @@ fn parse_hours(value: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_positive_seconds(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "expected a positive whole number of seconds, got {value:?}"
+        )),
+    }
+}
+
+/// `HOST:PORT`, resolving a host name now, so that a server starts on `localhost:50051` and a name that does
+/// not resolve stops it at once. Of several addresses the first IPv4 one is taken, as `127.0.0.1` is the
+/// default and IPv4 is what every client tries.
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = value.parse() {
+        return Ok(address);
+    }
+    if value
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("expected HOST:PORT, got {value:?}"));
+    }
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(value)
+        .map_err(|error| format!("cannot resolve {value:?}: {error}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{value:?} resolves to no address"))
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     value
         .parse::<u64>()
@@ -332,6 +466,69 @@ mod tests {
         assert_eq!(config.auth.mode, AuthMode::None);
         assert_eq!(LogConfig::default().format, LogFormat::Text);
         assert!(config.web, "the browser app is served by default");
+        assert!(config.cors_allowed_origins.is_empty());
+        assert_eq!(config.stream_heartbeat, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        assert_eq!(
+            parse_listen("localhost:50051"),
+            Ok("127.0.0.1:50051".parse().unwrap())
+        );
+        assert_eq!(parse_listen("[::1]:7"), Ok("[::1]:7".parse().unwrap()));
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("no-such-host.invalid:1").is_err());
+    }
+
+    #[test]
+    fn origins_are_exact() {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:5173",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+        ] {
+            assert_eq!(CorsOrigin::parse(good).map(|o| o.0), Ok(good.to_owned()));
+        }
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/web",
+            "ftp://app.example.com",
+            "https://",
+            "https://:80",
+            "https://app.example.com:http",
+            "https://App.example.com",
+            "https://user@app.example.com",
+            "*",
+        ] {
+            assert!(CorsOrigin::parse(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list() {
+        let cli = Cli::try_parse_from([
+            "ticketd",
+            "--cors-allowed-origins",
+            "https://a.example,http://localhost:5173",
+        ])
+        .unwrap();
+        let Command::Serve(config) = cli.into_command() else {
+            panic!("serve is the default command");
+        };
+        let origins: Vec<&str> = config
+            .cors_allowed_origins
+            .iter()
+            .map(CorsOrigin::as_str)
+            .collect();
+        assert_eq!(origins, ["https://a.example", "http://localhost:5173"]);
+        let error =
+            Cli::try_parse_from(["ticketd", "--cors-allowed-origins", "https://a.example/"])
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("--cors-allowed-origins"), "{error}");
     }
 
     #[test]

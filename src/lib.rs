@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod availability;
 pub mod config;
+pub mod cors;
 pub mod delivery;
 pub mod domain;
 pub mod error;

@@ -63,7 +63,12 @@ async fn serve(config: ticketd::config::ServeConfig) -> Result<(), String> {
 async fn migrate(database: ticketd::config::DatabaseConfig) -> Result<(), String> {
     let store = Store::connect(&database.connect_settings())
         .await
-        .map_err(|error| format!("cannot connect to the database: {error}"))?;
+        .map_err(|error| {
+            format!(
+                "cannot connect to the database: {}",
+                ticketd::error::database_message(&error)
+            )
+        })?;
     store
         .migrate()
         .await
@@ -133,10 +138,19 @@ async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) ->
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
+    let uri = match addr.split_once("://") {
+        None => format!("http://{addr}"),
+        Some(("http", _)) => addr.to_owned(),
+        // Asking over plaintext what was meant for TLS would report a different server, or a proxy's error, as
+        // the answer; this binary carries no TLS client, so it says so instead.
+        Some((scheme, _)) => {
+            eprintln!(
+                "ticketd healthcheck: {addr}: the {scheme}:// scheme is not supported; ticketd serves plaintext \
+                 gRPC and its healthcheck speaks only that: give http://HOST:PORT or HOST:PORT of the server itself, \
+                 not of a TLS-terminating proxy"
+            );
+            return ExitCode::FAILURE;
+        }
     };
     let asked = async {
         let channel = tonic::transport::Endpoint::from_shared(uri)?

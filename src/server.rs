@@ -23,6 +23,7 @@ use crate::{
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,
     config::{AuthMode, ServeConfig},
+    cors::CorsLayer,
     delivery::Workers,
     error::{ServeError, StartupError},
     events::{EventHub, HubConfig},
@@ -36,7 +37,7 @@ use crate::{
         property_service_server::PropertyServiceServer, rule_service_server::RuleServiceServer,
         ticket_service_server::TicketServiceServer, webhook_service_server::WebhookServiceServer,
     },
-    store::Store,
+    store::{SqliteLock, Store},
     web::WebLayer,
 };
 
@@ -137,6 +138,8 @@ pub struct Application {
     local_addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
     metrics_addr: Option<SocketAddr>,
+    /// Held while the server runs: SQLite is one replica.
+    _sqlite_lock: Option<SqliteLock>,
 }
 
 impl Application {
@@ -155,10 +158,8 @@ impl Application {
                 "authentication is off (--auth none): every caller is an admin; use --auth jwt in production"
             );
         }
-        let store = Store::connect(&config.database.connect_settings())
-            .await
-            .map_err(StartupError::Database)?;
-        store.migrate().await.map_err(StartupError::Migrate)?;
+        // Bound before the database is touched, so a port already in use is reported at once, not after
+        // migrations ran.
         let bind_error = |source| StartupError::Bind {
             address: config.listen,
             source,
@@ -174,10 +175,17 @@ impl Application {
                 (Some(listener), Some(bound))
             }
         };
+        // Before connecting: a second server on the same file is refused before it can migrate or write.
+        let sqlite_lock = SqliteLock::acquire(&config.database.url)?;
+        let store = Store::connect(&config.database.connect_settings())
+            .await
+            .map_err(StartupError::Database)?;
+        store.migrate().await.map_err(StartupError::Migrate)?;
         Ok(Self {
             config,
             authenticator,
             store,
+            _sqlite_lock: sqlite_lock,
             listener,
             local_addr,
             metrics_listener,
@@ -205,6 +213,8 @@ impl Application {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc's error details (BadRequest, ErrorInfo, RetryInfo, ...), so grpcurl prints them.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection().build_v1()?;
         // Older grpcurl and Python's grpcio-reflection only speak v1alpha.
@@ -215,7 +225,10 @@ impl Application {
         // follows is not held up by clients that would otherwise stream forever.
         let hub = EventHub::start(
             self.store.clone(),
-            HubConfig::default(),
+            HubConfig {
+                heartbeat: self.config.stream_heartbeat,
+                ..HubConfig::default()
+            },
             stopping_rx.clone(),
         )
         .await
@@ -278,6 +291,8 @@ impl Application {
             .with_keepalive(Some(HTTP2_KEEPALIVE_INTERVAL));
         let server = Server::builder()
             .accept_http1(true)
+            // Outermost: a browser's preflight carries no credentials and is answered before anything else.
+            .layer(CorsLayer::new(&self.config.cors_allowed_origins))
             // A client's shorter grpc-timeout wins over this default.
             .timeout(self.config.request_timeout)
             // Outermost: the browser app's GETs are answered before anything meant for calls sees them.

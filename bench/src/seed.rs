@@ -28,7 +28,7 @@ const SEED_BATCH: usize = 100;
 /// Loads `--seed` tickets, `--concurrency` batches at a time.
 pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    create_in_batches(channels, args.seed, args.concurrency).await?;
+    create_in_batches(channels, args.seed, args.concurrency, None).await?;
     println!(
         "seeded {} tickets in {:.1}s",
         args.seed,
@@ -37,11 +37,13 @@ pub async fn seed(args: &Args, channels: &[Conn]) -> Result<(), Box<dyn std::err
     Ok(())
 }
 
-/// Creates `total` [`seeded_ticket`]s with BatchCreateTickets, [`SEED_BATCH`] per call, `loaders` calls at once.
+/// Creates `total` [`seeded_ticket`]s with BatchCreateTickets, [`SEED_BATCH`] per call, `loaders` calls at once,
+/// each call asking for `side_effects`.
 pub async fn create_in_batches(
     channels: &[Conn],
     total: usize,
     loaders: usize,
+    side_effects: Option<ticketd::proto::SideEffects>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let batches = total.div_ceil(SEED_BATCH);
     let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -66,7 +68,7 @@ pub async fn create_in_batches(
                     .batch_create_tickets(BatchCreateTicketsRequest {
                         requests,
                         request_id: String::new(),
-                        ..Default::default()
+                        side_effects,
                     })
                     .await?;
             }

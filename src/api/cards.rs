@@ -6,8 +6,8 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
-    caller::viewer, decode_page_token, encode_page_token, idempotent_requests, origin,
-    query_fingerprint, stream_visibility, timestamp, watch_end_status,
+    caller::viewer, decode_page_token, encode_page_token, heartbeat::Heartbeats,
+    idempotent_requests, origin, query_fingerprint, stream_visibility, timestamp, watch_end_status,
 };
 use crate::{
     domain::{
@@ -298,7 +298,15 @@ impl CardService for CardApi {
                 }
             })
             .filter_map(|item| item);
-        Ok(Response::new(Box::pin(stream)))
+        let heartbeat = || proto::RenderedCard {
+            heartbeat: true,
+            ..Default::default()
+        };
+        Ok(Response::new(Box::pin(Heartbeats::new(
+            Box::pin(stream),
+            self.hub.heartbeat(),
+            heartbeat,
+        ))))
     }
 }
 
@@ -362,5 +370,6 @@ fn render_to_proto(render: CardRender) -> proto::RenderedCard {
         texts: render.texts,
         ticket_id: render.ticket_id,
         group_id: render.group_id,
+        heartbeat: false,
     }
 }

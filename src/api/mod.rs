@@ -8,6 +8,7 @@ pub mod cards;
 pub mod codec;
 pub mod error;
 pub mod escalation;
+pub mod heartbeat;
 pub mod message_size;
 pub mod pipelines;
 pub mod portals;

@@ -19,6 +19,8 @@ pub struct HubConfig {
     pub poll_interval: Duration,
     /// Rows read per query, by the tailer and by streams catching up.
     pub page_size: u64,
+    /// Silence after which a stream sends a heartbeat (`--stream-heartbeat-secs`).
+    pub heartbeat: Duration,
 }
 
 impl Default for HubConfig {
@@ -27,6 +29,7 @@ impl Default for HubConfig {
             channel_capacity: 4_096,
             poll_interval: Duration::from_secs(1),
             page_size: 500,
+            heartbeat: Duration::from_secs(20),
         }
     }
 }
@@ -64,6 +67,11 @@ impl EventHub {
         }
         tokio::spawn(tail(Arc::clone(&hub), event_cursor, render_cursor));
         Ok(hub)
+    }
+
+    /// Silence after which a stream sends a heartbeat.
+    pub fn heartbeat(&self) -> Duration {
+        self.config.heartbeat
     }
 
     /// Streams currently following the ticket channel (for metrics and tests).

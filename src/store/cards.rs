@@ -18,7 +18,7 @@ use super::{
 use crate::domain::{
     Error, Origin,
     card::{ANY_VERSION, Card, CardRender, CardTemplate, MAX_CARDS_PER_TICKET},
-    card::{CardView, TicketContext, parse_ticket_path, parse_view},
+    card::{CardView, TicketContext, parse_stored_view, parse_ticket_path},
     now,
     page::{Cursor, Page},
     ticket::Ticket,
@@ -338,7 +338,7 @@ fn followed(template: CardTemplate) -> Option<(CardTemplate, CardView)> {
 
 /// A stored template's view. Templates are validated when registered; one that fails now predates a limit.
 fn stored_view(template: &CardTemplate) -> Result<CardView, Error> {
-    parse_view(&template.schema).map_err(|error| {
+    parse_stored_view(&template.schema).map_err(|error| {
         Error::precondition(
             "CARD_TEMPLATE_OUT_OF_BOUNDS",
             format!(

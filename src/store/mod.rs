@@ -12,6 +12,7 @@ mod health;
 mod history;
 mod idempotency;
 mod import;
+mod open;
 mod outbox;
 mod pipelines;
 mod properties;
@@ -36,6 +37,7 @@ use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
 pub use health::DatabaseHealth;
+pub use open::SqliteLock;
 pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
 pub use properties::PropertyChanges;
 pub use webhooks::{AttemptOutcome, ClaimedDelivery, RESPONSE_KEPT_BYTES};
@@ -115,6 +117,17 @@ impl WriteTxn {
 impl Store {
     /// Connects with settings suited to each backend.
     pub async fn connect(settings: &ConnectSettings) -> Result<Self, DbErr> {
+        let sqlite = open::SqliteUrl::parse(&settings.url);
+        match &sqlite {
+            Some(open::SqliteUrl {
+                file: Some(file), ..
+            }) => open::check_sqlite_directory(file)?,
+            Some(_) => {}
+            None => open::check_postgres(&settings.url).await?,
+        }
+        // A new user's `sqlite:///path/new.db` creates the file, as the default URL's `mode=rwc` does; an
+        // explicit `mode=rw` or `mode=ro` is obeyed.
+        let create_if_missing = sqlite.as_ref().is_some_and(|url| !url.explicit_mode);
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .max_connections(settings.max_connections)
@@ -125,14 +138,28 @@ impl Store {
             .sqlx_logging_level(log::LevelFilter::Debug)
             // WAL lets readers run beside the writer; FULL sync makes an acknowledged commit survive a power
             // cut, not just a crash of the process.
-            .map_sqlx_sqlite_opts(|options| {
-                options
+            .map_sqlx_sqlite_opts(move |options| {
+                let options = options
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(Duration::from_secs(10));
+                if create_if_missing {
+                    options.create_if_missing(true)
+                } else {
+                    options
+                }
             });
-        let db = Database::connect(options).await?;
+        let db = match (Database::connect(options).await, &sqlite) {
+            (Ok(db), _) => db,
+            (
+                Err(error),
+                Some(open::SqliteUrl {
+                    file: Some(file), ..
+                }),
+            ) => return Err(open::sqlite_open_error(file, error)),
+            (Err(error), _) => return Err(error),
+        };
         let write_gate =
             (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {

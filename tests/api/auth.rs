@@ -1397,8 +1397,11 @@ async fn auth_none_makes_every_caller_an_anonymous_admin(app: TestApp) {
 }
 
 async fn auth_none_on_a_public_address_needs_the_insecure_flag(app: TestApp) {
+    // Stopped first: a second server on one SQLite file is refused.
+    let database = app.database.clone();
+    app.shutdown().await;
     let public = "0.0.0.0:0".parse().unwrap();
-    let mut config = ServeConfig::new(public, app.database.url.clone());
+    let mut config = ServeConfig::new(public, database.url.clone());
     config.auth.mode = AuthMode::None;
 
     let Err(error) = Application::build(config.clone()).await else {
@@ -1421,7 +1424,7 @@ async fn auth_none_on_a_public_address_needs_the_insecure_flag(app: TestApp) {
     drop(built);
 
     // Loopback needs no flag (the harness's own `without_auth` relies on it).
-    let app = app.without_auth().await;
+    let app = TestApp::start_with(database, |config| config.auth.mode = AuthMode::None).await;
     ok(bare_tickets(&app)
         .list_tickets(ListTicketsRequest::default())
         .await);

@@ -130,6 +130,22 @@ async fn create_card_template_names_the_invalid_node(app: TestApp) {
         "schema.children[1].string",
     );
 
+    // `text` where Kaizala says `string`: it used to be accepted and render an empty line.
+    let misspelt = CreateCardTemplateRequest {
+        schema: schema_with(|view| {
+            let node = &mut view["schema"]["children"][1];
+            node["text"] = node["string"].take();
+            if let Some(node) = node.as_object_mut() {
+                node.remove("string");
+            }
+        }),
+        ..card_template_req("misspelt text")
+    };
+    assert_invalid(
+        app.cards().create_card_template(misspelt).await,
+        "schema.children[1].text",
+    );
+
     let unknown_path = CreateCardTemplateRequest {
         bindings: properties(&[("ticketnumber", "id"), ("ticketstatus", "stage.colour")]),
         ..card_template_req("bad binding")

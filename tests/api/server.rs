@@ -12,6 +12,7 @@ use crate::support::*;
 both_databases!(
     reports_every_service_as_serving,
     serves_reflection_v1_and_v1alpha,
+    reflection_resolves_the_google_rpc_error_details,
     shuts_down_gracefully_and_refuses_new_connections,
     health_turns_not_serving_on_shutdown,
     data_survives_a_restart,
@@ -56,6 +57,59 @@ async fn serves_reflection_v1_and_v1alpha(app: TestApp) {
                 "{expected} missing from reflection: {services:?}"
             );
         }
+    }
+}
+
+/// grpcurl prints an error's details only when reflection can describe them.
+async fn reflection_resolves_the_google_rpc_error_details(app: TestApp) {
+    use prost::Message;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    for symbol in [
+        "google.rpc.BadRequest",
+        "google.rpc.ErrorInfo",
+        "google.rpc.RetryInfo",
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut client = ServerReflectionClient::new(app.channel());
+        let mut responses = ok(client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await);
+        let response = responses
+            .next()
+            .await
+            .expect("a v1 reflection response")
+            .expect("v1 reflection answers");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+            panic!(
+                "{symbol}: expected its file, got {:?}",
+                response.message_response
+            );
+        };
+        let files: Vec<prost_types::FileDescriptorProto> = files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| {
+                prost_types::FileDescriptorProto::decode(bytes.as_slice()).expect("a file")
+            })
+            .collect();
+        let name = symbol.trim_start_matches("google.rpc.");
+        assert!(
+            files.iter().any(|file| {
+                file.package() == "google.rpc"
+                    && file
+                        .message_type
+                        .iter()
+                        .any(|message| message.name() == name)
+            }),
+            "{symbol} is not in the files reflection returned: {:?}",
+            files.iter().map(|file| file.name()).collect::<Vec<_>>()
+        );
     }
 }
 

@@ -37,6 +37,8 @@ pub async fn watch(server: &Server, args: WatchTickets) -> Result<(), CliError> 
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
+                        // A heartbeat only says the stream is alive: nothing to print or resume from.
+                        Ok(Some(event)) if event.heartbeat => reconnects = 0,
                         Ok(Some(event)) => {
                             reconnects = 0;
                             after = after.max(event.event_id);

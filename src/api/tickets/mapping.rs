@@ -122,6 +122,7 @@ pub(crate) fn event_to_proto(event: TicketEvent, with_ticket: bool) -> proto::Ti
         ticket: event.ticket.filter(|_| with_ticket).map(ticket_to_proto),
         side_effects: Some(side_effects_to_proto(event.side_effects)),
         cause_event_id: event.cause_event_id.unwrap_or_default(),
+        heartbeat: false,
     }
 }
 

@@ -6,7 +6,7 @@ use tokio_stream::StreamExt;
 
 use super::{EventStream, TicketApi, mapping::event_to_proto};
 use crate::{
-    api::{stream_visibility, watch_end_status},
+    api::{heartbeat::Heartbeats, stream_visibility, watch_end_status},
     domain::{Error, access::Viewer, field::TicketField},
     events::{TicketFilter, WatchItem},
     proto,
@@ -96,7 +96,15 @@ impl TicketApi {
                 }
             })
             .filter_map(|item| item);
-        Ok(Box::pin(stream))
+        let heartbeat = || proto::TicketEvent {
+            heartbeat: true,
+            ..Default::default()
+        };
+        Ok(Box::pin(Heartbeats::new(
+            Box::pin(stream),
+            self.hub.heartbeat(),
+            heartbeat,
+        )))
     }
 }
 

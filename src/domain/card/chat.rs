@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Binding, TicketPath, parse_ticket_path, parse_view};
+use super::{Binding, TicketPath, parse_stored_view, parse_ticket_path};
 use crate::domain::{Error, Result};
 
 /// `UpdateCardProperties.version` meaning "last write wins" (Kaizala's convention).
@@ -41,7 +41,7 @@ impl CardTemplate {
             .map(|(property, path)| parse_ticket_path(&format!("bindings.{property}"), path))
             .collect::<Result<Vec<_>>>()?;
         paths.extend(
-            parse_view(&self.schema)?
+            parse_stored_view(&self.schema)?
                 .bindings()
                 .into_iter()
                 .filter_map(|binding| match binding {

@@ -12,8 +12,27 @@ use super::*;
 /// (`tests/fixtures/kaizala`); both have the node format this module reads.
 const SCHEMA_VERSIONS: [u64; 2] = [1, 2];
 
-/// Parses and validates a ChatCanvasCardView given as JSON text; errors name the JSON path of the fault.
+/// What to do with a key the view schema does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnknownKeys {
+    /// Refused, naming it: a misspelt attribute (`"text"` for `"string"`) would otherwise render as nothing.
+    Refuse,
+    /// Kept in the render as written: for templates stored before unknown keys were refused.
+    Keep,
+}
+
+/// Parses and validates a new ChatCanvasCardView given as JSON text; errors name the JSON path of the fault,
+/// and a key the view schema does not define is one.
 pub fn parse_view(json: &str) -> Result<CardView> {
+    parse(json, UnknownKeys::Refuse)
+}
+
+/// Parses a view stored before unknown keys were refused: they are kept, as written, and rendered as they are.
+pub fn parse_stored_view(json: &str) -> Result<CardView> {
+    parse(json, UnknownKeys::Keep)
+}
+
+fn parse(json: &str, unknown: UnknownKeys) -> Result<CardView> {
     check_json_size("schema", json)?;
     // serde_json stops at 128 levels of nesting with an error, so hostile input cannot exhaust the stack here;
     // the node walk below has its own, lower limit.
@@ -26,6 +45,9 @@ pub fn parse_view(json: &str) -> Result<CardView> {
         ));
     };
     let keys = Keys::find(document, "", &["schemaVersion", "schema"])?;
+    if unknown == UnknownKeys::Refuse {
+        keys.refuse_others("the document", &["schemaVersion", "schema"])?;
+    }
     let schema_version = match keys.get("schemaVersion") {
         None => return Err(Error::invalid("schemaVersion", "is required")),
         Some((field, value)) => match value.as_u64() {
@@ -47,7 +69,7 @@ pub fn parse_view(json: &str) -> Result<CardView> {
         return Err(Error::invalid("schema", "is required"));
     };
     let mut nodes = 0;
-    let root = parse_node(schema, &field, 1, &mut nodes)?;
+    let root = parse_node(schema, &field, 1, &mut nodes, unknown)?;
     text::check_json("schema", "", &source)?;
     let mut bindings = 0;
     root.visit_templates(&mut |template| bindings += template.bindings().count());
@@ -97,6 +119,20 @@ impl<'a> Keys<'a> {
             keys.found.push((canonical, key.as_str(), value));
         }
         Ok(keys)
+    }
+
+    /// Refuses the first key that is not `known`, naming its path and what `what` may hold.
+    fn refuse_others(&self, what: &str, known: &[&str]) -> Result<()> {
+        let Some(key) = self.other.keys().next() else {
+            return Ok(());
+        };
+        Err(Error::invalid(
+            self.field(key),
+            format!(
+                "unknown key {key:?} in {what}; expected one of {}",
+                known.join(", ")
+            ),
+        ))
     }
 
     /// The path of a key as written.
@@ -213,7 +249,13 @@ pub fn check_json_size(field: &str, json: &str) -> Result<()> {
 }
 
 /// Parses one node; `nodes` counts the nodes parsed so far, so the walk stops at the first one over the limit.
-fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<Node> {
+fn parse_node(
+    value: &Value,
+    path: &str,
+    depth: usize,
+    nodes: &mut usize,
+    unknown: UnknownKeys,
+) -> Result<Node> {
     if depth > MAX_DEPTH {
         return Err(Error::invalid(
             path,
@@ -248,8 +290,11 @@ fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Res
     };
     let known: Vec<&'static str> = COMMON_KEYS.iter().chain(kind_keys).copied().collect();
     let keys = Keys::find(object, path, &known)?;
+    if unknown == UnknownKeys::Refuse {
+        keys.refuse_others(&format!("a {kind_name} node"), &known)?;
+    }
     let kind = match kind_name {
-        "container" => NodeKind::Container(parse_container(&keys, depth, nodes)?),
+        "container" => NodeKind::Container(parse_container(&keys, depth, nodes, unknown)?),
         "text" => NodeKind::Text(parse_text(&keys)?),
         _ => NodeKind::Image(parse_image(&keys)?),
     };
@@ -262,7 +307,12 @@ fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Res
     })
 }
 
-fn parse_container(keys: &Keys, depth: usize, nodes: &mut usize) -> Result<Container> {
+fn parse_container(
+    keys: &Keys,
+    depth: usize,
+    nodes: &mut usize,
+    unknown: UnknownKeys,
+) -> Result<Container> {
     let layout = keys.choice(
         "layout",
         &[
@@ -276,7 +326,15 @@ fn parse_container(keys: &Keys, depth: usize, nodes: &mut usize) -> Result<Conta
         Some((field, Value::Array(items))) => items
             .iter()
             .enumerate()
-            .map(|(index, item)| parse_node(item, &format!("{field}[{index}]"), depth + 1, nodes))
+            .map(|(index, item)| {
+                parse_node(
+                    item,
+                    &format!("{field}[{index}]"),
+                    depth + 1,
+                    nodes,
+                    unknown,
+                )
+            })
             .collect::<Result<_>>()?,
         Some((field, value)) => {
             return Err(Error::invalid(

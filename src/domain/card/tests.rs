@@ -147,9 +147,9 @@ fn missing_property_renders_empty() {
 #[test]
 fn keys_values_and_bindings_match_ignoring_case() {
     let json = r##"{"SchemaVersion": 2, "Schema": {"Type": "Container", "Layout": "VERTICAL",
-            "cornerRadius": 4, "Children": [
+            "Children": [
               {"type": "Text", "String": "Hi ${Form.Properties[CustomerName].Value}!", "FontStyle": "BOLD",
-               "TextAlignment": "Center", "TextColor": "#FFF", "MaxNumberOfLines": 2.0, "weight": 50},
+               "TextAlignment": "Center", "TextColor": "#FFF", "MaxNumberOfLines": 2.0},
               {"TYPE": "image", "URL": "https://x.test/${FORM.PROPERTIES[id].VALUE}.png"}]}}"##;
     let view = parse_view(json).unwrap();
     assert_eq!(
@@ -159,17 +159,51 @@ fn keys_values_and_bindings_match_ignoring_case() {
             Binding::Property("id".into())
         ]
     );
+    let rendered = view.render(&props(&[("customername", "Ann"), ("ID", "7")]), None);
+    assert_eq!(rendered.texts, ["Hi Ann!"]);
+    let schema = &rendered.view["Schema"];
+    assert_eq!(schema["Children"][0]["String"], "Hi Ann!");
+    assert_eq!(schema["Children"][1]["URL"], "https://x.test/7.png");
+}
+
+#[test]
+fn keys_the_view_schema_does_not_define_are_refused_naming_the_node() {
+    // `text` for `string`: accepted before, it rendered an empty line.
+    let json = r#"{"schemaVersion": 2, "schema": {"type": "container", "children": [
+            {"type": "text", "string": "title"},
+            {"type": "text", "text": "${Form.properties[customername].value}"}]}}"#;
+    let (field, message) = invalid(json);
+    assert_eq!(field, "schema.children[1].text");
+    assert!(
+        message.contains("unknown key \"text\" in a text node"),
+        "{message}"
+    );
+    assert!(
+        message.contains("string"),
+        "names the keys a text node has: {message}"
+    );
+    let (field, _) =
+        invalid(r#"{"schemaVersion": 2, "schema": {"type": "container", "cornerRadius": 4}}"#);
+    assert_eq!(field, "schema.cornerRadius");
+    let (field, _) = invalid(
+        r#"{"schemaVersion": 2, "schema": {"type": "text", "string": "x"}, "theme": "dark"}"#,
+    );
+    assert_eq!(field, "theme");
+}
+
+#[test]
+fn stored_views_keep_keys_the_view_schema_does_not_define() {
+    let json = r#"{"schemaVersion": 2, "schema": {"type": "container", "cornerRadius": 4, "children": [
+            {"type": "text", "string": "Hi ${Form.properties[name].value}", "weight": 50}]}}"#;
+    let view = parse_stored_view(json).unwrap();
     let NodeKind::Container(root) = &view.root().kind else {
         panic!("root is not a container");
     };
     assert_eq!(root.children[0].other.get("weight"), Some(&Value::from(50)));
-    let rendered = view.render(&props(&[("customername", "Ann"), ("ID", "7")]), None);
-    assert_eq!(rendered.texts, ["Hi Ann!"]);
-    let schema = &rendered.view["Schema"];
-    assert_eq!(schema["cornerRadius"], 4);
-    assert_eq!(schema["Children"][0]["String"], "Hi Ann!");
-    assert_eq!(schema["Children"][0]["weight"], 50);
-    assert_eq!(schema["Children"][1]["URL"], "https://x.test/7.png");
+    let rendered = view.render(&props(&[("name", "Ann")]), None);
+    assert_eq!(rendered.view["schema"]["cornerRadius"], 4);
+    assert_eq!(rendered.view["schema"]["children"][0]["weight"], 50);
+    assert_eq!(rendered.texts, ["Hi Ann"]);
 }
 
 #[test]

@@ -35,9 +35,10 @@ fn with_schema(name: &str, schema: String) -> CreateCardTemplateRequest {
 fn view_of_bytes(bytes: usize) -> String {
     let mut view: Value =
         serde_json::from_str(&kaizala_fixture("ChatCardView.json")).expect("JSON");
-    view["note"] = Value::String(String::new());
+    // Padded inside a text the view defines: keys it does not define are refused.
+    view["schema"]["children"][0]["string"] = Value::String(String::new());
     let unpadded = view.to_string().len();
-    view["note"] = Value::String("x".repeat(bytes - unpadded));
+    view["schema"]["children"][0]["string"] = Value::String("x".repeat(bytes - unpadded));
     let text = view.to_string();
     assert_eq!(text.len(), bytes);
     text

@@ -78,10 +78,12 @@ async fn undecodable_requests_are_invalid_argument_on_every_kind_of_method(app: 
 }
 
 async fn a_message_over_the_limit_is_resource_exhausted(app: TestApp) {
-    let small = TestApp::start_with(app.database.clone(), |config| {
-        config.max_message_bytes = LIMIT as u32;
-    })
-    .await;
+    // Restarted, not beside it: one server per SQLite file.
+    let small = app
+        .reconfigured(|config| {
+            config.max_message_bytes = LIMIT as u32;
+        })
+        .await;
     let oversized = create_ticket_req(Ticket {
         content: "x".repeat(LIMIT),
         ..ticket("too long to read")
@@ -107,10 +109,12 @@ async fn a_message_over_the_limit_is_resource_exhausted(app: TestApp) {
 }
 
 async fn the_limit_counts_bytes_before_decoding(app: TestApp) {
-    let small = TestApp::start_with(app.database.clone(), |config| {
-        config.max_message_bytes = LIMIT as u32;
-    })
-    .await;
+    // Restarted, not beside it: one server per SQLite file.
+    let small = app
+        .reconfigured(|config| {
+            config.max_message_bytes = LIMIT as u32;
+        })
+        .await;
     // Zero bytes do not decode: at the limit that is what the client hears, one byte over it the size.
     let method = METHODS[0];
     let at_limit = call_raw(&small, method, Bytes::from(vec![0; LIMIT])).await;
@@ -127,10 +131,12 @@ async fn the_limit_counts_bytes_before_decoding(app: TestApp) {
 }
 
 async fn an_oversized_stream_request_is_resource_exhausted(app: TestApp) {
-    let small = TestApp::start_with(app.database.clone(), |config| {
-        config.max_message_bytes = LIMIT as u32;
-    })
-    .await;
+    // Restarted, not beside it: one server per SQLite file.
+    let small = app
+        .reconfigured(|config| {
+            config.max_message_bytes = LIMIT as u32;
+        })
+        .await;
     let request = WatchTicketsRequest {
         assignee_id: "a".repeat(LIMIT),
         ..Default::default()

@@ -235,10 +235,10 @@ async fn a_card_template_holding_a_nul_literally_or_escaped_in_json_is_refused(a
         app.cards().create_card_template(template(escaped)).await,
         "schema.children[0].string",
     );
-    // In a key the view does not interpret, where the NUL would still reach every stored render.
+    // In a key the view does not define: the key itself is refused, so the NUL never reaches a render.
     let mut unknown = fixture.clone();
     unknown["schema"]["note"] = Value::String(NUL.to_owned());
-    assert_nul_refused(
+    assert_invalid(
         app.cards()
             .create_card_template(template(unknown.to_string()))
             .await,

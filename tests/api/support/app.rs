@@ -36,6 +36,9 @@ use super::{
     ticket, update_ticket_req,
 };
 
+/// The test servers' heartbeat interval unless a test sets one: longer than any test runs.
+pub const NO_HEARTBEATS: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a server may take to stop after the shutdown signal before the test fails.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,6 +88,9 @@ impl TestApp {
         enable_jwt(&mut config);
         // Webhook tests receive on 127.0.0.1; the SSRF guard itself is tested with the setting turned off.
         config.webhook_allow_private_targets = true;
+        // Stream tests count the messages they read, and a slow run can leave a stream silent for the default
+        // 20 s: heartbeats only where a test asks for them ([`TestApp::with_stream_heartbeat`]).
+        config.stream_heartbeat = NO_HEARTBEATS;
         configure(&mut config);
         let app = Application::build(config).await.unwrap_or_else(|err| {
             panic!("Application::build failed for {}: {err:?}", database.url)
@@ -137,6 +143,20 @@ impl TestApp {
         let database = self.database.clone();
         self.shutdown().await;
         Self::start(database).await
+    }
+
+    /// Stops this server and starts one over the same database with its configuration adjusted by `configure`.
+    pub async fn reconfigured(self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let database = self.database.clone();
+        self.shutdown().await;
+        Self::start_with(database, configure).await
+    }
+
+    /// Stops this server and starts one over the same database whose streams send a heartbeat after `every`
+    /// of silence (`--stream-heartbeat-secs`).
+    pub async fn with_stream_heartbeat(self, every: Duration) -> TestApp {
+        self.reconfigured(|config| config.stream_heartbeat = every)
+            .await
     }
 
     /// Stops this server and starts one with `--auth none` over the same database.

@@ -109,6 +109,19 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
+    /// Another fresh database of the same kind as this one.
+    pub async fn fresh_like(&self) -> Self {
+        match self.kind {
+            DatabaseKind::Sqlite(_) => Self::sqlite().await,
+            DatabaseKind::Postgres { .. } => Self::postgres().await,
+        }
+    }
+
+    /// This PostgreSQL database's URL naming database `name` instead.
+    pub fn url_of_database(&self, name: &str) -> String {
+        with_database_name(&self.url, name)
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> sea_orm::DbBackend {
         match self.kind {

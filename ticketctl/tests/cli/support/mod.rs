@@ -55,6 +55,8 @@ pub struct TestServer {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// The server task after `stop`, to wait for.
+    stopped: Option<JoinHandle<()>>,
     // Declared last: dropped after the server is told to stop. `None` only while moving to another server.
     database: Option<TestDatabase>,
 }
@@ -77,6 +79,10 @@ impl TestServer {
             .take()
             .expect("a server always has its database");
         self.stop();
+        // Until the stopped server is gone it holds the SQLite file's lock, and a second server is refused.
+        if let Some(server) = self.stopped.take() {
+            let _ = server.await;
+        }
         Self::start(database, Some(secret)).await
     }
 
@@ -114,6 +120,7 @@ impl TestServer {
             channel,
             shutdown: Some(tx),
             server: Some(server),
+            stopped: None,
             database: Some(database),
         }
     }
@@ -226,6 +233,7 @@ impl TestServer {
         }
         if let Some(server) = self.server.take() {
             server.abort();
+            self.stopped = Some(server);
         }
     }
 }
