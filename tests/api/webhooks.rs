@@ -470,8 +470,14 @@ async fn validation_errors_name_the_field(app: TestApp) {
 }
 
 async fn private_targets_are_refused_unless_allowed(app: TestApp) {
+    // A name is checked where it resolves, at delivery time: a webhook saved while private targets were
+    // allowed, naming localhost, is refused by a server that does not allow them, and the attempt recorded.
+    let receiver = Receiver::start(vec![]).await;
+    let named = format!("http://localhost:{}/hook", receiver.addr.port());
+    let webhook = app.create_webhook(hook(&named, &["*"])).await;
+    // The same database served without private targets (one server at a time: SQLite is one replica).
     let strict = app
-        .another_server_with(|config| config.webhook_allow_private_targets = false)
+        .reconfigured(|config| config.webhook_allow_private_targets = false)
         .await;
     for url in [
         "http://127.0.0.1:9/hook",
@@ -489,13 +495,6 @@ async fn private_targets_are_refused_unless_allowed(app: TestApp) {
             .await;
         assert_invalid(result, "webhook.url");
     }
-    // A name is checked where it resolves, at delivery time: a webhook saved while private targets were
-    // allowed, naming localhost, is refused by a server that does not allow them, and the attempt recorded.
-    let receiver = Receiver::start(vec![]).await;
-    let named = format!("http://localhost:{}/hook", receiver.addr.port());
-    let webhook = app.create_webhook(hook(&named, &["*"])).await;
-    // Only the strict server delivers from here on.
-    app.shutdown().await;
     strict.create_ticket(ticket("to nowhere")).await;
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
