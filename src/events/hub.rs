@@ -7,8 +7,12 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     domain::{Error, card::CardRender, event::TicketEvent},
-    store::{Appended, OUTBOX_CHANNEL, Store},
+    store::{Appended, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store},
 };
+
+/// How soon the tailer looks again while it waits at a hole that a rollback may have left (rollbacks wake
+/// nobody; commits do, at once).
+const HOLE_RECHECK: Duration = Duration::from_millis(10);
 
 /// Tuning of the fan-out.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +64,10 @@ impl EventHub {
             cards,
             stopping,
         });
-        let event_cursor = hub.store.last_event_id().await?;
-        let render_cursor = hub.store.last_render_position().await?;
+        let (event_cursor, render_cursor) = hub.store.outbox_start().await?;
+        let horizon = hub.store.outbox_horizon();
+        horizon.advance(OutboxTable::Events, event_cursor);
+        horizon.advance(OutboxTable::Renders, render_cursor);
         if hub.store.backend() == DbBackend::Postgres {
             tokio::spawn(listen(Arc::clone(&hub)));
         }
@@ -80,15 +86,104 @@ impl EventHub {
     }
 }
 
+/// Where the tailer stands in one outbox table.
+struct Tail {
+    table: OutboxTable,
+    cursor: i64,
+    gaps: GapGuard,
+}
+
+impl Tail {
+    fn new(table: OutboxTable, cursor: i64) -> Self {
+        Self {
+            table,
+            cursor,
+            gaps: GapGuard::default(),
+        }
+    }
+
+    /// How far the next read may go.
+    async fn reach(&mut self, hub: &EventHub) -> Result<Reach, Error> {
+        let page = hub.config.page_size;
+        let probed = hub
+            .store
+            .probe_positions(self.table, self.cursor, page)
+            .await?;
+        let Some(snapshot) = probed.snapshot else {
+            return Ok(Reach::Anything);
+        };
+        let (taken, unwatched) = self
+            .gaps
+            .passable(self.cursor, &probed.positions, &snapshot);
+        if let Some(seen_up_to) = unwatched {
+            let fresh_xid = hub.store.fresh_xid().await?;
+            self.gaps.watch(seen_up_to, snapshot, fresh_xid);
+        }
+        Ok(match taken.checked_sub(1) {
+            None => Reach::Nothing,
+            Some(last) => Reach::UpTo {
+                position: probed.positions[last],
+                more: taken as u64 == page,
+            },
+        })
+    }
+
+    /// Reads the next page of this table up to where it may; returns the rows and whether more may be waiting.
+    /// The cursor (and the process's horizon) moves before the rows are handed out, so a stream that reads the
+    /// horizon after subscribing gets every later row from the channel.
+    async fn next_page<T>(
+        &mut self,
+        hub: &EventHub,
+        read: impl AsyncFnOnce(i64, i64, u64) -> Result<Vec<T>, Error>,
+        position_of: impl Fn(&T) -> i64,
+    ) -> Result<(Vec<T>, bool), Error> {
+        let page = hub.config.page_size;
+        let (rows, more) = match self.reach(hub).await? {
+            Reach::Nothing => return Ok((Vec::new(), false)),
+            Reach::UpTo { position, more } => {
+                let rows = read(self.cursor, position, page).await?;
+                // Every position up to `position` is final: those not read never will be.
+                self.cursor = position;
+                (rows, more)
+            }
+            Reach::Anything => {
+                let rows = read(self.cursor, i64::MAX, page).await?;
+                if let Some(last) = rows.last() {
+                    self.cursor = position_of(last);
+                }
+                let more = rows.len() as u64 == page;
+                (rows, more)
+            }
+        };
+        let horizon = hub.store.outbox_horizon();
+        if horizon.advance(self.table, self.cursor) {
+            hub.store.delivery_signal().notify_waiters();
+        }
+        Ok((rows, more))
+    }
+}
+
+/// How far a tailer may read.
+enum Reach {
+    /// Held at a hole (or nothing new).
+    Nothing,
+    /// Up to this position, which it has seen; `more` when the probe was a full page.
+    UpTo { position: i64, more: bool },
+    /// Whatever is there: positions commit in order (SQLite).
+    Anything,
+}
+
 /// Reads new outbox rows whenever woken and publishes them in order.
-async fn tail(hub: Arc<EventHub>, mut event_cursor: i64, mut render_cursor: i64) {
+async fn tail(hub: Arc<EventHub>, event_cursor: i64, render_cursor: i64) {
     let signal = hub.store.outbox_signal();
     let mut stopping = hub.stopping.clone();
+    let mut events = Tail::new(OutboxTable::Events, event_cursor);
+    let mut renders = Tail::new(OutboxTable::Renders, render_cursor);
     // The first round reads everything that may have committed before the tailer started.
     let mut wanted = Appended::ALL;
     loop {
         while wanted.any() {
-            match publish_new(&hub, &mut event_cursor, &mut render_cursor, wanted).await {
+            match publish_new(&hub, &mut events, &mut renders, wanted).await {
                 // A full page: more of that kind may be waiting.
                 Ok(full) => wanted = full,
                 Err(error) => {
@@ -97,10 +192,20 @@ async fn tail(hub: Arc<EventHub>, mut event_cursor: i64, mut render_cursor: i64)
                 }
             }
         }
+        let holding = Appended {
+            events: events.gaps.holding(),
+            renders: renders.gaps.holding(),
+        };
+        let wait = if holding.any() {
+            HOLE_RECHECK
+        } else {
+            hub.config.poll_interval
+        };
         wanted = tokio::select! {
             _ = signal.notified() => signal.take_appended(),
-            // The safety net for a lost notification (the listener reconnecting) looks at both tables.
-            _ = tokio::time::sleep(hub.config.poll_interval) => Appended::ALL,
+            // The safety net for a lost notification (the listener reconnecting) looks at both tables; a hole
+            // is looked at again soon.
+            _ = tokio::time::sleep(wait) => if holding.any() { holding } else { Appended::ALL },
             _ = stopped(&mut stopping) => return,
         };
     }
@@ -109,27 +214,36 @@ async fn tail(hub: Arc<EventHub>, mut event_cursor: i64, mut render_cursor: i64)
 /// Publishes one page of each `wanted` kind; returns the kinds whose page was full.
 async fn publish_new(
     hub: &EventHub,
-    event_cursor: &mut i64,
-    render_cursor: &mut i64,
+    events: &mut Tail,
+    renders: &mut Tail,
     wanted: Appended,
 ) -> Result<Appended, Error> {
-    let page = hub.config.page_size;
     let mut full = Appended::default();
     if wanted.events {
-        let events = hub.store.events_after(*event_cursor, page).await?;
-        full.events = events.len() as u64 == page;
-        for event in events {
-            *event_cursor = event.event_id;
+        let (read, more) = events
+            .next_page(
+                hub,
+                async |after, up_to, limit| hub.store.events_between(after, up_to, limit).await,
+                |event: &TicketEvent| event.event_id,
+            )
+            .await?;
+        full.events = more;
+        for event in read {
             // No receivers is not an error: nobody is watching right now.
             let _ = hub.tickets.send(Arc::new(event));
             metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
         }
     }
     if wanted.renders {
-        let renders = hub.store.renders_after(*render_cursor, page).await?;
-        full.renders = renders.len() as u64 == page;
-        for positioned in renders {
-            *render_cursor = positioned.position;
+        let (read, more) = renders
+            .next_page(
+                hub,
+                async |after, up_to, limit| hub.store.renders_between(after, up_to, limit).await,
+                |positioned: &crate::store::PositionedRender| positioned.position,
+            )
+            .await?;
+        full.renders = more;
+        for positioned in read {
             let _ = hub
                 .cards
                 .send(Arc::new((positioned.position, positioned.render)));

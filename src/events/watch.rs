@@ -87,11 +87,12 @@ impl EventHub {
         filter: TicketFilter,
         after_event_id: Option<i64>,
     ) -> Result<TicketWatch, Error> {
-        // Subscribe before fixing the cursor, so nothing committed in between is missed.
+        // Subscribe before fixing the cursor, so nothing committed in between is missed. "Now" is the outbox
+        // horizon, not the newest id: an event below the newest may still be committing (src/store/outbox.rs).
         let live = self.tickets.subscribe();
         let cursor = match after_event_id {
             Some(after) => after,
-            None => self.store.last_event_id().await?,
+            None => self.store.outbox_horizon().events(),
         };
         let state = TicketWatchState {
             hub: Arc::clone(self),
@@ -212,7 +213,14 @@ impl TicketWatchState {
                     continue;
                 }
                 let page_size = self.hub.config.page_size;
-                match self.hub.store.events_after(self.cursor, page_size).await {
+                // Only up to the horizon: past it the channel delivers, in order.
+                let horizon = self.hub.store.outbox_horizon().events();
+                match self
+                    .hub
+                    .store
+                    .events_between(self.cursor, horizon, page_size)
+                    .await
+                {
                     Ok(page) => {
                         self.last_page_read = (page.len() as u64) < page_size;
                         self.backlog = page.into();
@@ -284,10 +292,7 @@ async fn run_card_watch(
     // Per card, the newest version sent: renders arrive by two paths and each version goes out once.
     let mut sent: HashMap<i64, i64> = HashMap::new();
     let mut live = hub.cards.subscribe();
-    let mut cursor = match hub.store.last_render_position().await {
-        Ok(position) => position,
-        Err(_) => return end(&tx, 0, DATABASE_UNREACHABLE).await,
-    };
+    let mut cursor = hub.store.outbox_horizon().renders();
     let current = match hub.store.latest_renders(card_id, group_id.as_deref()).await {
         Ok(current) => current,
         Err(_) => {
@@ -325,7 +330,12 @@ async fn run_card_watch(
                 // database, page by page, before following the channel again.
                 live = hub.cards.subscribe();
                 loop {
-                    let page = match hub.store.renders_after(cursor, hub.config.page_size).await {
+                    let horizon = hub.store.outbox_horizon().renders();
+                    let page = match hub
+                        .store
+                        .renders_between(cursor, horizon, hub.config.page_size)
+                        .await
+                    {
                         Ok(page) => page,
                         Err(_) => return end(&tx, 0, DATABASE_UNREACHABLE).await,
                     };

@@ -8,6 +8,7 @@ mod comments;
 mod entities;
 mod escalation;
 mod followers;
+mod gaps;
 mod health;
 mod history;
 mod idempotency;
@@ -36,9 +37,13 @@ use crate::domain::{Error, RequestKey};
 use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
+pub use gaps::{GapGuard, Snapshot};
 pub use health::DatabaseHealth;
 pub use open::SqliteLock;
-pub use outbox::{Appended, OUTBOX_CHANNEL, OutboxSignal};
+pub use outbox::{
+    Appended, OUTBOX_CHANNEL, OutboxHorizon, OutboxSignal, OutboxTable, PositionedRender,
+    ProbedPositions,
+};
 pub use properties::PropertyChanges;
 pub use webhooks::{AttemptOutcome, ClaimedDelivery, RESPONSE_KEPT_BYTES};
 
@@ -65,8 +70,10 @@ pub struct Store {
     /// waiting when both began by reading. Queuing write transactions here keeps that error away from
     /// clients; PostgreSQL needs no gate.
     write_gate: Option<Arc<Mutex<()>>>,
-    /// Wakes this process's webhook workers after a commit that enqueued deliveries.
+    /// Wakes this process's webhook workers when deliveries become claimable.
     delivery_signal: Arc<tokio::sync::Notify>,
+    /// How far this process's tailer has read the outbox.
+    horizon: Arc<OutboxHorizon>,
     /// What the health probe last saw (see [`health`]); starts up, since connecting just succeeded.
     reachable: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -79,8 +86,9 @@ pub struct WriteTxn {
     outbox: std::sync::Mutex<outbox::Pending>,
     signal: Arc<OutboxSignal>,
     delivery_signal: Arc<tokio::sync::Notify>,
-    /// Set when the transaction enqueued webhook deliveries: its commit wakes the workers.
-    enqueued: std::sync::atomic::AtomicBool,
+    horizon: Arc<OutboxHorizon>,
+    /// The newest event id of the transaction when it enqueued webhook deliveries, else 0.
+    enqueued: std::sync::atomic::AtomicI64,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -101,16 +109,18 @@ impl WriteTxn {
         if appended.any() {
             self.signal.notify(appended);
         }
-        if self.enqueued.load(std::sync::atomic::Ordering::Acquire) {
+        let enqueued = self.enqueued.load(std::sync::atomic::Ordering::Acquire);
+        // Workers claim a delivery once the tailer has passed its event; if it already has, wake them here.
+        if enqueued > 0 && self.horizon.deliveries_enqueued_up_to(enqueued) {
             self.delivery_signal.notify_waiters();
         }
         Ok(())
     }
 
-    /// Notes that webhook deliveries were enqueued.
-    fn deliveries_enqueued(&self) {
+    /// Notes that webhook deliveries were enqueued for events up to `event_id`.
+    fn deliveries_enqueued(&self, event_id: i64) {
         self.enqueued
-            .store(true, std::sync::atomic::Ordering::Release);
+            .fetch_max(event_id, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -167,6 +177,7 @@ impl Store {
             url: settings.url.clone(),
             signal: Arc::new(OutboxSignal::default()),
             delivery_signal: Arc::default(),
+            horizon: Arc::default(),
             write_gate,
             reachable: Arc::new(tokio::sync::watch::Sender::new(true)),
         })
@@ -287,6 +298,7 @@ impl Store {
             outbox: std::sync::Mutex::default(),
             signal: Arc::clone(&self.signal),
             delivery_signal: Arc::clone(&self.delivery_signal),
+            horizon: Arc::clone(&self.horizon),
             enqueued: Default::default(),
         })
     }

@@ -1,17 +1,19 @@
-//! The outbox: history entries and card renders, appended in commit order so that a reader taking rows in
-//! id order never steps over a row that commits later.
+//! The outbox: history entries and card renders, appended by each write transaction just before it commits,
+//! and read back in position order by the tailer of every replica (and by streams catching up).
 //!
-//! Ids come from sequences, and two PostgreSQL transactions can commit in the opposite order to the one in
-//! which they drew ids: a tailer that had read id 12 would skip id 11 when it became visible. Of the known
-//! ways out (DESIGN.md) this takes the simplest: every transaction appends its entries only at the very end,
-//! holding a transaction-level advisory lock from the first append until commit, so ids are drawn and made
-//! visible in one order. The lock is taken by the ids' column default itself (`ticketd_outbox_position`,
-//! migration `m20261122_000005`), inside the INSERT, so it is held for as short a time as possible and no
-//! INSERT can skip it. Appending last, after every row lock the transaction needs, means it cannot deadlock
-//! with them. The price is that outbox-writing commits queue one behind the other (PostgreSQL's group commit
-//! cannot merge them): the lock hold — the rest of the INSERT, then COMMIT with its WAL flush — is the
-//! ceiling of the service's write rate; BENCHMARKS.md measures it. SQLite's write gate already serialises
-//! writers. A `NOTIFY` in the same transaction wakes every replica's tailer when the commit lands.
+//! Positions come from sequences (`ticket_events.event_id`, `card_renders.position`) and PostgreSQL
+//! transactions commit in any order, so position 12 can become visible before 11. Readers therefore never take
+//! a position above a hole that a running transaction could still fill: the tailer follows the rule in
+//! [`super::gaps`] and publishes the position up to which everything is final, the [`OutboxHorizon`]; streams
+//! read from the database only up to it, new streams start at it, and webhook workers claim only deliveries of
+//! events below it (so one ticket's deliveries keep their order). Writers take no lock for it: concurrent
+//! commits share PostgreSQL's group commit, and replicas add throughput. The cost is on the reading side: a
+//! hole is waited out (usually for the commit that fills it, a few milliseconds), and the tailer reads the
+//! positions before the rows. Before migration `m20261129_000013` a transaction-level advisory lock made
+//! positions commit in order instead, which capped the whole deployment at one commit at a time
+//! (BENCHMARKS.md). SQLite's write
+//! gate serialises writers, so its positions commit in order. A `NOTIFY` in the same transaction wakes every
+//! replica's tailer when the commit lands.
 //!
 //! Each event also records the side effects its write chose (`SideEffects`), settled here at the append
 //! rather than by the writes themselves: whether a write "creates a closed ticket" is known only once the
@@ -27,13 +29,18 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicI64, Ordering},
+};
 use tokio::sync::Notify;
 
 use super::{
     Store, WriteTxn, cards,
     entities::{card_render, ticket_event},
-    from_json, tickets, to_json, webhooks,
+    from_json,
+    gaps::{self, Snapshot},
+    tickets, to_json, webhooks,
 };
 use crate::domain::{
     Error,
@@ -405,11 +412,12 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         renders: !renders.is_empty(),
     };
     if txn.get_database_backend() == DbBackend::Postgres {
-        // Queued with the transaction and delivered only if it commits; sent before the appends so that it
-        // is not part of the time the outbox lock is held.
+        // Queued with the transaction and delivered only if it commits.
+        // The same statement gives the transaction its id before it draws a position: readers rely on that
+        // to know which transactions could still fill a hole (`super::gaps`).
         let payload = appended.payload(&txn.signal.sender);
         txn.execute_unprepared(&format!(
-            "SELECT pg_notify('{OUTBOX_CHANNEL}', '{payload}')"
+            "SELECT pg_notify('{OUTBOX_CHANNEL}', '{payload}'), pg_current_xact_id()"
         ))
         .await?;
     }
@@ -511,23 +519,215 @@ pub struct PositionedRender {
     pub render: CardRender,
 }
 
-impl Store {
-    /// The newest history entry's id (0 when there is none).
-    pub async fn last_event_id(&self) -> Result<i64, Error> {
-        let last: Option<i64> = ticket_event::Entity::find()
-            .select_only()
-            .column_as(ticket_event::Column::EventId.max(), "last")
-            .into_tuple::<Option<i64>>()
-            .one(&self.db)
-            .await?
-            .flatten();
-        Ok(last.unwrap_or(0))
+/// The two outbox tables, each read in position order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxTable {
+    Events,
+    Renders,
+}
+
+impl OutboxTable {
+    const fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Events => ("ticket_events", "event_id"),
+            Self::Renders => ("card_renders", "position"),
+        }
+    }
+}
+
+/// Up to where this process's tailer has published each outbox table: every position at or below it is final
+/// (committed, or never will be). Streams read the database only up to it and start from it; webhook workers
+/// claim only deliveries of events at or below it.
+#[derive(Debug, Default)]
+pub struct OutboxHorizon {
+    events: AtomicI64,
+    renders: AtomicI64,
+    /// The highest event id whose commit enqueued webhook deliveries in this process.
+    deliveries_enqueued: AtomicI64,
+}
+
+impl OutboxHorizon {
+    pub fn events(&self) -> i64 {
+        self.events.load(Ordering::Acquire)
     }
 
-    /// Up to `limit` history entries after `after`, oldest first, with their ticket snapshots.
-    pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<TicketEvent>, Error> {
+    pub fn renders(&self) -> i64 {
+        self.renders.load(Ordering::Acquire)
+    }
+
+    /// Moves the horizon of `table` up to `position`; returns whether webhook deliveries enqueued by this
+    /// process became claimable.
+    pub fn advance(&self, table: OutboxTable, position: i64) -> bool {
+        match table {
+            OutboxTable::Events => {
+                // SeqCst here and in `deliveries_enqueued_up_to`: of a commit recording its deliveries and the
+                // tailer passing them, at least one sees the other, so a wake-up is never lost.
+                let before = self.events.fetch_max(position, Ordering::SeqCst);
+                let enqueued = self.deliveries_enqueued.load(Ordering::SeqCst);
+                // Deliveries above the old horizon may lie below the new one (only the newest is recorded).
+                position > before && enqueued > before
+            }
+            OutboxTable::Renders => {
+                self.renders.fetch_max(position, Ordering::AcqRel);
+                false
+            }
+        }
+    }
+
+    /// Records that a commit enqueued deliveries of events up to `event_id`; returns whether they are claimable
+    /// already (the tailer passed them before this was recorded).
+    pub(super) fn deliveries_enqueued_up_to(&self, event_id: i64) -> bool {
+        self.deliveries_enqueued
+            .fetch_max(event_id, Ordering::SeqCst);
+        self.events.load(Ordering::SeqCst) >= event_id
+    }
+}
+
+/// Positions after a cursor, as one statement saw them.
+#[derive(Debug)]
+pub struct ProbedPositions {
+    pub positions: Vec<i64>,
+    /// The statement's snapshot; `None` on SQLite, whose positions commit in order.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Store {
+    /// This process's outbox horizon.
+    pub fn outbox_horizon(&self) -> Arc<OutboxHorizon> {
+        Arc::clone(&self.horizon)
+    }
+
+    /// Where a tailer starting now may begin reading each table (events, renders): the newest positions,
+    /// once every transaction that could still commit a position below them has ended.
+    pub async fn outbox_start(&self) -> Result<(i64, i64), Error> {
+        // One statement, so that the snapshot is the one the newest positions were read in.
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.backend(),
+                format!(
+                    "SELECT {snapshot} AS snapshot, \
+                     (SELECT COALESCE(MAX(event_id), 0) FROM ticket_events) AS events, \
+                     (SELECT COALESCE(MAX(position), 0) FROM card_renders) AS renders",
+                    snapshot = match self.backend() {
+                        DbBackend::Postgres => "pg_current_snapshot()::text",
+                        _ => "''",
+                    }
+                ),
+            ))
+            .await?
+            .ok_or_else(|| Error::internal("the outbox start returned no row"))?;
+        let start = (
+            row.try_get::<i64>("", "events")?,
+            row.try_get::<i64>("", "renders")?,
+        );
+        let Some(snapshot) = Snapshot::parse(&row.try_get::<String>("", "snapshot")?) else {
+            return Ok(start);
+        };
+        let fresh_xid = self.fresh_xid().await?;
+        let started = std::time::Instant::now();
+        let mut warned = std::time::Duration::ZERO;
+        loop {
+            let now = self.current_snapshot().await?;
+            if gaps::all_ended(&snapshot, fresh_xid, &now) {
+                return Ok(start);
+            }
+            if started.elapsed() >= warned + std::time::Duration::from_secs(10) {
+                warned = started.elapsed();
+                tracing::warn!(
+                    waited_secs = warned.as_secs(),
+                    ?snapshot,
+                    "the outbox tailer waits for the transactions that were writing when it started"
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A transaction id drawn now: larger than that of every transaction that had one before (see
+    /// [`super::gaps`]). The transaction writes nothing, so its commit costs no WAL flush.
+    pub async fn fresh_xid(&self) -> Result<u64, Error> {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_current_xact_id()::text AS xid",
+            ))
+            .await?
+            .ok_or_else(|| Error::internal("pg_current_xact_id returned no row"))?;
+        let text: String = row.try_get("", "xid")?;
+        text.parse()
+            .map_err(|_| Error::internal(format!("unreadable transaction id {text}")))
+    }
+
+    async fn current_snapshot(&self) -> Result<Snapshot, Error> {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_current_snapshot()::text AS snapshot",
+            ))
+            .await?
+            .ok_or_else(|| Error::internal("pg_current_snapshot returned no row"))?;
+        let text: String = row.try_get("", "snapshot")?;
+        Snapshot::parse(&text).ok_or_else(|| Error::internal(format!("unreadable snapshot {text}")))
+    }
+
+    /// Up to `limit` positions of `table` after `after`, in order, with the snapshot that saw them (PostgreSQL).
+    pub async fn probe_positions(
+        &self,
+        table: OutboxTable,
+        after: i64,
+        limit: u64,
+    ) -> Result<ProbedPositions, Error> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(ProbedPositions {
+                positions: Vec::new(),
+                snapshot: None,
+            });
+        }
+        let (name, column) = table.table_and_column();
+        // One statement, so the positions and the snapshot are the same moment (the statement's snapshot).
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT pg_current_snapshot()::text AS snapshot, \
+                     COALESCE(string_agg({column}::text, ',' ORDER BY {column}), '') AS positions \
+                     FROM (SELECT {column} FROM {name} WHERE {column} > $1 ORDER BY {column} LIMIT $2) AS page"
+                ),
+                [after.into(), (limit as i64).into()],
+            ))
+            .await?
+            .ok_or_else(|| Error::internal("the outbox probe returned no row"))?;
+        let snapshot: String = row.try_get("", "snapshot")?;
+        let positions: String = row.try_get("", "positions")?;
+        let positions = positions
+            .split(',')
+            .filter(|position| !position.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|error| Error::internal(format!("unreadable outbox position: {error}")))?;
+        let snapshot = Snapshot::parse(&snapshot)
+            .ok_or_else(|| Error::internal(format!("unreadable snapshot {snapshot}")))?;
+        Ok(ProbedPositions {
+            positions,
+            snapshot: Some(snapshot),
+        })
+    }
+
+    /// Up to `limit` history entries after `after` and at most `up_to`, oldest first, with their ticket
+    /// snapshots.
+    pub async fn events_between(
+        &self,
+        after: i64,
+        up_to: i64,
+        limit: u64,
+    ) -> Result<Vec<TicketEvent>, Error> {
         ticket_event::Entity::find()
             .filter(ticket_event::Column::EventId.gt(after))
+            .filter(ticket_event::Column::EventId.lte(up_to))
             .order_by_asc(ticket_event::Column::EventId)
             .limit(limit)
             .all(&self.db)
@@ -537,26 +737,16 @@ impl Store {
             .collect()
     }
 
-    /// The newest card render's position (0 when there is none).
-    pub async fn last_render_position(&self) -> Result<i64, Error> {
-        let last: Option<i64> = card_render::Entity::find()
-            .select_only()
-            .column_as(card_render::Column::Position.max(), "last")
-            .into_tuple::<Option<i64>>()
-            .one(&self.db)
-            .await?
-            .flatten();
-        Ok(last.unwrap_or(0))
-    }
-
-    /// Up to `limit` card renders after position `after`, in commit order.
-    pub async fn renders_after(
+    /// Up to `limit` card renders after position `after` and at most `up_to`, in position order.
+    pub async fn renders_between(
         &self,
         after: i64,
+        up_to: i64,
         limit: u64,
     ) -> Result<Vec<PositionedRender>, Error> {
         card_render::Entity::find()
             .filter(card_render::Column::Position.gt(after))
+            .filter(card_render::Column::Position.lte(up_to))
             .order_by_asc(card_render::Column::Position)
             .limit(limit)
             .all(&self.db)

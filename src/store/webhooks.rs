@@ -123,7 +123,8 @@ pub(super) async fn enqueue(
         ])
         .exec_without_returning(&**txn)
         .await?;
-    txn.deliveries_enqueued();
+    // All of the transaction's events commit together: the newest one says when all are claimable.
+    txn.deliveries_enqueued(events.iter().map(|event| event.event_id).max().unwrap_or(0));
     Ok(())
 }
 
@@ -437,7 +438,7 @@ impl Store {
 
     /// Claims the next due delivery, or `None`: the oldest-due PENDING delivery of an enabled webhook with no
     /// earlier PENDING delivery of the same webhook and ticket (so one ticket's events reach one webhook in
-    /// order). On PostgreSQL the row stays locked until [`Store::finish_delivery`]; on SQLite `in_flight`
+    /// order), of an event at or below the outbox horizon. On PostgreSQL the row stays locked until [`Store::finish_delivery`]; on SQLite `in_flight`
     /// lists what this process is already sending.
     pub async fn claim_delivery(
         &self,
@@ -473,6 +474,9 @@ impl Store {
         let mut select = webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(webhook_delivery::Column::NextAttemptTime.lte(now()))
+            // Only events the tailer has passed: every earlier event of the ticket is visible by then, with
+            // its deliveries, so `blocked` sees them (src/store/outbox.rs).
+            .filter(webhook_delivery::Column::EventId.lte(self.horizon.events()))
             .filter(webhook_delivery::Column::WebhookId.in_subquery(enabled))
             .filter(Expr::exists(blocked).not())
             .order_by_asc(webhook_delivery::Column::NextAttemptTime)

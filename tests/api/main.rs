@@ -24,6 +24,7 @@ mod heartbeats;
 mod history;
 mod import;
 mod operations;
+mod outbox_order;
 mod pipelines;
 mod properties;
 mod rules;
