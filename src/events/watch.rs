@@ -87,12 +87,12 @@ impl EventHub {
         filter: TicketFilter,
         after_event_id: Option<i64>,
     ) -> Result<TicketWatch, Error> {
-        // Subscribe before fixing the cursor, so nothing committed in between is missed. "Now" is the outbox
-        // horizon, not the newest id: an event below the newest may still be committing (src/store/outbox.rs).
+        // Subscribe before fixing the cursor, so nothing committed in between is missed. "Now" is the newest
+        // committed event: later ones come from the channel once the tailer has passed them.
         let live = self.tickets.subscribe();
         let cursor = match after_event_id {
             Some(after) => after,
-            None => self.store.outbox_horizon().events(),
+            None => self.store.last_event_id().await?,
         };
         let state = TicketWatchState {
             hub: Arc::clone(self),

@@ -19,6 +19,7 @@ mod pipelines;
 mod properties;
 mod rules;
 mod search;
+mod shared_commit;
 mod tickets;
 mod time_entries;
 mod webhooks;
@@ -31,7 +32,7 @@ use sea_orm::{
     DbErr, RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::domain::{Error, RequestKey};
 use idempotency::Claim;
@@ -68,8 +69,8 @@ pub struct Store {
     signal: Arc<OutboxSignal>,
     /// SQLite allows one writer at a time and answers a second one with "database is locked" instead of
     /// waiting when both began by reading. Queuing write transactions here keeps that error away from
-    /// clients; PostgreSQL needs no gate.
-    write_gate: Option<Arc<Mutex<()>>>,
+    /// clients, and lets queued writes share a commit ([`shared_commit`]); PostgreSQL needs no gate.
+    write_gate: Option<Arc<shared_commit::WriteGate>>,
     /// Wakes this process's webhook workers when deliveries become claimable.
     delivery_signal: Arc<tokio::sync::Notify>,
     /// How far this process's tailer has read the outbox.
@@ -82,7 +83,7 @@ pub struct Store {
 /// and card renders it produces wait in `outbox` and are appended just before commit (see [`outbox`]).
 pub struct WriteTxn {
     txn: DatabaseTransaction,
-    _gate: Option<OwnedMutexGuard<()>>,
+    _gate: Option<OwnedMutexGuard<shared_commit::GateState>>,
     outbox: std::sync::Mutex<outbox::Pending>,
     signal: Arc<OutboxSignal>,
     delivery_signal: Arc<tokio::sync::Notify>,
@@ -170,8 +171,8 @@ impl Store {
             ) => return Err(open::sqlite_open_error(file, error)),
             (Err(error), _) => return Err(error),
         };
-        let write_gate =
-            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(shared_commit::WriteGate::default()));
         Ok(Self {
             db,
             url: settings.url.clone(),
@@ -249,6 +250,9 @@ impl Store {
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
+        if let Some(gate) = &self.write_gate {
+            return self.write_shared(gate, key, work).await;
+        }
         let txn = self.begin_write().await?;
         if let Claim::Replay(saved) = idempotency::claim(&txn, key).await? {
             return Ok(saved);
@@ -278,11 +282,19 @@ impl Store {
         .await
     }
 
+    /// A write transaction of its own (on SQLite, after any shared commit in progress).
     async fn begin_write(&self) -> Result<WriteTxn, Error> {
         let gate = match &self.write_gate {
-            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
+            Some(gate) => Some(gate.lock_alone().await?),
             None => None,
         };
+        self.begin_transaction(gate).await
+    }
+
+    async fn begin_transaction(
+        &self,
+        gate: Option<OwnedMutexGuard<shared_commit::GateState>>,
+    ) -> Result<WriteTxn, Error> {
         // IMMEDIATE takes SQLite's write lock at BEGIN, where the busy timeout applies; a deferred transaction
         // that reads first and then writes would get "database is locked" at once if another process (a
         // `ticketd migrate`, a backup) held the lock.

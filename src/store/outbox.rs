@@ -96,6 +96,48 @@ pub(super) struct Pending {
     rules_ran: usize,
 }
 
+impl Pending {
+    /// Takes in what one more request of a shared commit queued, after its rules ran. Its events are settled
+    /// now, against what that request created: a ticket another member created closed is not this one's
+    /// creation. What it may have changed about a ticket another member remembered (a card bound, a comment)
+    /// is read back at the append instead of taken from memory.
+    pub(super) fn absorb(&mut self, member: Pending) {
+        let offset = self.events.len();
+        let touched: BTreeSet<i64> = member
+            .events
+            .iter()
+            .map(|queued| queued.event.ticket_id)
+            .chain(member.renders.iter().map(|render| render.ticket_id))
+            .collect();
+        for ticket_id in &touched {
+            if !member.written.contains_key(ticket_id) {
+                self.written.remove(ticket_id);
+            }
+            if !member.created.contains(ticket_id) {
+                self.created.remove(ticket_id);
+            }
+        }
+        self.events
+            .extend(member.events.into_iter().map(|mut queued| {
+                queued.asked = queued
+                    .asked
+                    .settle(member.created_closed.contains(&queued.event.ticket_id));
+                queued.cause = queued.cause.map(|cause| cause + offset);
+                queued
+            }));
+        self.renders.extend(member.renders);
+        self.written.extend(member.written);
+        self.created.extend(member.created);
+        self.forced_deliveries.extend(
+            member
+                .forced_deliveries
+                .into_iter()
+                .map(|(webhook_id, event)| (webhook_id, event + offset)),
+        );
+        self.rules_ran = self.events.len();
+    }
+}
+
 /// How a transaction came to hold a ticket it remembers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Written {
@@ -349,11 +391,18 @@ impl WriteTxn {
         }
     }
 
-    fn take_pending(&self) -> Pending {
+    pub(super) fn take_pending(&self) -> Pending {
         self.outbox
             .lock()
             .map(|mut pending| std::mem::take(&mut *pending))
             .unwrap_or_default()
+    }
+
+    /// Replaces what this transaction will append (a shared commit hands it its members' entries).
+    pub(super) fn put_pending(&self, entries: Pending) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            *pending = entries;
+        }
     }
 }
 
@@ -424,6 +473,19 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     let created = now();
     let by_id: BTreeMap<i64, &Ticket> =
         snapshots.iter().map(|ticket| (ticket.id, ticket)).collect();
+    // Each ticket's snapshot is serialised once, however many of its events carry it.
+    let snapshot_json: BTreeMap<i64, serde_json::Value> = snapshots
+        .iter()
+        .map(|ticket| Ok((ticket.id, to_json(ticket)?)))
+        .collect::<Result<_, Error>>()?;
+    let settled: Vec<SideEffects> = events
+        .iter()
+        .map(|queued| {
+            queued
+                .asked
+                .settle(created_closed.contains(&queued.event.ticket_id))
+        })
+        .collect();
     // Appended in rounds: an event naming a cause needs the cause's id, which the database draws, so a round
     // ends before the first event whose cause is in it. Without rules that is one round.
     let mut event_ids: Vec<i64> = Vec::with_capacity(events.len());
@@ -432,9 +494,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         if queued.cause.is_some_and(|cause| cause >= event_ids.len()) {
             event_ids.extend(append_round(txn, std::mem::take(&mut round)).await?);
         }
-        let settled = queued
-            .asked
-            .settle(created_closed.contains(&queued.event.ticket_id));
+        let settled = settled[index];
         debug_assert!(queued.cause.is_none_or(|cause| cause < index));
         round.push(ticket_event::ActiveModel {
             event_id: NotSet,
@@ -444,10 +504,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
             changes: Set(to_json(&queued.event.changes)?),
             detail: Set(queued.event.detail.as_ref().map(to_json).transpose()?),
             create_time: Set(created),
-            ticket: Set(by_id
-                .get(&queued.event.ticket_id)
-                .map(to_json)
-                .transpose()?),
+            ticket: Set(snapshot_json.get(&queued.event.ticket_id).cloned()),
             notify: Set(settled.notify.as_str().to_owned()),
             skip_automations: Set(settled.skip_automations),
             cause_event_id: Set(queued.cause.and_then(|cause| event_ids.get(cause).copied())),
@@ -457,13 +514,12 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     let appended_events: Vec<AppendedEvent> = events
         .iter()
         .zip(&event_ids)
-        .map(|(queued, &event_id)| AppendedEvent {
+        .zip(&settled)
+        .map(|((queued, &event_id), &side_effects)| AppendedEvent {
             event_id,
             ticket_id: queued.event.ticket_id,
             kind: queued.event.kind,
-            side_effects: queued
-                .asked
-                .settle(created_closed.contains(&queued.event.ticket_id)),
+            side_effects,
             ticket: by_id.get(&queued.event.ticket_id).copied(),
             detail: queued.event.detail.as_ref(),
         })
@@ -592,6 +648,19 @@ pub struct ProbedPositions {
 }
 
 impl Store {
+    /// The newest committed history entry's id (0 when there is none). Entries below it may still be
+    /// committing; readers go by the horizon ([`Self::outbox_horizon`]) instead.
+    pub async fn last_event_id(&self) -> Result<i64, Error> {
+        let last: Option<i64> = ticket_event::Entity::find()
+            .select_only()
+            .column_as(ticket_event::Column::EventId.max(), "last")
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?
+            .flatten();
+        Ok(last.unwrap_or(0))
+    }
+
     /// This process's outbox horizon.
     pub fn outbox_horizon(&self) -> Arc<OutboxHorizon> {
         Arc::clone(&self.horizon)

@@ -30,6 +30,7 @@ mod properties;
 mod rules;
 mod search;
 mod server;
+mod shared_commits;
 mod side_effects;
 mod startup;
 mod streams;
