@@ -15,11 +15,11 @@ use tonic_web::GrpcWebLayer;
 use crate::{
     api::caller::ViewerLayer,
     api::message_size::MessageSizeLayer,
+    api::tickets::TicketRoutes,
     api::{
         agents::AgentApi, associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
         pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, rules::RuleApi,
-        tickets::{TicketApi, TicketRoutes},
-        webhooks::WebhookApi,
+        tickets::TicketApi, webhooks::WebhookApi,
     },
     auth::{AuthLayer, Authenticator},
     availability::DatabaseGateLayer,

@@ -10,8 +10,8 @@ use ticketd::proto::{
     Ticket, UpdateTicketRequest, WatchTicketsRequest, ticket_service_client::TicketServiceClient,
 };
 use tokio_stream::StreamExt;
-use tonic_prost::prost::Message;
 use tonic::Code;
+use tonic_prost::prost::Message;
 
 use crate::{
     args::{Args, Scenario},

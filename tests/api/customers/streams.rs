@@ -404,7 +404,8 @@ async fn staff_streams_get_the_same_events_whole_and_customers_theirs_redacted(a
     live_changes_for_org_portals(&app, &world).await;
     set_subject(&app, a, "Marker for everyone").await;
 
-    let first_events = collect_until_marker(&mut first, a, "Marker for everyone", "first agent").await;
+    let first_events =
+        collect_until_marker(&mut first, a, "Marker for everyone", "first agent").await;
     let second_events =
         collect_until_marker(&mut second, a, "Marker for everyone", "second agent").await;
     let alice_events = collect_until_marker(&mut customer, a, "Marker for everyone", "alice").await;
@@ -414,7 +415,9 @@ async fn staff_streams_get_the_same_events_whole_and_customers_theirs_redacted(a
         "every agent gets the same messages"
     );
     let all_events = app.all_history().await;
-    let last = first_events.last().map_or(opened_at, |event| event.event_id);
+    let last = first_events
+        .last()
+        .map_or(opened_at, |event| event.event_id);
     let history: Vec<TicketEvent> = all_events
         .iter()
         .filter(|event| event.event_id > opened_at && event.event_id <= last)
