@@ -15,6 +15,7 @@ use tonic_web::GrpcWebLayer;
 use crate::{
     api::caller::ViewerLayer,
     api::message_size::MessageSizeLayer,
+    api::tickets::TicketRoutes,
     api::{
         agents::AgentApi, associations::AssociationApi, cards::CardApi, escalation::EscalationApi,
         pipelines::PipelineApi, portals::PortalApi, properties::PropertyApi, rules::RuleApi,
@@ -35,7 +36,7 @@ use crate::{
         card_service_server::CardServiceServer, escalation_service_server::EscalationServiceServer,
         pipeline_service_server::PipelineServiceServer, portal_service_server::PortalServiceServer,
         property_service_server::PropertyServiceServer, rule_service_server::RuleServiceServer,
-        ticket_service_server::TicketServiceServer, webhook_service_server::WebhookServiceServer,
+        webhook_service_server::WebhookServiceServer,
     },
     store::{SqliteLock, Store},
     web::WebLayer,
@@ -108,7 +109,7 @@ fn ticketd_services(
     }
     let store = || store.clone();
     let hub = || Arc::clone(hub);
-    serve!(TicketServiceServer::new(TicketApi::new(store(), hub())));
+    serve!(TicketRoutes::new(TicketApi::new(store(), hub())));
     serve!(PipelineServiceServer::new(PipelineApi::new(store())));
     serve!(PropertyServiceServer::new(PropertyApi::new(store())));
     serve!(AssociationServiceServer::new(AssociationApi::new(store())));

@@ -57,6 +57,9 @@ pub struct Args {
     /// they recreate `raw_tickets` there as a copy of its `tickets` table.
     #[arg(long)]
     pub raw_database_url: Option<String>,
+    /// Serve the `raw-broadcast` yardstick on this address instead of running a scenario.
+    #[arg(long, hide = true)]
+    pub serve_raw_broadcast: Option<std::net::SocketAddr>,
 }
 
 /// What each worker does in a loop (`--scenario`).
@@ -79,6 +82,10 @@ pub enum Scenario {
     /// `--subscribers` WatchTickets streams; one writer updates a ticket `--write-rate` times a second;
     /// latency is from the event's commit (its create_time) to its arrival at each subscriber.
     WatchFanout,
+    /// `watch-fanout` against a bare tonic broadcast of the same messages (`ticketd-bench
+    /// --serve-raw-broadcast ADDR`, a separate process; `--addr` and `--server-pid` name it): the yardstick
+    /// for `watch-fanout`.
+    RawBroadcast,
     /// One ImportTickets stream of `--import-tickets` items (compare with `--seed`, which loads by
     /// BatchCreateTickets); `--server-pid` adds the server's memory along the way.
     Import,

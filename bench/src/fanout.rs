@@ -1,4 +1,5 @@
-//! `watch-fanout`: many WatchTickets streams, one writer, delivery latency and the server's memory.
+//! `watch-fanout` (and `raw-broadcast`, the same against a bare tonic broadcast): many WatchTickets streams,
+//! one writer, delivery latency and the server's memory.
 
 use std::{
     sync::Arc,
@@ -10,8 +11,12 @@ use ticketd::proto::{
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic_prost::prost::Message;
 
-use crate::{args::Args, scenarios::Conn};
+use crate::{
+    args::{Args, Scenario},
+    scenarios::Conn,
+};
 
 /// Opens the streams, drives the writer for the duration, and reports delivery latency and memory.
 pub async fn watch_fanout(
@@ -28,6 +33,7 @@ pub async fn watch_fanout(
         let (ready_tx, stop) = (ready_tx.clone(), Arc::clone(&stop));
         subscribers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut message_bytes = 0u64;
             // Opening thousands of streams at once meets the server's load shedding; like a well-behaved
             // client, back off and retry when it answers RESOURCE_EXHAUSTED.
             let mut backoff = Duration::from_millis(5 + (index % 20) as u64);
@@ -49,16 +55,17 @@ pub async fn watch_fanout(
                     }
                     Err(_) => {
                         let _ = ready_tx.send(false).await;
-                        return (latencies, 1u64);
+                        return (latencies, message_bytes, 1u64);
                     }
                 }
             };
             let _ = ready_tx.send(true).await;
             loop {
                 tokio::select! {
-                    _ = stop.notified() => return (latencies, 0),
+                    _ = stop.notified() => return (latencies, message_bytes, 0),
                     message = stream.next() => match message {
                         Some(Ok(event)) => {
+                            message_bytes += event.encoded_len() as u64;
                             if let Some(created) = event.create_time {
                                 let created = Duration::new(created.seconds as u64, created.nanos as u32);
                                 let now = std::time::SystemTime::now()
@@ -67,7 +74,7 @@ pub async fn watch_fanout(
                                 latencies.push(now.saturating_sub(created));
                             }
                         }
-                        _ => return (latencies, 1),
+                        _ => return (latencies, message_bytes, 1),
                     },
                 }
             }
@@ -113,11 +120,18 @@ pub async fn watch_fanout(
     stop.notify_waiters();
     let mut latencies = Vec::new();
     let mut broken = 0;
+    let mut message_bytes = 0;
     for subscriber in subscribers {
-        let (mut mine, failed) = subscriber.await?;
+        let (mut mine, bytes, failed) = subscriber.await?;
         latencies.append(&mut mine);
+        message_bytes += bytes;
         broken += failed;
     }
+    let mean_message = message_bytes / (latencies.len() as u64).max(1);
+    let scenario = match args.scenario {
+        Scenario::RawBroadcast => "RawBroadcast",
+        _ => "WatchFanout",
+    };
     latencies.sort_unstable();
     let percentile = |p: f64| {
         latencies
@@ -138,7 +152,7 @@ pub async fn watch_fanout(
         _ => "n/a".to_owned(),
     };
     println!(
-        "scenario=WatchFanout subscribers={opened} writes={writes} delivered={}/{expected} broken_streams={broken} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms server_rss_before={:?}KiB server_rss_open={:?}KiB per_stream={per_stream}",
+        "scenario={scenario} subscribers={opened} writes={writes} delivered={}/{expected} broken_streams={broken} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms server_rss_before={:?}KiB server_rss_open={:?}KiB per_stream={per_stream} message_bytes={mean_message}",
         latencies.len(),
         percentile(0.50),
         percentile(0.90),

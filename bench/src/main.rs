@@ -8,6 +8,7 @@ mod args;
 mod fanout;
 mod import;
 mod raw;
+mod raw_broadcast;
 mod scenarios;
 mod seed;
 mod tally;
@@ -37,6 +38,9 @@ use tally::{Tally, report};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(addr) = args.serve_raw_broadcast {
+        return raw_broadcast::serve(addr).await;
+    }
     if matches!(
         args.scenario,
         Scenario::RawInsert | Scenario::RawSelect | Scenario::RawUpdate
@@ -51,6 +55,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
         channels.push(InterceptedService::new(channel, BearerToken(token.clone())));
+    }
+    if args.scenario == Scenario::RawBroadcast {
+        // The yardstick has one ticket, id 1, and nothing to set up.
+        return fanout::watch_fanout(&args, &channels, 1).await;
     }
     define_properties(PropertyServiceClient::new(channels[0].clone())).await?;
     if args.seed > 0 {

@@ -200,6 +200,7 @@ pub async fn run_worker(
                 read_modify_write(&mut client, id, &mut local.aborted_retries).await
             }
             Scenario::WatchFanout
+            | Scenario::RawBroadcast
             | Scenario::Import
             | Scenario::Webhooks
             | Scenario::RawInsert

@@ -9,13 +9,13 @@ use std::{collections::HashMap, marker::PhantomData, sync::LazyLock};
 // `prost::encoding` is prost's hidden but stable wire-format API (prost-derive's generated code calls it).
 use prost::{
     Message, Name,
-    bytes::Buf,
+    bytes::{Buf, BufMut, Bytes},
     encoding::{WireType, decode_key, decode_varint},
 };
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use tonic::{
     Status,
-    codec::{BufferSettings, Codec, DecodeBuf, Decoder},
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
 };
 use tonic_prost::ProstEncoder;
 
@@ -71,6 +71,62 @@ impl<U: Message + Default + Name> Decoder for CheckedDecoder<U> {
 
     fn buffer_settings(&self) -> BufferSettings {
         BufferSettings::default()
+    }
+}
+
+/// The codec of a method whose responses are encoded before they reach it (WatchTickets, where one encoding
+/// of an event is shared by every stream that sends it); requests are decoded as [`CheckedCodec`] does.
+#[derive(Debug, Clone)]
+pub struct PreEncodedCodec<U>(PhantomData<U>);
+
+impl<U> Default for PreEncodedCodec<U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<U> Codec for PreEncodedCodec<U>
+where
+    U: Message + Default + Name + Send + 'static,
+{
+    type Encode = Bytes;
+    type Decode = U;
+    type Encoder = PreEncoded;
+    type Decoder = CheckedDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PreEncoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        CheckedDecoder(PhantomData)
+    }
+}
+
+/// Copies an encoded message into the frame tonic is building.
+#[derive(Debug, Clone, Copy)]
+pub struct PreEncoded;
+
+/// tonic's default starts each stream with an 8 KiB buffer, which the stream keeps as long as it lives (after a
+/// message is split off, the rest of the allocation stays with it): most of an idle stream's memory at 10,000
+/// streams. Starting (nearly) empty, the buffer grows to the first frame and is reused for the next ones. Not
+/// 0: tonic divides by it when it compresses.
+const PRE_ENCODED_BUFFER: usize = 1;
+/// tonic's default: frames ready at once are sent together up to this size.
+const PRE_ENCODED_YIELD_THRESHOLD: usize = 32 * 1024;
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(item.len());
+        buf.put_slice(&item);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(PRE_ENCODED_BUFFER, PRE_ENCODED_YIELD_THRESHOLD)
     }
 }
 

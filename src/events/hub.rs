@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::DbBackend;
 use tokio::sync::{broadcast, watch};
 
+use super::SharedEvent;
 use crate::{
     domain::{Error, card::CardRender, event::TicketEvent},
     store::{Appended, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store},
@@ -42,7 +43,7 @@ impl Default for HubConfig {
 pub struct EventHub {
     pub(super) store: Store,
     pub(super) config: HubConfig,
-    pub(super) tickets: broadcast::Sender<Arc<TicketEvent>>,
+    pub(super) tickets: broadcast::Sender<Arc<SharedEvent>>,
     pub(super) cards: broadcast::Sender<Arc<(i64, CardRender)>>,
     /// Turns true when the server stops: streams end with a resumable status.
     pub(super) stopping: watch::Receiver<bool>,
@@ -230,7 +231,7 @@ async fn publish_new(
         full.events = more;
         for event in read {
             // No receivers is not an error: nobody is watching right now.
-            let _ = hub.tickets.send(Arc::new(event));
+            let _ = hub.tickets.send(Arc::new(event.into()));
             metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
         }
     }

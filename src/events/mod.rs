@@ -9,7 +9,9 @@
 //! notification.
 
 mod hub;
+mod shared;
 mod watch;
 
 pub use hub::{EventHub, HubConfig};
+pub use shared::SharedEvent;
 pub use watch::{CardWatch, RESUME_TRAILER, TicketFilter, TicketWatch, WatchItem};

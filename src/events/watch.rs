@@ -12,7 +12,10 @@ use tokio::sync::{
     mpsc, watch,
 };
 
-use super::hub::{EventHub, stopped};
+use super::{
+    SharedEvent,
+    hub::{EventHub, stopped},
+};
 use crate::{
     domain::{
         Error,
@@ -43,7 +46,7 @@ pub enum WatchItem<T> {
 
 /// The stream of a WatchTickets call. It is polled by the connection itself, so a delivery costs one wake-up
 /// of the connection and no task or channel of its own; HTTP/2 flow control is its buffer.
-pub type TicketWatch = Pin<Box<dyn Stream<Item = WatchItem<Arc<TicketEvent>>> + Send>>;
+pub type TicketWatch = Pin<Box<dyn Stream<Item = WatchItem<Arc<SharedEvent>>> + Send>>;
 /// The stream of a WatchCard call.
 pub type CardWatch = mpsc::Receiver<WatchItem<Arc<(i64, CardRender)>>>;
 
@@ -176,7 +179,7 @@ struct TicketWatchState {
     filter: TicketFilter,
     /// The last event id sent (or passed over by the filter): what the client resumes from.
     cursor: i64,
-    live: broadcast::Receiver<Arc<TicketEvent>>,
+    live: broadcast::Receiver<Arc<SharedEvent>>,
     /// Events read from the database and not yet sent.
     backlog: VecDeque<TicketEvent>,
     /// Reading the database (at the start, or after falling behind the channel) rather than the channel.
@@ -189,7 +192,7 @@ struct TicketWatchState {
 
 impl TicketWatchState {
     /// The next message, or `None` once the stream has ended.
-    async fn next_item(&mut self) -> Option<WatchItem<Arc<TicketEvent>>> {
+    async fn next_item(&mut self) -> Option<WatchItem<Arc<SharedEvent>>> {
         if self.ended {
             return None;
         }
@@ -204,7 +207,7 @@ impl TicketWatchState {
                 if let Some(event) = self.backlog.pop_front() {
                     self.cursor = event.event_id;
                     if self.filter.matches(&event) {
-                        return Some(WatchItem::Item(Arc::new(event)));
+                        return Some(WatchItem::Item(Arc::new(event.into())));
                     }
                     continue;
                 }
@@ -264,7 +267,7 @@ impl TicketWatchState {
         }
     }
 
-    fn end(&mut self, reason: &'static str) -> WatchItem<Arc<TicketEvent>> {
+    fn end(&mut self, reason: &'static str) -> WatchItem<Arc<SharedEvent>> {
         self.ended = true;
         WatchItem::End {
             resume_after: self.cursor,

@@ -4,13 +4,15 @@
 mod followers;
 mod import;
 mod mapping;
+mod route;
 mod search;
 mod time_entries;
 mod watch;
 
 use std::{pin::Pin, sync::Arc};
 
-use tokio_stream::Stream;
+use prost::Message;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -33,6 +35,7 @@ use mapping::{
     update_from_proto,
 };
 pub(crate) use mapping::{draft_from_proto, event_to_proto, ticket_to_proto};
+pub use route::TicketRoutes;
 
 ticket_writes! {
     proto::CreateTicketRequest => "ticketd.v1.TicketService/CreateTicket",
@@ -328,10 +331,15 @@ impl TicketService for TicketApi {
         &self,
         request: Request<proto::WatchTicketsRequest>,
     ) -> Result<Response<Self::WatchTicketsStream>, Status> {
-        let viewer = viewer(request.extensions())?;
-        Ok(Response::new(
-            self.watch(request.into_inner(), viewer).await?,
-        ))
+        // Served by `route.rs` in ticketd; this answers the same messages should the generated server be
+        // served alone, decoding what the route would send as it is.
+        let encoded = self.watch_encoded(request).await?;
+        Ok(Response::new(Box::pin(encoded.map(|message| {
+            message.and_then(|bytes| {
+                proto::TicketEvent::decode(bytes)
+                    .map_err(|error| Status::internal(format!("re-decoding an event: {error}")))
+            })
+        }))))
     }
 
     async fn restore_ticket(

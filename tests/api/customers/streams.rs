@@ -12,6 +12,7 @@ both_databases!(
     organization_portal_streams_carry_only_visible_redacted_events,
     follower_portal_streams_carry_followed_and_project_tickets_only,
     stream_filters_on_hidden_fields_are_refused,
+    staff_streams_get_the_same_events_whole_and_customers_theirs_redacted,
 );
 
 /// Opens a WatchTickets stream as `client` (a customer), failing the test if it does not answer in time.
@@ -374,4 +375,95 @@ async fn stream_filters_on_hidden_fields_are_refused(app: TestApp) {
         "only the ticket in the watched stage: a-amy-q's change is filtered out"
     );
     world.assert_event_leaks_nothing(&world.p1, &events[0], "alice's stage watch");
+}
+
+/// Staff streams share one encoding of each event (src/events/shared.rs): two agents watching side by side
+/// with a customer must each get every event whole, the same message, while the customer on the same events
+/// gets exactly its redaction; and the route that serves them still checks requests as every method does.
+async fn staff_streams_get_the_same_events_whole_and_customers_theirs_redacted(app: TestApp) {
+    let world = setup(&app).await;
+    let a = world.id("a-alice-q");
+    let mut first_agent = agent(&app);
+    let mut second_agent = agent(&app);
+    let mut alice = world.tickets_as(&app, ALICE, Which::P1);
+    let opened_at = app
+        .all_history()
+        .await
+        .last()
+        .map_or(0, |event| event.event_id);
+    let mut first = watch_as(&mut first_agent, watch_all(0), "first agent")
+        .await
+        .expect("agents may watch");
+    let mut second = watch_as(&mut second_agent, watch_all(0), "second agent")
+        .await
+        .expect("agents may watch");
+    let mut customer = watch_as(&mut alice, watch_all(0), "alice")
+        .await
+        .expect("alice may watch");
+
+    live_changes_for_org_portals(&app, &world).await;
+    set_subject(&app, a, "Marker for everyone").await;
+
+    let first_events =
+        collect_until_marker(&mut first, a, "Marker for everyone", "first agent").await;
+    let second_events =
+        collect_until_marker(&mut second, a, "Marker for everyone", "second agent").await;
+    let alice_events = collect_until_marker(&mut customer, a, "Marker for everyone", "alice").await;
+
+    assert_eq!(
+        first_events, second_events,
+        "every agent gets the same messages"
+    );
+    let all_events = app.all_history().await;
+    let last = first_events
+        .last()
+        .map_or(opened_at, |event| event.event_id);
+    let history: Vec<TicketEvent> = all_events
+        .iter()
+        .filter(|event| event.event_id > opened_at && event.event_id <= last)
+        .cloned()
+        .collect();
+    assert_eq!(
+        without_tickets(&first_events),
+        history,
+        "agents get every event, as history records it"
+    );
+    let tickets = agent_view(&app).await;
+    for event in &first_events {
+        assert_eq!(
+            event.ticket.as_ref().map(|ticket| ticket.id),
+            Some(event.ticket_id),
+            "agents' events carry the ticket, unredacted"
+        );
+    }
+    assert!(
+        first_events
+            .iter()
+            .filter_map(|event| event.ticket.as_ref())
+            .any(|ticket| !ticket.assignee_id.is_empty()),
+        "agents see the fields customers do not"
+    );
+    world.assert_stream(
+        &world.p1,
+        &alice_events,
+        &all_events,
+        &world.expected_ids(&tickets, ALICE, &world.p1),
+        opened_at,
+        "alice beside the agents",
+    );
+    assert!(
+        alice_events.len() < first_events.len(),
+        "alice gets fewer events than the agents ({} of {})",
+        alice_events.len(),
+        first_events.len()
+    );
+
+    // A request the codec refuses is the client's fault on this route as on the generated ones.
+    let refused = first_agent
+        .watch_tickets(WatchTicketsRequest {
+            assignee_id: "agent\0".to_owned(),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(refused, "assignee_id");
 }
