@@ -15,6 +15,7 @@ mod m20261129_000009_event_side_effects;
 mod m20261129_000010_conversations;
 mod m20261129_000011_ticket_external_id;
 mod m20261129_000012_automation;
+mod m20261129_000013_config_generation;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_conversations::Migration),
             Box::new(m20261129_000011_ticket_external_id::Migration),
             Box::new(m20261129_000012_automation::Migration),
+            Box::new(m20261129_000013_config_generation::Migration),
         ]
     }
 }

@@ -1,6 +1,9 @@
 //! Ticket reads and writes, single and in batches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -16,7 +19,7 @@ use super::{
     followers, from_json,
     history::record_event,
     outbox::Written,
-    pipelines, properties, search, to_json,
+    properties, search, to_json,
 };
 use crate::domain::{
     Error, Origin,
@@ -113,8 +116,12 @@ impl Store {
         filters: Vec<Vec<RawFilter>>,
         mut query: TicketListQuery,
     ) -> Result<Page<Ticket>, Error> {
-        let definitions = properties::load_definitions(&self.db).await?;
-        query.filter_groups = compile(filters, &definitions)?;
+        let config = self.config_for_read().await?;
+        query.filter_groups = match compile(filters.clone(), &config.definitions) {
+            Ok(compiled) => compiled,
+            // The cache may not know a property defined on another replica a moment ago: the database decides.
+            Err(_) => compile(filters, &self.config_fresh().await?.definitions)?,
+        };
         self.list_tickets(&query).await
     }
 
@@ -325,7 +332,7 @@ pub(super) async fn insert_ticket_at(
     let mut values = normalize_properties(definitions, draft.properties).map_err(ticket_field)?;
     apply_required_defaults(definitions, &mut values).map_err(ticket_field)?;
     let pipeline_id = draft.pipeline_id.unwrap_or(DEFAULT_PIPELINE_ID);
-    let pipeline = existing_pipeline(&**txn, pipeline_id)
+    let pipeline = existing_pipeline(txn, pipeline_id)
         .await
         .map_err(ticket_field)?;
     let stage = pipeline.place(draft.stage_id).map_err(ticket_field)?;
@@ -398,6 +405,19 @@ pub(super) async fn update_locked(
     // Checked inside the transaction, so a ticket that left the customer's view a moment ago stays out of reach.
     access::require_visible(&**txn, scope, id).await?;
     let before = lock_ticket(txn, id).await?;
+    update_loaded(txn, definitions, before, sent_etag, changes, origin).await
+}
+
+/// [`update_locked`] for a ticket the transaction has already locked and read (`before`).
+pub(super) async fn update_loaded(
+    txn: &WriteTxn,
+    definitions: &BTreeMap<String, PropertyDefinition>,
+    before: Ticket,
+    sent_etag: &str,
+    changes: TicketChanges,
+    origin: &Origin,
+) -> Result<Ticket, Error> {
+    let id = before.id;
     etag::check(RESOURCE, id, before.version, sent_etag)?;
     if before.archived() {
         return Err(Error::precondition(
@@ -411,7 +431,7 @@ pub(super) async fn update_locked(
         .is_some_and(|pipeline_id| pipeline_id != ticket.pipeline_id);
     if moves_pipeline || changes.stage_id.is_some() {
         let pipeline_id = changes.pipeline_id.unwrap_or(ticket.pipeline_id);
-        let pipeline = existing_pipeline(&**txn, pipeline_id).await?;
+        let pipeline = existing_pipeline(txn, pipeline_id).await?;
         // Moving to another pipeline without naming a stage lands in its first stage.
         let requested_stage = changes.stage_id.or(if moves_pipeline {
             None
@@ -572,13 +592,13 @@ pub(super) async fn save_as_of(
     Ok(ticket)
 }
 
-/// The pipeline a request names, or INVALID_ARGUMENT on `pipeline_id`.
-pub(super) async fn existing_pipeline(
-    db: &impl ConnectionTrait,
-    id: i64,
-) -> Result<Pipeline, Error> {
-    pipelines::load_pipeline(db, id)
+/// The pipeline a request names, as the write's configuration has it, or INVALID_ARGUMENT on `pipeline_id`.
+pub(super) async fn existing_pipeline(txn: &WriteTxn, id: i64) -> Result<Arc<Pipeline>, Error> {
+    txn.config()
         .await?
+        .pipelines
+        .get(&id)
+        .cloned()
         .ok_or_else(|| Error::invalid("pipeline_id", format!("pipeline {id} does not exist")))
 }
 
