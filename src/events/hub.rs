@@ -7,7 +7,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{
     domain::{Error, card::CardRender, event::TicketEvent},
-    store::{Appended, OUTBOX_CHANNEL, Store},
+    store::{Appended, CONFIG_CHANNEL, OUTBOX_CHANNEL, Store},
 };
 
 /// Tuning of the fan-out.
@@ -147,6 +147,7 @@ async fn listen(hub: Arc<EventHub>) {
             let mut listener =
                 sea_orm::sqlx::postgres::PgListener::connect(hub.store.url()).await?;
             listener.listen(OUTBOX_CHANNEL).await?;
+            listener.listen(CONFIG_CHANNEL).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         }
         .await;
@@ -162,11 +163,17 @@ async fn listen(hub: Arc<EventHub>) {
         };
         // Whatever committed while we were not listening is picked up by this wake-up.
         signal.notify(Appended::ALL);
+        hub.store.config_listening(true);
         loop {
             tokio::select! {
                 received = listener.recv() => match received {
+                    Ok(notification) if notification.channel() == CONFIG_CHANNEL => {
+                        hub.store.config_notified()
+                    }
                     Ok(notification) => signal.notify_from_channel(notification.payload()),
                     Err(error) => {
+                        // Until it is back, reads cannot know when the configuration cache goes stale.
+                        hub.store.config_listening(false);
                         tracing::warn!(%error, "outbox listener lost its connection; reconnecting");
                         break;
                     }
