@@ -79,10 +79,8 @@ impl MigrationTrait for Migration {
         db.execute_unprepared("DROP FUNCTION ticketd_config_for_write()")
             .await?;
         for table in WHOLE_TABLES.into_iter().chain(["webhooks"]) {
-            db.execute_unprepared(&format!(
-                "DROP TRIGGER {table}_config_changed ON {table}"
-            ))
-            .await?;
+            db.execute_unprepared(&format!("DROP TRIGGER {table}_config_changed ON {table}"))
+                .await?;
         }
         db.execute_unprepared(
             "DROP FUNCTION ticketd_config_changed(); \

@@ -153,7 +153,12 @@ impl Store {
             Err(error) => return Err(error),
         };
         let config = self.config_for_read().await?;
-        Ok(CustomerView::new(customer_id, org, portal, &config.definitions))
+        Ok(CustomerView::new(
+            customer_id,
+            org,
+            portal,
+            &config.definitions,
+        ))
     }
 
     /// Creates a portal after checking its lists against the property definitions.

@@ -35,8 +35,8 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    Statement,
 };
 
 use super::{
@@ -120,7 +120,10 @@ impl ConfigCache {
             return None;
         }
         let epoch = self.epoch();
-        let current = self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         current
             .as_ref()
             .filter(|cached| cached.epoch == epoch && cached.loaded.elapsed() < READ_TTL)
@@ -128,7 +131,10 @@ impl ConfigCache {
     }
 
     fn at_generation(&self, generation: i64) -> Option<Arc<Config>> {
-        let current = self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         current
             .as_ref()
             .filter(|cached| cached.config.generation == generation)

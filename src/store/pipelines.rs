@@ -443,7 +443,10 @@ fn pipeline_cursor(pipeline: &Pipeline) -> Cursor {
 }
 
 /// A pipeline row and its stage rows (in display order) as the domain's pipeline.
-pub(super) fn to_domain(row: pipeline::Model, stages: Vec<stage::Model>) -> Result<Pipeline, Error> {
+pub(super) fn to_domain(
+    row: pipeline::Model,
+    stages: Vec<stage::Model>,
+) -> Result<Pipeline, Error> {
     let stages = stages
         .into_iter()
         .map(stage_to_domain)

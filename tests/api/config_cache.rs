@@ -4,7 +4,7 @@
 //! the same database. Every step first warms the writing server's cache, so a stale entry would be used.
 
 use ticketd::proto::{
-    CreateRuleRequest, CreateStageRequest, DeleteStageRequest, FilterOperator, FilterGroup,
+    CreateRuleRequest, CreateStageRequest, DeleteStageRequest, FilterGroup, FilterOperator,
     Pipeline, PropertyType, Rule, RuleAction, SearchTicketsRequest, Stage, Ticket, TicketState,
     UpdateRuleRequest, UpdateStageRequest, UpdateWebhookRequest, Webhook, rule::TriggerEvent,
     rule_action,
