@@ -18,8 +18,9 @@
 //! - Plain reads (SearchTickets' filter check, a customer's view) run outside any transaction and use the cache
 //!   without a round trip while it is valid for this replica's *epoch*, moved by its own configuration commits
 //!   and by `NOTIFY ticketd_config` from any replica (the triggers send it; `events::hub` listens). Staleness
-//!   is bounded by the notification's delivery, and by [`READ_TTL`] should a notification be lost; while the
-//!   listener is not connected, reads load from the database every time. A name the cache does not know is
+//!   is bounded by the notification's delivery, and by [`READ_TTL`] should a notification be lost (sqlx's
+//!   listener reconnects by itself and drops what came meanwhile); while the listener is known to be
+//!   disconnected, reads load from the database every time. A name the cache does not know is
 //!   looked up again before a read refuses it (see `tickets::search_tickets`).
 //!
 //! Cost: one `SELECT` of a single-row table (PostgreSQL writes that take no definitions lock), or nothing; a
