@@ -16,6 +16,7 @@ mod m20261129_000010_conversations;
 mod m20261129_000011_ticket_external_id;
 mod m20261129_000012_automation;
 mod m20261129_000013_outbox_without_lock;
+mod m20261129_000014_config_generation;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_ticket_external_id::Migration),
             Box::new(m20261129_000012_automation::Migration),
             Box::new(m20261129_000013_outbox_without_lock::Migration),
+            Box::new(m20261129_000014_config_generation::Migration),
         ]
     }
 }

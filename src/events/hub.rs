@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, watch};
 use super::SharedEvent;
 use crate::{
     domain::{Error, card::CardRender, event::TicketEvent},
-    store::{Appended, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store},
+    store::{Appended, CONFIG_CHANNEL, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store},
 };
 
 /// How soon the tailer looks again while it waits at a hole that a rollback may have left (rollbacks wake
@@ -262,6 +262,7 @@ async fn listen(hub: Arc<EventHub>) {
             let mut listener =
                 sea_orm::sqlx::postgres::PgListener::connect(hub.store.url()).await?;
             listener.listen(OUTBOX_CHANNEL).await?;
+            listener.listen(CONFIG_CHANNEL).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         }
         .await;
@@ -277,11 +278,17 @@ async fn listen(hub: Arc<EventHub>) {
         };
         // Whatever committed while we were not listening is picked up by this wake-up.
         signal.notify(Appended::ALL);
+        hub.store.config_listening(true);
         loop {
             tokio::select! {
                 received = listener.recv() => match received {
+                    Ok(notification) if notification.channel() == CONFIG_CHANNEL => {
+                        hub.store.config_notified()
+                    }
                     Ok(notification) => signal.notify_from_channel(notification.payload()),
                     Err(error) => {
+                        // Until it is back, reads cannot know when the configuration cache goes stale.
+                        hub.store.config_listening(false);
                         tracing::warn!(%error, "outbox listener lost its connection; reconnecting");
                         break;
                     }

@@ -152,8 +152,13 @@ impl Store {
             }
             Err(error) => return Err(error),
         };
-        let definitions = properties::load_definitions(&self.db).await?;
-        Ok(CustomerView::new(customer_id, org, portal, &definitions))
+        let config = self.config_for_read().await?;
+        Ok(CustomerView::new(
+            customer_id,
+            org,
+            portal,
+            &config.definitions,
+        ))
     }
 
     /// Creates a portal after checking its lists against the property definitions.

@@ -13,7 +13,7 @@ use super::{
     entities::{card, card_render, card_template},
     from_json,
     outbox::{PositionedRender, render_to_domain},
-    pipelines, tickets, to_json,
+    tickets, to_json,
 };
 use crate::domain::{
     Error, Origin,
@@ -360,8 +360,10 @@ struct Bound {
 
 impl Bound {
     async fn load(txn: &WriteTxn, template: &CardTemplate, ticket: &Ticket) -> Result<Self, Error> {
-        let pipeline = pipelines::load_pipeline(&**txn, ticket.pipeline_id)
-            .await?
+        let config = txn.config().await?;
+        let pipeline = config
+            .pipelines
+            .get(&ticket.pipeline_id)
             .ok_or_else(|| Error::internal(format!("pipeline {} vanished", ticket.pipeline_id)))?;
         let stage = pipeline
             .stages

@@ -162,7 +162,7 @@ async fn create_ticket(
         Assignment::Explicit
     };
     let pipeline_id = draft.pipeline_id.unwrap_or(DEFAULT_PIPELINE_ID);
-    let pipeline = existing_pipeline(&**txn, pipeline_id)
+    let pipeline = existing_pipeline(txn, pipeline_id)
         .await
         .map_err(|error| error.within("ticket"))?;
     let wanted_state = match escalation.mode {

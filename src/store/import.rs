@@ -143,7 +143,7 @@ async fn overwrite(
     }
     let draft = &item.ticket.draft;
     let mut ticket = before.clone();
-    let pipeline = existing_pipeline(&**txn, draft.pipeline_id.unwrap_or(before.pipeline_id))
+    let pipeline = existing_pipeline(txn, draft.pipeline_id.unwrap_or(before.pipeline_id))
         .await
         .map_err(|error| error.within("ticket"))?;
     let stage = pipeline

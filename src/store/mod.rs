@@ -5,6 +5,7 @@ mod agents;
 mod associations;
 mod cards;
 mod comments;
+mod config;
 mod entities;
 mod escalation;
 mod followers;
@@ -38,6 +39,7 @@ use crate::domain::{Error, RequestKey};
 use idempotency::Claim;
 
 pub use cards::{CardChanges, NewCard, NewCardTemplate};
+pub use config::CONFIG_CHANNEL;
 pub use gaps::{GapGuard, Snapshot};
 pub use health::DatabaseHealth;
 pub use open::SqliteLock;
@@ -77,6 +79,8 @@ pub struct Store {
     horizon: Arc<OutboxHorizon>,
     /// What the health probe last saw (see [`health`]); starts up, since connecting just succeeded.
     reachable: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Pipelines, definitions, rules and webhooks as this replica last read them (see [`config`]).
+    config: Arc<config::ConfigCache>,
 }
 
 /// A write transaction, holding the SQLite write gate (when there is one) until it ends. History entries
@@ -90,6 +94,8 @@ pub struct WriteTxn {
     horizon: Arc<OutboxHorizon>,
     /// The newest event id of the transaction when it enqueued webhook deliveries, else 0.
     enqueued: std::sync::atomic::AtomicI64,
+    config: std::sync::Mutex<config::TxnConfig>,
+    cache: Arc<config::ConfigCache>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -106,7 +112,14 @@ impl WriteTxn {
     pub async fn commit(self) -> Result<(), Error> {
         rules::run(&self).await?;
         let appended = outbox::flush(&self).await?;
-        self.txn.commit().await?;
+        let changed_config = self.changed_config();
+        let committed = self.txn.commit().await;
+        if changed_config {
+            // Before the SQLite write gate is let go (with `self`), so the next write sees the new generation;
+            // even after a failed COMMIT, which may have landed.
+            self.cache.invalidate();
+        }
+        committed?;
         if appended.any() {
             self.signal.notify(appended);
         }
@@ -173,12 +186,14 @@ impl Store {
         };
         let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| Arc::new(shared_commit::WriteGate::default()));
+        let config = Arc::new(config::ConfigCache::new(db.get_database_backend()));
         Ok(Self {
             db,
             url: settings.url.clone(),
             signal: Arc::new(OutboxSignal::default()),
             delivery_signal: Arc::default(),
             horizon: Arc::default(),
+            config,
             write_gate,
             reachable: Arc::new(tokio::sync::watch::Sender::new(true)),
         })
@@ -263,6 +278,23 @@ impl Store {
         Ok(result)
     }
 
+    /// [`Self::write`] for changes of what [`config`] caches: the transaction reads its own configuration, and
+    /// its commit invalidates this replica's cache (other replicas learn of it through the generation).
+    async fn write_config<T>(
+        &self,
+        key: Option<&RequestKey>,
+        work: impl AsyncFnOnce(&WriteTxn) -> Result<T, Error>,
+    ) -> Result<T, Error>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.write(key, async |txn| {
+            txn.config_changed();
+            work(txn).await
+        })
+        .await
+    }
+
     /// [`Self::write`] for writes that answer with tickets: the rules their events set off run before the
     /// answer is taken (and saved for retries), so the caller gets each ticket as it commits, rules' changes
     /// and etag included.
@@ -312,6 +344,8 @@ impl Store {
             delivery_signal: Arc::clone(&self.delivery_signal),
             horizon: Arc::clone(&self.horizon),
             enqueued: Default::default(),
+            config: Default::default(),
+            cache: Arc::clone(&self.config),
         })
     }
 }

@@ -34,7 +34,7 @@ impl Store {
         draft: PipelineDraft,
         origin: &Origin,
     ) -> Result<Pipeline, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let now = now();
             let row = pipeline::Entity::insert(pipeline::ActiveModel {
                 id: NotSet,
@@ -125,7 +125,7 @@ impl Store {
         changes: PipelineChanges,
         origin: &Origin,
     ) -> Result<Pipeline, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let row = lock_pipeline(txn, id).await?;
             etag::check(PIPELINE, id, row.version, sent_etag)?;
             let mut update = pipeline::Entity::update_many()
@@ -155,7 +155,7 @@ impl Store {
         sent_etag: &str,
         origin: &Origin,
     ) -> Result<(), Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let row = lock_pipeline(txn, id).await?;
             etag::check(PIPELINE, id, row.version, sent_etag)?;
             if id == DEFAULT_PIPELINE_ID {
@@ -194,7 +194,7 @@ impl Store {
         draft: StageDraft,
         origin: &Origin,
     ) -> Result<Stage, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let pipeline = pipeline::Entity::find_by_id(pipeline_id)
                 .lock_exclusive()
                 .one(&**txn)
@@ -232,7 +232,7 @@ impl Store {
         changes: StageChanges,
         origin: &Origin,
     ) -> Result<Stage, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let row = lock_stage(txn, id).await?;
             etag::check(STAGE, id, row.version, sent_etag)?;
             let mut update = stage::Entity::update_many()
@@ -278,7 +278,7 @@ impl Store {
         sent_etag: &str,
         origin: &Origin,
     ) -> Result<(), Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let row = lock_stage(txn, id).await?;
             etag::check(STAGE, id, row.version, sent_etag)?;
             let in_use = ticket::Entity::find()
@@ -440,6 +440,18 @@ fn pipeline_cursor(pipeline: &Pipeline) -> Cursor {
         key: i64::from(pipeline.display_order),
         id: pipeline.id,
     }
+}
+
+/// A pipeline row and its stage rows (in display order) as the domain's pipeline.
+pub(super) fn to_domain(
+    row: pipeline::Model,
+    stages: Vec<stage::Model>,
+) -> Result<Pipeline, Error> {
+    let stages = stages
+        .into_iter()
+        .map(stage_to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(pipeline_to_domain(row, stages))
 }
 
 fn pipeline_to_domain(row: pipeline::Model, stages: Vec<Stage>) -> Pipeline {

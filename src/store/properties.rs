@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -48,7 +48,7 @@ impl Store {
         origin: &Origin,
     ) -> Result<PropertyDefinition, Error> {
         definition.validate()?;
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let now = now();
             definition.version = 1;
             definition.create_time = now;
@@ -120,7 +120,7 @@ impl Store {
         changes: PropertyChanges,
         origin: &Origin,
     ) -> Result<PropertyDefinition, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let current = lock_definition(txn, name).await?;
             etag::check(RESOURCE, name, current.version, sent_etag)?;
             let mut updated = current.clone();
@@ -147,7 +147,7 @@ impl Store {
         sent_etag: &str,
         origin: &Origin,
     ) -> Result<PropertyDefinition, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let mut definition = lock_definition(txn, name).await?;
             etag::check(RESOURCE, name, definition.version, sent_etag)?;
             if definition.archived() {
@@ -334,23 +334,12 @@ async fn lock_definition(txn: &WriteTxn, name: &str) -> Result<PropertyDefinitio
 /// change never misses a value that does not fit. SQLite's write gate already orders the two.
 const DEFINITIONS_LOCK_KEY: i64 = 0x7469_636b_7072;
 
-/// The definitions a ticket write validates against, held steady until the write commits. On PostgreSQL one
-/// function call takes the lock shared and then reads them (migration `m20261122_000006` says why that needs a
-/// function).
+/// The definitions a ticket write validates against, held steady until the write commits (see
+/// [`WriteTxn::definitions_for_write`]).
 pub(super) async fn definitions_for_write(
     txn: &WriteTxn,
-) -> Result<BTreeMap<String, PropertyDefinition>, Error> {
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return load_definitions(&**txn).await;
-    }
-    let rows = property_definition::Entity::find()
-        .from_raw_sql(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT * FROM ticketd_definitions_for_write()",
-        ))
-        .all(&**txn)
-        .await?;
-    by_name(rows)
+) -> Result<std::sync::Arc<BTreeMap<String, PropertyDefinition>>, Error> {
+    txn.definitions_for_write().await
 }
 
 /// Takes the lock exclusively: ticket writes take it shared inside `ticketd_definitions_for_write()`.

@@ -39,7 +39,7 @@ impl Store {
     /// Saves a rule after checking it whole; without a position it goes after the last rule.
     pub async fn create_rule(&self, new: NewRule, origin: &Origin) -> Result<Rule, Error> {
         compile("rule", &new.definition)?;
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             check_properties(txn, &new.definition).await?;
             let position = match new.position {
                 Some(position) => position,
@@ -115,7 +115,7 @@ impl Store {
         changes: RuleChanges,
         origin: &Origin,
     ) -> Result<Rule, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             let row = rule::Entity::find_by_id(id)
                 .lock_exclusive()
                 .one(&**txn)
@@ -144,7 +144,7 @@ impl Store {
     }
 
     pub async fn delete_rule(&self, id: i64, sent_etag: &str) -> Result<(), Error> {
-        self.write(None, async |txn| {
+        self.write_config(None, async |txn| {
             let row = rule::Entity::find_by_id(id)
                 .lock_exclusive()
                 .one(&**txn)
@@ -197,7 +197,7 @@ impl Store {
                     ),
                     other => other,
                 })?;
-        let pipeline = tickets::existing_pipeline(&*txn, ticket.pipeline_id).await?;
+        let pipeline = tickets::existing_pipeline(&txn, ticket.pipeline_id).await?;
         let triggers = BTreeSet::from([test.event]);
         if let Err(miss) = compiled.check(
             &triggers,
@@ -259,12 +259,12 @@ pub(super) async fn run(txn: &WriteTxn) -> Result<(), Error> {
     if passes.is_empty() {
         return Ok(());
     }
-    let rules = enabled_rules(&**txn).await?;
-    if rules.is_empty() {
+    let config = txn.config().await?;
+    if config.rules.is_empty() {
         return Ok(());
     }
     for pass in &mut passes {
-        run_pass(txn, &rules, pass).await?;
+        run_pass(txn, &config.rules, pass).await?;
     }
     txn.rules_ran_until(txn.queued_len());
     Ok(())
@@ -355,7 +355,7 @@ async fn run_pass(
             return Ok(());
         }
         let ticket = tickets::lock_ticket(txn, pass.ticket_id).await?;
-        let pipeline = tickets::existing_pipeline(&**txn, ticket.pipeline_id).await?;
+        let pipeline = tickets::existing_pipeline(txn, ticket.pipeline_id).await?;
         let context = context(&ticket, &pipeline);
         // From the top each time: an earlier rule may match what a later one just changed (Zendesk's cycle).
         let Some((rule, compiled)) = rules.iter().find(|(rule, compiled)| {
@@ -461,7 +461,7 @@ async fn apply(
             let changes = field_changes(txn, change, &current).await?;
             let definitions = properties::definitions_for_write(txn).await?;
             let after =
-                tickets::update_locked(txn, &definitions, ticket_id, "", changes, None, origin)
+                tickets::update_loaded(txn, &definitions, current.clone(), "", changes, origin)
                     .await?;
             let changed = crate::domain::event::diff(Some(&current), &after);
             Ok(if changed.is_empty() {
@@ -472,7 +472,7 @@ async fn apply(
         }
         Action::AddInternalComment(template) => {
             let ticket = tickets::lock_ticket(txn, ticket_id).await?;
-            let pipeline = tickets::existing_pipeline(&**txn, ticket.pipeline_id).await?;
+            let pipeline = tickets::existing_pipeline(txn, ticket.pipeline_id).await?;
             let body = template.render(&context(&ticket, &pipeline));
             comments::insert_comment(txn, ticket_id, body.clone(), Visibility::Internal, origin)
                 .await?;
@@ -566,7 +566,9 @@ fn context<'a>(ticket: &'a Ticket, pipeline: &'a Pipeline) -> TicketContext<'a> 
 
 /// Enabled rules in running order, compiled. A stored rule that no longer compiles (a newer version's rule
 /// after a rollback) is skipped with a warning rather than failing every write.
-async fn enabled_rules(db: &impl ConnectionTrait) -> Result<Vec<(Rule, CompiledRule)>, Error> {
+pub(super) async fn enabled_rules(
+    db: &impl ConnectionTrait,
+) -> Result<Vec<(Rule, CompiledRule)>, Error> {
     let rows = rule::Entity::find()
         .filter(rule::Column::Enabled.eq(true))
         .order_by_asc(rule::Column::Position)

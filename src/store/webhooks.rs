@@ -23,10 +23,11 @@ use sea_orm::{
 
 use super::{
     Store, WriteTxn,
+    config::Config,
     entities::{property_definition, ticket_event, webhook, webhook_attempt, webhook_delivery},
     from_json, history,
     outbox::AppendedEvent,
-    pipelines, to_json,
+    to_json,
 };
 use crate::domain::{
     Error, Origin,
@@ -63,37 +64,21 @@ pub(super) async fn enqueue(
     if deliverable.is_empty() {
         return Ok(());
     }
-    // The one query every write pays when no webhook exists.
-    let hooks = webhook::Entity::find()
-        .filter(webhook::Column::Enabled.eq(true))
-        .all(&**txn)
-        .await?;
-    if hooks.is_empty() {
+    let config = txn.config().await?;
+    if config.webhooks.is_empty() {
         return Ok(());
     }
     let forced: BTreeSet<(i64, i64)> = forced.iter().copied().collect();
-    let mut subscribers = Vec::with_capacity(hooks.len());
-    for hook in &hooks {
-        let event_types: Vec<String> = from_json(hook.event_types.clone())?;
-        // Checked when saved; a condition that no longer parses (a grammar change) matches nothing rather
-        // than everything, and says so.
-        let condition = Condition::parse("condition", &hook.condition)
-            .inspect_err(|error| {
-                tracing::warn!(webhook.id = hook.id, %error, "a stored webhook condition does not parse");
-            })
-            .ok();
-        subscribers.push((hook.id, event_types, condition));
-    }
-    let mut labels = Labels::default();
     let now = now();
     let trace_parent = crate::telemetry::current_traceparent();
     let mut rows = Vec::new();
     for (event, event_type) in deliverable {
-        for (webhook_id, event_types, condition) in &subscribers {
+        for subscriber in &config.webhooks {
+            let webhook_id = &subscriber.id;
             let wanted = forced.contains(&(*webhook_id, event.event_id))
-                || (subscribes(event_types, event_type, event.detail)
-                    && match condition {
-                        Some(condition) => labels.matches(txn, condition, event.ticket).await?,
+                || (subscribes(&subscriber.event_types, event_type, event.detail)
+                    && match &subscriber.condition {
+                        Some(condition) => matches(&config, condition, event.ticket),
                         None => false,
                     });
             if wanted {
@@ -128,50 +113,35 @@ pub(super) async fn enqueue(
     Ok(())
 }
 
-/// Pipelines read while matching conditions, once each per write.
-#[derive(Default)]
-struct Labels {
-    pipelines: BTreeMap<i64, Option<crate::domain::pipeline::Pipeline>>,
-}
-
-impl Labels {
-    async fn matches(
-        &mut self,
-        txn: &WriteTxn,
-        condition: &Condition,
-        ticket: Option<&crate::domain::ticket::Ticket>,
-    ) -> Result<bool, Error> {
-        if condition.as_str().is_empty() {
-            return Ok(true);
-        }
-        let Some(ticket) = ticket else {
-            return Ok(false);
-        };
-        if let std::collections::btree_map::Entry::Vacant(slot) =
-            self.pipelines.entry(ticket.pipeline_id)
-        {
-            slot.insert(pipelines::load_pipeline(&**txn, ticket.pipeline_id).await?);
-        }
-        let pipeline = self
-            .pipelines
-            .get(&ticket.pipeline_id)
-            .and_then(Option::as_ref);
-        let stage = pipeline.and_then(|pipeline| {
-            pipeline
-                .stages
-                .iter()
-                .find(|stage| stage.id == ticket.stage_id)
-        });
-        let (Some(pipeline), Some(stage)) = (pipeline, stage) else {
-            return Ok(false);
-        };
-        Ok(condition.matches(&TicketContext {
-            ticket,
-            pipeline_label: &pipeline.label,
-            stage_label: &stage.label,
-            stage_state: stage.state,
-        }))
+/// Whether a webhook's condition matches the ticket an event is about, with its pipeline and stage as the
+/// write's configuration has them.
+fn matches(
+    config: &Config,
+    condition: &Condition,
+    ticket: Option<&crate::domain::ticket::Ticket>,
+) -> bool {
+    if condition.as_str().is_empty() {
+        return true;
     }
+    let Some(ticket) = ticket else {
+        return false;
+    };
+    let pipeline = config.pipelines.get(&ticket.pipeline_id);
+    let stage = pipeline.and_then(|pipeline| {
+        pipeline
+            .stages
+            .iter()
+            .find(|stage| stage.id == ticket.stage_id)
+    });
+    let (Some(pipeline), Some(stage)) = (pipeline, stage) else {
+        return false;
+    };
+    condition.matches(&TicketContext {
+        ticket,
+        pipeline_label: &pipeline.label,
+        stage_label: &stage.label,
+        stage_state: stage.state,
+    })
 }
 
 /// A due delivery a worker holds, with what it needs to send it.
@@ -212,7 +182,7 @@ impl Store {
         condition: &Condition,
         origin: &Origin,
     ) -> Result<Webhook, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             check_properties(txn, condition).await?;
             let now = now();
             let row = webhook::Entity::insert(webhook::ActiveModel {
@@ -279,7 +249,7 @@ impl Store {
         condition: Option<&Condition>,
         origin: &Origin,
     ) -> Result<Webhook, Error> {
-        self.write(origin.request.as_ref(), async |txn| {
+        self.write_config(origin.request.as_ref(), async |txn| {
             if let Some(condition) = condition {
                 check_properties(txn, condition).await?;
             }
@@ -322,7 +292,7 @@ impl Store {
 
     /// Deletes a webhook with its deliveries and their attempts.
     pub async fn delete_webhook(&self, id: i64, sent_etag: &str) -> Result<(), Error> {
-        self.write(None, async |txn| {
+        self.write_config(None, async |txn| {
             // Deliveries first (see the module doc): this waits for a worker's attempt in progress.
             webhook_delivery::Entity::delete_many()
                 .filter(webhook_delivery::Column::WebhookId.eq(id))
@@ -550,9 +520,16 @@ impl Store {
             Some(txn) => {
                 record(&txn, &claimed, &outcome).await?;
                 txn.commit().await?;
+                if outcome.disable.is_some() {
+                    // Other replicas learn of it from the generation the trigger moved.
+                    self.config.invalidate();
+                }
             }
             None => {
                 let txn = self.begin_write().await?;
+                if outcome.disable.is_some() {
+                    txn.config_changed();
+                }
                 record(&*txn, &claimed, &outcome).await?;
                 txn.commit().await?;
             }

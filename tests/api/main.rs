@@ -15,6 +15,7 @@ mod auth;
 mod automation;
 mod batches;
 mod cards;
+mod config_cache;
 mod cors;
 mod customers;
 mod escalation;
