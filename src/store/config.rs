@@ -3,7 +3,7 @@
 //! parsing it again per write was a third of a create's statements and most of its decoding.
 //!
 //! Consistency. A write must never act on configuration older than what had committed when it began.
-//! - PostgreSQL: a generation (migration `m20261129_000013`) moves, through triggers, in the same transaction as
+//! - PostgreSQL: a generation (migration `m20261129_000014`) moves, through triggers, in the same transaction as
 //!   every change of these tables, to a value never used before. A write reads it inside its transaction (the
 //!   first time it needs configuration; ticket writes get it from the call that already takes the definitions
 //!   lock) and uses the cache only if it was loaded at exactly that generation, else loads it in the write's
