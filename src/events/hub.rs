@@ -71,6 +71,7 @@ impl EventHub {
         horizon.advance(OutboxTable::Renders, render_cursor);
         if hub.store.backend() == DbBackend::Postgres {
             tokio::spawn(listen(Arc::clone(&hub)));
+            tokio::spawn(announce(Arc::clone(&hub)));
         }
         tokio::spawn(tail(Arc::clone(&hub), event_cursor, render_cursor));
         Ok(hub)
@@ -251,6 +252,27 @@ async fn publish_new(
         }
     }
     Ok(full)
+}
+
+/// Tells the other replicas what this process's commits appended, one `NOTIFY` for every commit that landed
+/// while the previous one was being sent.
+async fn announce(hub: Arc<EventHub>) {
+    let signal = hub.store.outbox_signal();
+    let mut stopping = hub.stopping.clone();
+    loop {
+        tokio::select! {
+            () = signal.to_announce() => {}
+            _ = stopped(&mut stopping) => return,
+        }
+        let appended = signal.take_unannounced();
+        if !appended.any() {
+            continue;
+        }
+        if let Err(error) = hub.store.announce(appended).await {
+            // The other replicas' poll picks the rows up within a second.
+            tracing::warn!(%error, "announcing outbox rows to the other replicas failed");
+        }
+    }
 }
 
 /// Turns PostgreSQL notifications from any replica into wake-ups of this process's tailer.

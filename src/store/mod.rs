@@ -121,7 +121,7 @@ impl WriteTxn {
         }
         committed?;
         if appended.any() {
-            self.signal.notify(appended);
+            self.signal.committed(appended);
         }
         let enqueued = self.enqueued.load(std::sync::atomic::Ordering::Acquire);
         // Workers claim a delivery once the tailer has passed its event; if it already has, wake them here.

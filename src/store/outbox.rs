@@ -12,8 +12,10 @@
 //! positions before the rows. Before migration `m20261129_000013` a transaction-level advisory lock made
 //! positions commit in order instead, which capped the whole deployment at one commit at a time
 //! (BENCHMARKS.md). SQLite's write
-//! gate serialises writers, so its positions commit in order. A `NOTIFY` in the same transaction wakes every
-//! replica's tailer when the commit lands.
+//! gate serialises writers, so its positions commit in order. After a commit, the process's announcer sends
+//! one `NOTIFY` for whatever its commits appended meanwhile, which wakes every replica's tailer
+//! ([`Store::announce`] says why not from inside the transaction); a poll covers an announcement lost to a
+//! crash.
 //!
 //! Each event also records the side effects its write chose (`SideEffects`), settled here at the append
 //! rather than by the writes themselves: whether a write "creates a closed ticket" is known only once the
@@ -166,18 +168,21 @@ impl Appended {
     }
 
     /// The `NOTIFY` payload: the sending process, then `e` and/or `r`.
-    fn payload(self, sender: &str) -> String {
+    pub(crate) fn payload(self, sender: &str) -> String {
         let events = if self.events { "e" } else { "" };
         let renders = if self.renders { "r" } else { "" };
         format!("{sender}:{events}{renders}")
     }
 }
 
-/// Wakes the outbox tailer of this process.
+/// Wakes the outbox tailer of this process, and its announcer, which tells the other replicas.
 pub struct OutboxSignal {
     notify: Notify,
     events: AtomicBool,
     renders: AtomicBool,
+    announce: Notify,
+    unannounced_events: AtomicBool,
+    unannounced_renders: AtomicBool,
     /// Names this process in its notifications, so its listener can ignore the echo of its own commits
     /// (the commit already woke the tailer directly) instead of waking it a second time for nothing.
     sender: String,
@@ -189,6 +194,9 @@ impl Default for OutboxSignal {
             notify: Notify::new(),
             events: AtomicBool::new(false),
             renders: AtomicBool::new(false),
+            announce: Notify::new(),
+            unannounced_events: AtomicBool::new(false),
+            unannounced_renders: AtomicBool::new(false),
             sender: process_nonce(),
         }
     }
@@ -220,6 +228,36 @@ impl OutboxSignal {
         }
         // notify_one keeps a permit when the tailer is busy, so a wake-up is never lost.
         self.notify.notify_one();
+    }
+
+    /// A commit of this process appended to the outbox: wakes the tailer, and the announcer for the others.
+    pub fn committed(&self, appended: Appended) {
+        self.notify(appended);
+        if appended.events {
+            self.unannounced_events.store(true, Ordering::Release);
+        }
+        if appended.renders {
+            self.unannounced_renders.store(true, Ordering::Release);
+        }
+        self.announce.notify_one();
+    }
+
+    /// Waits until a commit of this process has something to announce.
+    pub async fn to_announce(&self) {
+        self.announce.notified().await;
+    }
+
+    /// What this process appended since the last call, to announce.
+    pub fn take_unannounced(&self) -> Appended {
+        Appended {
+            events: self.unannounced_events.swap(false, Ordering::AcqRel),
+            renders: self.unannounced_renders.swap(false, Ordering::AcqRel),
+        }
+    }
+
+    /// The payload announcing `appended` as this process.
+    pub fn announcement(&self, appended: Appended) -> String {
+        appended.payload(&self.sender)
     }
 
     /// A notification from the PostgreSQL channel: the echo of this process's own commit is ignored; a
@@ -461,14 +499,10 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         renders: !renders.is_empty(),
     };
     if txn.get_database_backend() == DbBackend::Postgres {
-        // Queued with the transaction and delivered only if it commits.
-        // The same statement gives the transaction its id before it draws a position: readers rely on that
-        // to know which transactions could still fill a hole (`super::gaps`).
-        let payload = appended.payload(&txn.signal.sender);
-        txn.execute_unprepared(&format!(
-            "SELECT pg_notify('{OUTBOX_CHANNEL}', '{payload}'), pg_current_xact_id()"
-        ))
-        .await?;
+        // The transaction has its id before it draws a position: readers rely on that to know which
+        // transactions could still fill a hole (`super::gaps`).
+        txn.execute_unprepared("SELECT pg_current_xact_id()")
+            .await?;
     }
     let created = now();
     let by_id: BTreeMap<i64, &Ticket> =
@@ -648,6 +682,22 @@ pub struct ProbedPositions {
 }
 
 impl Store {
+    /// Tells every replica's tailer (PostgreSQL `NOTIFY`, in a statement of its own) what this process
+    /// appended. Not from the writing transactions: a transaction that notifies holds PostgreSQL's
+    /// notification queue lock from its commit's start to its end, so every notifying commit of the cluster
+    /// would queue behind the one before — the global lock the outbox no longer takes.
+    pub async fn announce(&self, appended: Appended) -> Result<(), Error> {
+        let payload = self.signal.announcement(appended);
+        self.db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [OUTBOX_CHANNEL.into(), payload.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// The newest committed history entry's id (0 when there is none). Entries below it may still be
     /// committing; readers go by the horizon ([`Self::outbox_horizon`]) instead.
     pub async fn last_event_id(&self) -> Result<i64, Error> {
