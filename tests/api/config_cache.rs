@@ -163,7 +163,11 @@ async fn changes_reach(admin: &TestApp, writer: &TestApp, tag: &str) {
         })
         .await);
     let t = writer.create_ticket(in_stage(&pipeline, open)).await;
-    assert_eq!(t.tags, std::slice::from_ref(&label), "the rule sees the new label");
+    assert_eq!(
+        t.tags,
+        std::slice::from_ref(&label),
+        "the rule sees the new label"
+    );
     ok(admin
         .rules()
         .update_rule(UpdateRuleRequest {
