@@ -104,17 +104,7 @@ impl GateState {
         if !group.member_at_work {
             return;
         }
-        let rolled_back = async {
-            group
-                .txn
-                .execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {MEMBER_SAVEPOINT}"))
-                .await?;
-            group
-                .txn
-                .execute_unprepared(&format!("RELEASE SAVEPOINT {MEMBER_SAVEPOINT}"))
-                .await
-        }
-        .await;
+        let rolled_back = end_member(&group.txn, false).await;
         drop(group.txn.take_pending());
         group.member_at_work = false;
         if let Err(error) = rolled_back {
@@ -124,6 +114,17 @@ impl GateState {
             }
         }
     }
+}
+
+/// Ends a member's savepoint, keeping or undoing what it did.
+async fn end_member(txn: &WriteTxn, keep: bool) -> Result<(), sea_orm::DbErr> {
+    if !keep {
+        txn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {MEMBER_SAVEPOINT}"))
+            .await?;
+    }
+    txn.execute_unprepared(&format!("RELEASE SAVEPOINT {MEMBER_SAVEPOINT}"))
+        .await?;
+    Ok(())
 }
 
 impl OpenGroup {
@@ -201,19 +202,7 @@ impl Store {
             Ok(result)
         }
         .await;
-        let finished = async {
-            if answer.is_err() {
-                group
-                    .txn
-                    .execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {MEMBER_SAVEPOINT}"))
-                    .await?;
-            }
-            group
-                .txn
-                .execute_unprepared(&format!("RELEASE SAVEPOINT {MEMBER_SAVEPOINT}"))
-                .await
-        }
-        .await;
+        let finished = end_member(&group.txn, answer.is_ok()).await;
         if let Err(error) = finished {
             if let Some(group) = state.open.take() {
                 group.fail(format!("the shared transaction broke: {error}"));
