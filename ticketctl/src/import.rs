@@ -3,19 +3,22 @@
 //! server refuses is reported from its answer; the rest is imported.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fs::File,
     io::{BufRead, BufReader},
     path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ticketd::proto::{
-    ImportItem, ImportOptions, ImportTicketsRequest, OnConflict, Ticket,
+    ImportItem, ImportOptions, ImportTicketsRequest, ImportTicketsResponse, OnConflict, Ticket,
     import_tickets_request::Kind,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Code;
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Code, Status};
 
 use crate::{
     cli::{ImportArgs, ImportFormat, OnConflictArg},
@@ -28,6 +31,11 @@ use crate::{
 
 /// Items read ahead of the server's answers.
 const READ_AHEAD: usize = 1024;
+
+/// How often a broken import stream is opened again without an answer in between, and the pause before the
+/// first reopening (the second waits twice as long, and so on).
+const RESUMES: u32 = 5;
+const RESUME_DELAY: Duration = Duration::from_millis(500);
 
 /// Counts of one import.
 #[derive(Debug, Default)]
@@ -52,7 +60,7 @@ pub async fn import(server: &Server, args: ImportArgs) -> Result<(), CliError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
-    let (items, requests) = mpsc::channel(READ_AHEAD);
+    let (items, read) = mpsc::channel(READ_AHEAD);
     let options = ImportOptions {
         on_conflict: match args.on_conflict {
             OnConflictArg::Skip => OnConflict::Skip,
@@ -60,46 +68,13 @@ pub async fn import(server: &Server, args: ImportArgs) -> Result<(), CliError> {
         } as i32,
         ..ImportOptions::default()
     };
-    // The channel is empty and open, so the first message always fits.
-    let _ = items
-        .send(ImportTicketsRequest {
-            kind: Some(Kind::Options(options)),
-        })
-        .await;
     let reader = {
         let (path, bar) = (args.file.clone(), bar.clone());
         tokio::task::spawn_blocking(move || read_items(&path, format, &items, &bar))
     };
 
     let mut tally = Tally::default();
-    let outcome = async {
-        let mut answers = server
-            .tickets()
-            .import_tickets(ReceiverStream::new(requests))
-            .await?
-            .into_inner();
-        while let Some(answer) = answers.message().await? {
-            bar.inc(1);
-            let Some(status) = answer.status else {
-                tally.imported += 1;
-                continue;
-            };
-            let status = status_of_item(&status);
-            if status.code() == Code::AlreadyExists {
-                tally.skipped += 1;
-                continue;
-            }
-            tally.refused += 1;
-            let mut report = format!("line {}: {}", answer.offset, describe_status(&status));
-            for violation in violations(&status) {
-                report.push_str("\n  ");
-                report.push_str(&violation);
-            }
-            bar.suspend(|| eprintln!("{report}"));
-        }
-        Ok::<(), tonic::Status>(())
-    }
-    .await;
+    let outcome = send_and_tally(server, options, read, &bar, &mut tally).await;
     let read = reader
         .await
         .map_err(|error| CliError::local(format!("reading the file failed: {error}")))?;
@@ -121,6 +96,117 @@ pub async fn import(server: &Server, args: ImportArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// Items sent on the current stream and not answered yet, by offset.
+type Unanswered = Arc<Mutex<BTreeMap<i64, ImportItem>>>;
+
+/// Streams the items read and counts the answers. A stream cut off by the connection (or by the server being
+/// unable to reach its database) is opened again, and the items it left unanswered are sent again first:
+/// external ids make that safe, since what the broken stream committed is found instead of imported twice.
+async fn send_and_tally(
+    server: &Server,
+    options: ImportOptions,
+    read: mpsc::Receiver<ImportItem>,
+    bar: &ProgressBar,
+    tally: &mut Tally,
+) -> Result<(), Status> {
+    let read = Arc::new(AsyncMutex::new(read));
+    let unanswered: Unanswered = Arc::default();
+    let mut resumes = 0;
+    loop {
+        let resent: Vec<ImportItem> = lock(&unanswered).values().cloned().collect();
+        let resent_offsets: BTreeSet<i64> = resent.iter().map(|item| item.offset).collect();
+        let requests = requests(options, resent, Arc::clone(&read), Arc::clone(&unanswered));
+        let attempt = async {
+            let mut answers = server
+                .tickets()
+                .import_tickets(requests)
+                .await?
+                .into_inner();
+            while let Some(answer) = answers.message().await? {
+                lock(&unanswered).remove(&answer.offset);
+                // Progress: a later break starts counting its resumes afresh.
+                resumes = 0;
+                bar.inc(1);
+                tally.count(&answer, resent_offsets.contains(&answer.offset), bar);
+            }
+            Ok::<(), Status>(())
+        }
+        .await;
+        match attempt {
+            Err(status) if resumable(&status) && resumes < RESUMES => {
+                resumes += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "the import stream broke ({}); resuming with the {} unanswered items",
+                        describe_status(&status),
+                        lock(&unanswered).len()
+                    );
+                });
+                tokio::time::sleep(RESUME_DELAY * resumes).await;
+            }
+            ended => return ended,
+        }
+    }
+}
+
+/// The messages of one ImportTickets stream: the options, the items a broken stream left unanswered, then
+/// every item read from here on, each noted as unanswered before it leaves.
+fn requests(
+    options: ImportOptions,
+    resent: Vec<ImportItem>,
+    read: Arc<AsyncMutex<mpsc::Receiver<ImportItem>>>,
+    unanswered: Unanswered,
+) -> impl Stream<Item = ImportTicketsRequest> + Send + 'static {
+    let first = std::iter::once(Kind::Options(options)).chain(resent.into_iter().map(Kind::Item));
+    let fresh = futures_util::stream::unfold((read, unanswered), |(read, unanswered)| async move {
+        let item = read.lock().await.recv().await?;
+        lock(&unanswered).insert(item.offset, item.clone());
+        Some((Kind::Item(item), (read, unanswered)))
+    });
+    tokio_stream::iter(first)
+        .chain(fresh)
+        .map(|kind| ImportTicketsRequest { kind: Some(kind) })
+}
+
+/// A break this side of the server (the connection) or the server's own "retry with backoff".
+fn resumable(status: &Status) -> bool {
+    // Statuses the server sent carry no source; those made here from a transport error do.
+    std::error::Error::source(status).is_some() || status.code() == Code::Unavailable
+}
+
+fn lock(unanswered: &Unanswered) -> std::sync::MutexGuard<'_, BTreeMap<i64, ImportItem>> {
+    // Nothing panics while holding it, and the map stays consistent if something did.
+    unanswered
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Tally {
+    fn count(&mut self, answer: &ImportTicketsResponse, resent: bool, bar: &ProgressBar) {
+        let Some(status) = &answer.status else {
+            self.imported += 1;
+            return;
+        };
+        let status = status_of_item(status);
+        if status.code() == Code::AlreadyExists {
+            // A resent item found by its external id was committed by the stream that broke.
+            if resent {
+                self.imported += 1;
+            } else {
+                self.skipped += 1;
+            }
+            return;
+        }
+        self.refused += 1;
+        let mut report = format!("line {}: {}", answer.offset, describe_status(&status));
+        for violation in violations(&status) {
+            report.push_str("\n  ");
+            report.push_str(&violation);
+        }
+        bar.suspend(|| eprintln!("{report}"));
+    }
 }
 
 fn print_summary(tally: &Tally) {
@@ -185,7 +271,7 @@ fn count_items(path: &Path, format: ImportFormat) -> Result<u64, CliError> {
 fn read_items(
     path: &Path,
     format: ImportFormat,
-    items: &mpsc::Sender<ImportTicketsRequest>,
+    items: &mpsc::Sender<ImportItem>,
     bar: &ProgressBar,
 ) -> Result<u64, CliError> {
     let mut unreadable = 0;
@@ -194,12 +280,8 @@ fn read_items(
             Ok(mut item) => {
                 // The line number is the item's offset, echoed in its answer.
                 item.offset = line as i64;
-                // False when the stream is gone: the server stopped listening, which the answers will say.
-                items
-                    .blocking_send(ImportTicketsRequest {
-                        kind: Some(Kind::Item(item)),
-                    })
-                    .is_ok()
+                // False when nobody sends any more: the import ended, which its answers say.
+                items.blocking_send(item).is_ok()
             }
             Err(message) => {
                 unreadable += 1;
