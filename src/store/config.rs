@@ -239,14 +239,17 @@ impl WriteTxn {
                 return Ok(Arc::clone(&snapshot.definitions));
             }
         }
+        // The transaction id comes with it, saving the outbox its own round trip for one.
         let generation = Generation::find_by_statement(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT ticketd_config_for_write() AS generation",
+            "SELECT ticketd_config_for_write() AS generation, pg_current_xact_id() IS NOT NULL AS has_xid",
         ))
         .one(&**self)
         .await?
         .ok_or_else(|| Error::internal("ticketd_config_for_write() returned no row"))?
         .generation;
+        self.has_xid
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.config_state().changed {
             return Ok(Arc::new(properties::load_definitions(&**self).await?));
         }

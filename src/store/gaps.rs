@@ -5,7 +5,7 @@
 //! appear. It must not take 12 before it knows which. The rule:
 //!
 //! - A writer has a transaction id before it draws a position (`outbox::flush` asks for `pg_current_xact_id()`
-//!   before appending), and the sequence only grows. So if a read sees position `p` and not `g < p`, then `g` was
+//!   before appending, unless the configuration call already did), and the sequence only grows. So if a read sees position `p` and not `g < p`, then `g` was
 //!   drawn before `p`, hence before the read, by a transaction that had an id then and had not committed by the
 //!   read's snapshot (`pg_current_snapshot()`, taken by the same statement as the positions).
 //! - Those are the snapshot's running transactions, and those with ids at or above its `xmax`: PostgreSQL lists

@@ -94,6 +94,8 @@ pub struct WriteTxn {
     horizon: Arc<OutboxHorizon>,
     /// The newest event id of the transaction when it enqueued webhook deliveries, else 0.
     enqueued: std::sync::atomic::AtomicI64,
+    /// Whether the transaction is known to hold its PostgreSQL transaction id (see [`gaps`]).
+    has_xid: std::sync::atomic::AtomicBool,
     config: std::sync::Mutex<config::TxnConfig>,
     cache: Arc<config::ConfigCache>,
 }
@@ -344,6 +346,7 @@ impl Store {
             delivery_signal: Arc::clone(&self.delivery_signal),
             horizon: Arc::clone(&self.horizon),
             enqueued: Default::default(),
+            has_xid: Default::default(),
             config: Default::default(),
             cache: Arc::clone(&self.config),
         })

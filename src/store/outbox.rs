@@ -498,7 +498,9 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         events: !events.is_empty(),
         renders: !renders.is_empty(),
     };
-    if txn.get_database_backend() == DbBackend::Postgres {
+    if txn.get_database_backend() == DbBackend::Postgres
+        && !txn.has_xid.load(std::sync::atomic::Ordering::Relaxed)
+    {
         // The transaction has its id before it draws a position: readers rely on that to know which
         // transactions could still fill a hole (`super::gaps`).
         txn.execute_unprepared("SELECT pg_current_xact_id()")
