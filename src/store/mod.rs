@@ -319,7 +319,7 @@ impl Store {
     /// A write transaction of its own (on SQLite, after any shared commit in progress).
     async fn begin_write(&self) -> Result<WriteTxn, Error> {
         let gate = match &self.write_gate {
-            Some(gate) => Some(gate.lock_alone().await?),
+            Some(gate) => Some(gate.lock_alone().await),
             None => None,
         };
         self.begin_transaction(gate).await

@@ -27,10 +27,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
 };
+use serde::Serialize;
 use std::sync::{
     Arc,
     atomic::{AtomicBool, AtomicI64, Ordering},
@@ -47,7 +50,7 @@ use super::{
 use crate::domain::{
     Error,
     card::CardRender,
-    event::{EventDetail, EventKind, NewEvent, SideEffects, TicketEvent},
+    event::{EventDetail, EventKind, FieldChange, NewEvent, SideEffects, TicketEvent},
     now,
     pipeline::TicketState,
     ticket::Ticket,
@@ -509,11 +512,6 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     let created = now();
     let by_id: BTreeMap<i64, &Ticket> =
         snapshots.iter().map(|ticket| (ticket.id, ticket)).collect();
-    // Each ticket's snapshot is serialised once, however many of its events carry it.
-    let snapshot_json: BTreeMap<i64, serde_json::Value> = snapshots
-        .iter()
-        .map(|ticket| Ok((ticket.id, to_json(ticket)?)))
-        .collect::<Result<_, Error>>()?;
     let settled: Vec<SideEffects> = events
         .iter()
         .map(|queued| {
@@ -525,28 +523,27 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     // Appended in rounds: an event naming a cause needs the cause's id, which the database draws, so a round
     // ends before the first event whose cause is in it. Without rules that is one round.
     let mut event_ids: Vec<i64> = Vec::with_capacity(events.len());
-    let mut round: Vec<ticket_event::ActiveModel> = Vec::new();
+    let mut round: Vec<EventRow> = Vec::new();
     for (index, queued) in events.iter().enumerate() {
         if queued.cause.is_some_and(|cause| cause >= event_ids.len()) {
-            event_ids.extend(append_round(txn, std::mem::take(&mut round)).await?);
+            event_ids.extend(append_round(txn, &round, created).await?);
+            round.clear();
         }
         let settled = settled[index];
         debug_assert!(queued.cause.is_none_or(|cause| cause < index));
-        round.push(ticket_event::ActiveModel {
-            event_id: NotSet,
-            ticket_id: Set(queued.event.ticket_id),
-            kind: Set(queued.event.kind.as_str().to_owned()),
-            actor_id: Set(queued.actor_id.clone()),
-            changes: Set(to_json(&queued.event.changes)?),
-            detail: Set(queued.event.detail.as_ref().map(to_json).transpose()?),
-            create_time: Set(created),
-            ticket: Set(snapshot_json.get(&queued.event.ticket_id).cloned()),
-            notify: Set(settled.notify.as_str().to_owned()),
-            skip_automations: Set(settled.skip_automations),
-            cause_event_id: Set(queued.cause.and_then(|cause| event_ids.get(cause).copied())),
+        round.push(EventRow {
+            ticket_id: queued.event.ticket_id,
+            kind: queued.event.kind.as_str(),
+            actor_id: &queued.actor_id,
+            changes: &queued.event.changes,
+            detail: queued.event.detail.as_ref(),
+            ticket: by_id.get(&queued.event.ticket_id).copied(),
+            notify: settled.notify.as_str(),
+            skip_automations: settled.skip_automations,
+            cause_event_id: queued.cause.and_then(|cause| event_ids.get(cause).copied()),
         });
     }
-    event_ids.extend(append_round(txn, round).await?);
+    event_ids.extend(append_round(txn, &round, created).await?);
     let appended_events: Vec<AppendedEvent> = events
         .iter()
         .zip(&event_ids)
@@ -588,18 +585,67 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     Ok(appended)
 }
 
+/// One `ticket_events` row as the append statements read it, serialised straight from the domain's values.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    ticket_id: i64,
+    kind: &'static str,
+    actor_id: &'a str,
+    changes: &'a [FieldChange],
+    detail: Option<&'a EventDetail>,
+    ticket: Option<&'a Ticket>,
+    notify: &'static str,
+    skip_automations: bool,
+    cause_event_id: Option<i64>,
+}
+
+/// Appends a round of events as one JSON array: one fixed statement whatever the number of rows, so neither the
+/// ORM's query building nor a `serde_json::Value` of each snapshot sits between the rows and the database (the
+/// outbox append was half of a create's instructions). JSON columns stay JSON: objects and arrays nest as they
+/// are, and a null becomes NULL.
+const APPEND_EVENTS_POSTGRES: &str = "INSERT INTO ticket_events \
+    (ticket_id, kind, actor_id, changes, detail, create_time, ticket, notify, skip_automations, cause_event_id) \
+    SELECT r.ticket_id, r.kind, r.actor_id, r.changes, r.detail, $2, r.ticket, r.notify, r.skip_automations, \
+    r.cause_event_id \
+    FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id bigint, kind text, actor_id text, changes jsonb, \
+    detail jsonb, ticket jsonb, notify text, skip_automations boolean, cause_event_id bigint) \
+    RETURNING event_id";
+const APPEND_EVENTS_SQLITE: &str = "INSERT INTO ticket_events \
+    (ticket_id, kind, actor_id, changes, detail, create_time, ticket, notify, skip_automations, cause_event_id) \
+    SELECT json_extract(value, '$.ticket_id'), json_extract(value, '$.kind'), json_extract(value, '$.actor_id'), \
+    json_extract(value, '$.changes'), json_extract(value, '$.detail'), ?2, json_extract(value, '$.ticket'), \
+    json_extract(value, '$.notify'), json_extract(value, '$.skip_automations'), \
+    json_extract(value, '$.cause_event_id') \
+    FROM json_each(?1) ORDER BY key \
+    RETURNING event_id";
+
 /// Inserts one round of events; their ids in the order given (ids are drawn row by row, in order, so sorting
 /// the returned keys restores it whatever order the database returns them in).
 async fn append_round(
     txn: &WriteTxn,
-    rows: Vec<ticket_event::ActiveModel>,
+    rows: &[EventRow<'_>],
+    created: DateTime<Utc>,
 ) -> Result<Vec<i64>, Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids = ticket_event::Entity::insert_many(rows)
-        .exec_with_returning_keys(&**txn)
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => APPEND_EVENTS_POSTGRES,
+        _ => APPEND_EVENTS_SQLITE,
+    };
+    let rows = serde_json::to_string(rows).map_err(Error::internal)?;
+    let appended = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [rows.into(), created.into()],
+        ))
         .await?;
+    let mut ids = appended
+        .iter()
+        .map(|row| row.try_get::<i64>("", "event_id"))
+        .collect::<Result<Vec<_>, _>>()?;
     ids.sort_unstable();
     Ok(ids)
 }

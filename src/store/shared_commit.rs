@@ -78,14 +78,14 @@ impl Drop for Waiting<'_> {
 impl WriteGate {
     /// Holds the gate with no group open: an open one is committed first (for writes that take a whole
     /// transaction of their own).
-    pub(super) async fn lock_alone(&self) -> Result<OwnedMutexGuard<GateState>, Error> {
+    pub(super) async fn lock_alone(&self) -> OwnedMutexGuard<GateState> {
         let mut state = self.lock().await;
         state.close_abandoned_member().await;
         if let Some(group) = state.open.take() {
             // The members learn the outcome; this writer goes on either way.
             let _ = group.commit().await;
         }
-        Ok(state)
+        state
     }
 
     async fn lock(&self) -> OwnedMutexGuard<GateState> {
