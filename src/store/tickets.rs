@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, SqlErr,
-    sea_query::{Expr, ExprTrait, LockType, Order},
+    QuerySelect, SqlErr,
+    sea_query::{Expr, ExprTrait, Order},
 };
 
 use super::{
@@ -516,21 +516,9 @@ fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -
 /// Reads a ticket for change. PostgreSQL locks the row (`FOR UPDATE`) so concurrent writers queue and each
 /// sees the previous one's result; SQLite's writes are already serialised by the store's write gate.
 pub(super) async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
-    // One statement: the row with its properties joined. Only the ticket is locked (PostgreSQL refuses to lock
-    // the nullable side of an outer join); its properties change only under that lock.
-    let mut select =
-        ticket::Entity::find_by_id(id).find_with_related(ticket_property_value::Entity);
-    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [ticket::Entity]);
-    let (row, values) = select
-        .all(&**txn)
+    fetch::locked_ticket(txn, id)
         .await?
-        .pop()
-        .ok_or_else(|| Error::not_found(RESOURCE, id))?;
-    let properties = values
-        .into_iter()
-        .map(|value| (value.name, value.value))
-        .collect();
-    to_domain(row, properties)
+        .ok_or_else(|| Error::not_found(RESOURCE, id))
 }
 
 /// A placed ticket's close time: set only in a CLOSED stage, where it is the time given or the update time.
@@ -817,25 +805,30 @@ fn stored_priority(id: i64, stored: Option<&str>) -> Result<Option<Priority>, Er
         .transpose()
 }
 
-/// GetTicket's read, the most frequent call, as one fixed statement through sqlx: the ORM built the same
-/// join's SQL text anew for every call and named every column of every row by a formatted string, which was
-/// most of the call's instructions. sqlx prepares the text once per connection and reads columns by position.
+/// GetTicket's read, the most frequent call, and UpdateTicket's locked read, as one fixed statement each: the ORM
+/// built the same join's SQL text anew for every call and named every column of every row by a formatted
+/// string, which was most of the call's instructions. The statement's text is prepared once per connection and
+/// its columns are read by position.
 mod fetch {
     use std::collections::BTreeMap;
 
-    use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, sqlx, sqlx::Row};
+    use sea_orm::{
+        ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
+        Statement, sqlx, sqlx::Row,
+    };
 
     use super::stored_priority;
     use crate::domain::{Error, ticket::Ticket};
 
-    /// The columns [`decode!`] reads, in its order.
+    /// The columns [`decode!`] reads, in its order. `tags` is read as text on both stores (PostgreSQL keeps
+    /// it as jsonb), so one decoding serves every way of running the statement.
     macro_rules! ticket_select {
         ($placeholder:literal) => {
             concat!(
                 "SELECT t.id, t.subject, t.content, t.pipeline_id, t.stage_id, t.priority, ",
-                "t.requester_id, t.assignee_id, t.organization_id, t.ticket_type, t.tags, t.project_id, ",
-                "t.external_id, t.create_time, t.update_time, t.close_time, t.archive_time, t.version, ",
-                "v.name, v.value FROM tickets t ",
+                "t.requester_id, t.assignee_id, t.organization_id, t.ticket_type, CAST(t.tags AS TEXT), ",
+                "t.project_id, t.external_id, t.create_time, t.update_time, t.close_time, t.archive_time, ",
+                "t.version, v.name, v.value FROM tickets t ",
                 "LEFT JOIN ticket_property_values v ON v.ticket_id = t.id WHERE t.id = ",
                 $placeholder
             )
@@ -843,45 +836,59 @@ mod fetch {
     }
 
     /// One ticket from the rows of [`ticket_select!`]: the ticket's columns repeat, each row adding one
-    /// property (none when the left join found nothing).
+    /// property (none when the left join found nothing). `$get!(row, index, Type)` reads one column.
     macro_rules! decode {
-        ($rows:expr) => {{
+        ($rows:expr, $get:ident) => {{
             let rows = $rows;
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
             let mut properties = BTreeMap::new();
             for row in &rows {
-                if let Some(name) = row.try_get::<Option<String>, _>(18).map_err(query_error)? {
-                    properties.insert(name, row.try_get::<String, _>(19).map_err(query_error)?);
+                if let Some(name) = $get!(row, 18, Option<String>) {
+                    properties.insert(name, $get!(row, 19, String));
                 }
             }
-            let id: i64 = first.try_get(0).map_err(query_error)?;
-            let priority: Option<&str> = first.try_get(5).map_err(query_error)?;
-            let tags: sqlx::types::Json<Vec<String>> = first.try_get(10).map_err(query_error)?;
-            let external_id: Option<String> = first.try_get(12).map_err(query_error)?;
+            let id: i64 = $get!(first, 0, i64);
+            let priority: Option<String> = $get!(first, 5, Option<String>);
+            let tags: String = $get!(first, 10, String);
+            let external_id: Option<String> = $get!(first, 12, Option<String>);
             Ok(Some(Ticket {
                 id,
-                subject: first.try_get(1).map_err(query_error)?,
-                content: first.try_get(2).map_err(query_error)?,
-                pipeline_id: first.try_get(3).map_err(query_error)?,
-                stage_id: first.try_get(4).map_err(query_error)?,
-                priority: stored_priority(id, priority)?,
-                requester_id: first.try_get(6).map_err(query_error)?,
-                assignee_id: first.try_get(7).map_err(query_error)?,
-                organization_id: first.try_get(8).map_err(query_error)?,
-                ticket_type: first.try_get(9).map_err(query_error)?,
-                tags: tags.0,
-                project_id: first.try_get(11).map_err(query_error)?,
+                subject: $get!(first, 1, String),
+                content: $get!(first, 2, String),
+                pipeline_id: $get!(first, 3, i64),
+                stage_id: $get!(first, 4, i64),
+                priority: stored_priority(id, priority.as_deref())?,
+                requester_id: $get!(first, 6, String),
+                assignee_id: $get!(first, 7, String),
+                organization_id: $get!(first, 8, String),
+                ticket_type: $get!(first, 9, String),
+                tags: serde_json::from_str(&tags).map_err(Error::internal)?,
+                project_id: $get!(first, 11, String),
                 external_id: external_id.unwrap_or_default(),
                 properties,
-                create_time: first.try_get(13).map_err(query_error)?,
-                update_time: first.try_get(14).map_err(query_error)?,
-                close_time: first.try_get(15).map_err(query_error)?,
-                archive_time: first.try_get(16).map_err(query_error)?,
-                version: first.try_get(17).map_err(query_error)?,
+                create_time: $get!(first, 13, chrono::DateTime<chrono::Utc>),
+                update_time: $get!(first, 14, chrono::DateTime<chrono::Utc>),
+                close_time: $get!(first, 15, Option<chrono::DateTime<chrono::Utc>>),
+                archive_time: $get!(first, 16, Option<chrono::DateTime<chrono::Utc>>),
+                version: $get!(first, 17, i64),
             }))
         }};
+    }
+
+    /// A column of a row read through sqlx.
+    macro_rules! sqlx_column {
+        ($row:expr, $index:literal, $type:ty) => {
+            $row.try_get::<$type, _>($index).map_err(query_error)?
+        };
+    }
+
+    /// A column of a row read through the ORM's connection (a transaction).
+    macro_rules! orm_column {
+        ($row:expr, $index:literal, $type:ty) => {
+            $row.try_get_by_index::<$type>($index)?
+        };
     }
 
     /// Reads ticket `id` with its properties, archived or not.
@@ -893,7 +900,7 @@ mod fetch {
                     .fetch_all(db.get_postgres_connection_pool())
                     .await
                     .map_err(query_error)?;
-                decode!(rows)
+                decode!(rows, sqlx_column)
             }
             _ => {
                 let rows = sqlx::query(ticket_select!("?"))
@@ -901,9 +908,27 @@ mod fetch {
                     .fetch_all(db.get_sqlite_connection_pool())
                     .await
                     .map_err(query_error)?;
-                decode!(rows)
+                decode!(rows, sqlx_column)
             }
         }
+    }
+
+    /// Reads ticket `id` with its properties inside `txn`, locking its row until the transaction ends (on SQLite
+    /// the write transaction already holds the whole database). Only the ticket's row is locked: PostgreSQL
+    /// refuses to lock the nullable side of an outer join, and its properties change only under that lock.
+    pub(super) async fn locked_ticket(
+        txn: &DatabaseTransaction,
+        id: i64,
+    ) -> Result<Option<Ticket>, Error> {
+        let backend = txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => concat!(ticket_select!("$1"), " FOR UPDATE OF t"),
+            _ => ticket_select!("?"),
+        };
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+            .await?;
+        decode!(rows, orm_column)
     }
 
     /// The store's error for a failed statement, as the ORM would have made it (connection faults included).
