@@ -5,10 +5,12 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::DbBackend;
 use tokio::sync::{broadcast, watch};
 
-use super::SharedEvent;
+use super::shared::LiveItem;
 use crate::{
     domain::{Error, card::CardRender, event::TicketEvent},
-    store::{Appended, CONFIG_CHANNEL, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store},
+    store::{
+        Appended, CONFIG_CHANNEL, DatabaseHealth, GapGuard, OUTBOX_CHANNEL, OutboxTable, Store,
+    },
 };
 
 /// How soon the tailer looks again while it waits at a hole that a rollback may have left (rollbacks wake
@@ -43,7 +45,7 @@ impl Default for HubConfig {
 pub struct EventHub {
     pub(super) store: Store,
     pub(super) config: HubConfig,
-    pub(super) tickets: broadcast::Sender<Arc<SharedEvent>>,
+    pub(super) tickets: broadcast::Sender<LiveItem>,
     pub(super) cards: broadcast::Sender<Arc<(i64, CardRender)>>,
     /// Turns true when the server stops: streams end with a resumable status.
     pub(super) stopping: watch::Receiver<bool>,
@@ -74,6 +76,11 @@ impl EventHub {
             tokio::spawn(announce(Arc::clone(&hub)));
         }
         tokio::spawn(tail(Arc::clone(&hub), event_cursor, render_cursor));
+        tokio::spawn(wake_streams_when_interrupted(
+            hub.tickets.clone(),
+            hub.stopping.clone(),
+            hub.store.health(),
+        ));
         Ok(hub)
     }
 
@@ -232,7 +239,7 @@ async fn publish_new(
         full.events = more;
         for event in read {
             // No receivers is not an error: nobody is watching right now.
-            let _ = hub.tickets.send(Arc::new(event.into()));
+            let _ = hub.tickets.send(LiveItem::Event(Arc::new(event.into())));
             metrics::counter!(crate::metrics::EVENTS_FANNED_OUT, "kind" => "tickets").increment(1);
         }
     }
@@ -317,6 +324,34 @@ async fn listen(hub: Arc<EventHub>) {
                 },
                 _ = stopped(&mut stopping) => return,
             }
+        }
+    }
+}
+
+/// Puts a [`LiveItem::WakeUp`] on the ticket channel when the server starts stopping and at the start of each
+/// outage of the database.
+async fn wake_streams_when_interrupted(
+    tickets: broadcast::Sender<LiveItem>,
+    mut stopping: watch::Receiver<bool>,
+    mut database: DatabaseHealth,
+) {
+    loop {
+        tokio::select! {
+            () = stopped(&mut stopping) => {
+                let _ = tickets.send(LiveItem::WakeUp);
+                return;
+            }
+            () = database.went_down() => {
+                let _ = tickets.send(LiveItem::WakeUp);
+            }
+        }
+        // Once per outage: the next wake-up is for the next one (or for the stop).
+        tokio::select! {
+            () = stopped(&mut stopping) => {
+                let _ = tickets.send(LiveItem::WakeUp);
+                return;
+            }
+            () = async { while !database.changed().await {} } => {}
         }
     }
 }

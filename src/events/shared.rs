@@ -1,6 +1,9 @@
 //! What the ticket channel carries: an event, and the bytes staff streams send for it.
 
-use std::{ops::Deref, sync::OnceLock};
+use std::{
+    ops::Deref,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::Bytes;
 
@@ -22,6 +25,16 @@ impl SharedEvent {
             .get_or_init(|| encode(&self.event))
             .clone()
     }
+}
+
+/// What the ticket channel carries.
+#[derive(Debug, Clone)]
+pub(super) enum LiveItem {
+    Event(Arc<SharedEvent>),
+    /// The server started stopping or the database went away: every stream looks at both and ends if either
+    /// holds. Streams wait on the channel alone, so a delivery polls nothing else: a wait on the two signals,
+    /// polled at every message, took two locks shared by all streams per message per stream.
+    WakeUp,
 }
 
 impl From<TicketEvent> for SharedEvent {

@@ -15,6 +15,7 @@ use tokio::sync::{
 use super::{
     SharedEvent,
     hub::{EventHub, stopped},
+    shared::LiveItem,
 };
 use crate::{
     domain::{
@@ -179,7 +180,7 @@ struct TicketWatchState {
     filter: TicketFilter,
     /// The last event id sent (or passed over by the filter): what the client resumes from.
     cursor: i64,
-    live: broadcast::Receiver<Arc<SharedEvent>>,
+    live: broadcast::Receiver<LiveItem>,
     /// Events read from the database and not yet sent.
     backlog: VecDeque<TicketEvent>,
     /// Reading the database (at the start, or after falling behind the channel) rather than the channel.
@@ -232,15 +233,10 @@ impl TicketWatchState {
                 }
                 continue;
             }
-            let received = tokio::select! {
-                _ = stopped(&mut self.stopping) => {
-                    return Some(self.end("the server is shutting down"));
-                }
-                () = self.database.went_down() => return Some(self.end(DATABASE_UNREACHABLE)),
-                received = self.live.recv() => received,
-            };
-            match received {
-                Ok(event) => {
+            // Shutdown and outage arrive on the channel too, as a wake-up; the top of the loop reads both.
+            match self.live.recv().await {
+                Ok(LiveItem::WakeUp) => {}
+                Ok(LiveItem::Event(event)) => {
                     if event.event_id <= self.cursor {
                         continue;
                     }
