@@ -16,7 +16,7 @@ use ticketd::proto::{
     ImportItem, ImportOptions, ImportTicketsRequest, ImportTicketsResponse, OnConflict, Ticket,
     import_tickets_request::Kind,
 };
-use tokio::sync::{Mutex as AsyncMutex, mpsc};
+use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Code, Status};
 
@@ -115,9 +115,21 @@ async fn send_and_tally(
     let unanswered: Unanswered = Arc::default();
     let mut resumes = 0;
     loop {
-        let resent: Vec<ImportItem> = lock(&unanswered).values().cloned().collect();
+        let resent: Vec<ImportItem> = {
+            // Held while copying: a stream of a broken attempt may be taking an item right now, and it notes
+            // the item as unanswered before it lets go of the reader.
+            let _reader = read.lock().await;
+            lock(&unanswered).values().cloned().collect()
+        };
         let resent_offsets: BTreeSet<i64> = resent.iter().map(|item| item.offset).collect();
-        let requests = requests(options, resent, Arc::clone(&read), Arc::clone(&unanswered));
+        let (ended, attempt_ended) = watch::channel(false);
+        let requests = requests(
+            options,
+            resent,
+            Arc::clone(&read),
+            Arc::clone(&unanswered),
+            attempt_ended,
+        );
         let attempt = async {
             let mut answers = server
                 .tickets()
@@ -134,6 +146,8 @@ async fn send_and_tally(
             Ok::<(), Status>(())
         }
         .await;
+        // Its request stream, if the transport still holds it, stops taking items and lets go of the reader.
+        let _ = ended.send(true);
         match attempt {
             Err(status) if resumable(&status) && resumes < RESUMES => {
                 resumes += 1;
@@ -152,18 +166,34 @@ async fn send_and_tally(
 }
 
 /// The messages of one ImportTickets stream: the options, the items a broken stream left unanswered, then
-/// every item read from here on, each noted as unanswered before it leaves.
+/// every item read from here on, each noted as unanswered before it leaves, until the attempt has `ended`.
 fn requests(
     options: ImportOptions,
     resent: Vec<ImportItem>,
     read: Arc<AsyncMutex<mpsc::Receiver<ImportItem>>>,
     unanswered: Unanswered,
+    ended: watch::Receiver<bool>,
 ) -> impl Stream<Item = ImportTicketsRequest> + Send + 'static {
     let first = std::iter::once(Kind::Options(options)).chain(resent.into_iter().map(Kind::Item));
-    let fresh = futures_util::stream::unfold((read, unanswered), |(read, unanswered)| async move {
-        let item = read.lock().await.recv().await?;
-        lock(&unanswered).insert(item.offset, item.clone());
-        Some((Kind::Item(item), (read, unanswered)))
+    let state = (read, unanswered, ended);
+    let fresh = futures_util::stream::unfold(state, |(read, unanswered, mut ended)| async move {
+        let item = {
+            // An ended attempt takes nothing more, even with an item ready.
+            let mut reader = tokio::select! {
+                biased;
+                _ = ended.wait_for(|ended| *ended) => return None,
+                reader = read.lock() => reader,
+            };
+            let item = tokio::select! {
+                biased;
+                _ = ended.wait_for(|ended| *ended) => return None,
+                item = reader.recv() => item?,
+            };
+            // Noted before the reader is let go, so the next attempt's copy of the unanswered has it.
+            lock(&unanswered).insert(item.offset, item.clone());
+            item
+        };
+        Some((Kind::Item(item), (read, unanswered, ended)))
     });
     tokio_stream::iter(first)
         .chain(fresh)
