@@ -341,17 +341,10 @@ async fn wake_streams_when_interrupted(
                 let _ = tickets.send(LiveItem::WakeUp);
                 return;
             }
-            () = database.went_down() => {
+            // Streams find an outage already going on when they open by themselves; this is for those waiting.
+            up = database.changed() => if !up {
                 let _ = tickets.send(LiveItem::WakeUp);
             }
-        }
-        // Once per outage: the next wake-up is for the next one (or for the stop).
-        tokio::select! {
-            () = stopped(&mut stopping) => {
-                let _ = tickets.send(LiveItem::WakeUp);
-                return;
-            }
-            () = async { while !database.changed().await {} } => {}
         }
     }
 }

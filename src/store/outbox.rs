@@ -35,7 +35,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 use std::sync::{
-    Arc,
+    Arc, LazyLock,
     atomic::{AtomicBool, AtomicI64, Ordering},
 };
 use tokio::sync::Notify;
@@ -599,25 +599,55 @@ struct EventRow<'a> {
     cause_event_id: Option<i64>,
 }
 
+/// The `ticket_events` columns an append takes from its JSON rows, with their PostgreSQL types: the one list
+/// both append statements are built from. `appended_columns_are_the_tables_and_the_rows` keeps it equal to
+/// the entity's columns and to [`EventRow`]'s fields, so a column added to one cannot be left out of another.
+const APPENDED_COLUMNS: [(&str, &str); 9] = [
+    ("ticket_id", "bigint"),
+    ("kind", "text"),
+    ("actor_id", "text"),
+    ("changes", "jsonb"),
+    ("detail", "jsonb"),
+    ("ticket", "jsonb"),
+    ("notify", "text"),
+    ("skip_automations", "boolean"),
+    ("cause_event_id", "bigint"),
+];
+/// Bound on its own (one value for the whole round); `event_id` is drawn by the database.
+const APPEND_TIME_COLUMN: &str = "create_time";
+
 /// Appends a round of events as one JSON array: one fixed statement whatever the number of rows, so neither the
 /// ORM's query building nor a `serde_json::Value` of each snapshot sits between the rows and the database (the
 /// outbox append was half of a create's instructions). JSON columns stay JSON: objects and arrays nest as they
-/// are, and a null becomes NULL.
-const APPEND_EVENTS_POSTGRES: &str = "INSERT INTO ticket_events \
-    (ticket_id, kind, actor_id, changes, detail, create_time, ticket, notify, skip_automations, cause_event_id) \
-    SELECT r.ticket_id, r.kind, r.actor_id, r.changes, r.detail, $2, r.ticket, r.notify, r.skip_automations, \
-    r.cause_event_id \
-    FROM jsonb_to_recordset($1::jsonb) AS r(ticket_id bigint, kind text, actor_id text, changes jsonb, \
-    detail jsonb, ticket jsonb, notify text, skip_automations boolean, cause_event_id bigint) \
-    RETURNING event_id";
-const APPEND_EVENTS_SQLITE: &str = "INSERT INTO ticket_events \
-    (ticket_id, kind, actor_id, changes, detail, create_time, ticket, notify, skip_automations, cause_event_id) \
-    SELECT json_extract(value, '$.ticket_id'), json_extract(value, '$.kind'), json_extract(value, '$.actor_id'), \
-    json_extract(value, '$.changes'), json_extract(value, '$.detail'), ?2, json_extract(value, '$.ticket'), \
-    json_extract(value, '$.notify'), json_extract(value, '$.skip_automations'), \
-    json_extract(value, '$.cause_event_id') \
-    FROM json_each(?1) ORDER BY key \
-    RETURNING event_id";
+/// are, and a null becomes NULL. SQLite's `json_each` rows are taken in array order, so ids are drawn in it.
+fn append_statement(backend: DbBackend) -> &'static str {
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+        let names = APPENDED_COLUMNS.map(|(name, _)| name);
+        let selected = names.map(|name| format!("r.{name}"));
+        let record = APPENDED_COLUMNS.map(|(name, kind)| format!("{name} {kind}"));
+        format!(
+            "INSERT INTO ticket_events ({}, {APPEND_TIME_COLUMN}) SELECT {}, $2 \
+             FROM jsonb_to_recordset($1::jsonb) AS r({}) RETURNING event_id",
+            names.join(", "),
+            selected.join(", "),
+            record.join(", ")
+        )
+    });
+    static SQLITE: LazyLock<String> = LazyLock::new(|| {
+        let names = APPENDED_COLUMNS.map(|(name, _)| name);
+        let selected = names.map(|name| format!("json_extract(value, '$.{name}')"));
+        format!(
+            "INSERT INTO ticket_events ({}, {APPEND_TIME_COLUMN}) SELECT {}, ?2 \
+             FROM json_each(?1) ORDER BY key RETURNING event_id",
+            names.join(", "),
+            selected.join(", ")
+        )
+    });
+    match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &SQLITE,
+    }
+}
 
 /// Inserts one round of events; their ids in the order given (ids are drawn row by row, in order, so sorting
 /// the returned keys restores it whatever order the database returns them in).
@@ -630,10 +660,7 @@ async fn append_round(
         return Ok(Vec::new());
     }
     let backend = txn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => APPEND_EVENTS_POSTGRES,
-        _ => APPEND_EVENTS_SQLITE,
-    };
+    let sql = append_statement(backend);
     let rows = serde_json::to_string(rows).map_err(Error::internal)?;
     let appended = txn
         .query_all_raw(Statement::from_sql_and_values(
@@ -941,6 +968,45 @@ pub(super) fn render_to_domain(row: card_render::Model) -> Result<PositionedRend
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::{IdenStatic, Iterable};
+
+    #[test]
+    fn appended_columns_are_the_tables_and_the_rows() {
+        let mut table: Vec<&str> = ticket_event::Column::iter()
+            .map(|column| column.as_str())
+            .filter(|&name| name != "event_id" && name != APPEND_TIME_COLUMN)
+            .collect();
+        let mut appended: Vec<&str> = APPENDED_COLUMNS.iter().map(|(name, _)| *name).collect();
+        table.sort_unstable();
+        appended.sort_unstable();
+        assert_eq!(
+            appended, table,
+            "APPENDED_COLUMNS against the ticket_events entity"
+        );
+
+        let row = EventRow {
+            ticket_id: 1,
+            kind: "CREATED",
+            actor_id: "a",
+            changes: &[],
+            detail: None,
+            ticket: None,
+            notify: "ALL",
+            skip_automations: false,
+            cause_event_id: None,
+        };
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&row).expect("an EventRow serialises")
+        else {
+            panic!("an EventRow serialises as an object");
+        };
+        let mut fields: Vec<&str> = fields.keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields, appended,
+            "EventRow's fields against APPENDED_COLUMNS"
+        );
+    }
 
     #[test]
     fn the_echo_of_this_process_is_ignored() {

@@ -10,13 +10,20 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::layer::SubscriberExt;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+use ticketd::proto::ticket_service_client::TicketServiceClient;
 use ticketd::proto::{GetTicketRequest, ListPipelinesRequest, ListTicketsRequest, Ticket};
 use tokio::task::JoinHandle;
-use tonic::{Code, Response, Status};
+use tonic::{Code, Response, Status, service::interceptor::InterceptedService};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::{TEST_ADMIN, TestApp, create_ticket_req, ticket};
+use crate::support::{Bearer, TEST_ADMIN, TestApp, admin_token, create_ticket_req, ticket};
 
 both_databases!(
     a_client_trace_is_continued_by_the_server_span,
@@ -52,6 +59,33 @@ async fn block_ticket_writes(url: &str) -> DatabaseConnection {
         }
     }
     db
+}
+
+/// Returns once a ticket write of the server waits for [`block_ticket_writes`], so that a test acts on a call
+/// the server holds rather than on one still on its way (a fixed pause is too short on a loaded machine).
+async fn wait_until_a_write_waits(lock: &DatabaseConnection) {
+    match lock.get_database_backend() {
+        DbBackend::Postgres => {
+            let waiting = "SELECT 1 FROM pg_locks l \
+                WHERE NOT l.granted AND l.relation = 'tickets'::regclass \
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while lock
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, waiting))
+                .await
+                .expect("read pg_locks")
+                .is_none()
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no write of the server came to wait for the lock within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // SQLite's busy handler waits inside the server's process, where nothing outside can see it.
+        _ => tokio::time::sleep(Duration::from_secs(1)).await,
+    }
 }
 
 /// Starts a CreateTicket call in the background, where it can wait for [`block_ticket_writes`].
@@ -160,9 +194,9 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
 
     let lock = block_ticket_writes(&app.database.url).await;
     let blocked = spawn_create(&app, "waits for the lock");
-    // Let the first call reach the table (and take the only slot) before probing: a probe sent first would
-    // take the slot itself and the first call would be the one refused.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first call must hold the only slot before probing: a probe sent first would take the slot itself and
+    // the first call would be the one refused.
+    wait_until_a_write_waits(&lock).await;
     let mut refused = None;
     for _ in 0..100 {
         let mut pipelines = app.pipelines();
@@ -208,16 +242,34 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once(app: TestApp) {
         .expect("calls are accepted again");
 }
 
+/// A TicketService client of the test admin that leaves deadlines to the server. tonic's channel ends a call
+/// at its own `grpc-timeout` too, and usually first, so an answer through it would not show that the server
+/// ended the call.
+fn tickets_without_client_deadlines(
+    app: &TestApp,
+) -> TicketServiceClient<InterceptedService<Client<HttpConnector, tonic::body::Body>, Bearer>> {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let origin = format!("http://{}", app.addr)
+        .parse()
+        .expect("the server's origin");
+    TicketServiceClient::with_origin(
+        InterceptedService::new(client, Bearer::new(&admin_token(TEST_ADMIN))),
+        origin,
+    )
+}
+
 async fn a_client_deadline_ends_a_blocked_call_and_changes_nothing(app: TestApp) {
     let lock = block_ticket_writes(&app.database.url).await;
     let mut request = tonic::Request::new(create_ticket_req(ticket("too late")));
     request.set_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
-    let status = app
-        .tickets()
+    let status = tickets_without_client_deadlines(&app)
         .create_ticket(request)
         .await
         .expect_err("the deadline passes while the table is locked");
+    // The answer came from the server, so the call is over there: what it wrote can no longer commit.
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{status:?}"
@@ -390,8 +442,7 @@ async fn a_client_trace_is_continued_by_the_server_span(app: TestApp) {
 async fn shutdown_lets_an_in_flight_call_finish(app: TestApp) {
     let lock = block_ticket_writes(&app.database.url).await;
     let in_flight = spawn_create(&app, "in flight at shutdown");
-    // Let the call reach the locked table before the shutdown starts.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_a_write_waits(&lock).await;
     let database = app.database.clone();
     let stopping = tokio::spawn(app.shutdown());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -423,7 +474,7 @@ async fn shutdown_gives_up_on_calls_after_the_drain_timeout(app: TestApp) {
     .await;
     let lock = block_ticket_writes(&app.database.url).await;
     let stuck = spawn_create(&app, "stuck at shutdown");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_a_write_waits(&lock).await;
     // Keeps the database (and so the lock's connection) alive past the server.
     let database = app.database.clone();
     let started = std::time::Instant::now();
