@@ -90,6 +90,8 @@ pub(super) struct Pending {
     written: BTreeMap<i64, Ticket>,
     /// Tickets this transaction created: no card can be bound to them yet.
     created: BTreeSet<i64>,
+    /// Tickets this transaction locked and found with no card bound: none can be until it ends.
+    without_cards: BTreeSet<i64>,
     /// Tickets this transaction created directly in a CLOSED stage: their events notify nobody unless the
     /// write asked for it ([`SideEffects::settle`]).
     created_closed: BTreeSet<i64>,
@@ -121,6 +123,9 @@ impl Pending {
             if !member.created.contains(ticket_id) {
                 self.created.remove(ticket_id);
             }
+            if !member.without_cards.contains(ticket_id) {
+                self.without_cards.remove(ticket_id);
+            }
         }
         self.events
             .extend(member.events.into_iter().map(|mut queued| {
@@ -133,6 +138,7 @@ impl Pending {
         self.renders.extend(member.renders);
         self.written.extend(member.written);
         self.created.extend(member.created);
+        self.without_cards.extend(member.without_cards);
         self.forced_deliveries.extend(
             member
                 .forced_deliveries
@@ -308,6 +314,8 @@ impl WriteTxn {
     /// Queues a card render for this transaction's commit.
     pub(super) fn push_render(&self, render: CardRender) {
         if let Ok(mut pending) = self.outbox.lock() {
+            // A card of this ticket exists now, whatever an earlier look found.
+            pending.without_cards.remove(&render.ticket_id);
             pending.renders.push(render);
         }
     }
@@ -323,6 +331,13 @@ impl WriteTxn {
                 }
             }
             pending.written.insert(ticket.id, ticket.clone());
+        }
+    }
+
+    /// Remembers that no card is bound to a ticket this transaction holds locked.
+    pub(super) fn remember_without_cards(&self, ticket_id: i64) {
+        if let Ok(mut pending) = self.outbox.lock() {
+            pending.without_cards.insert(ticket_id);
         }
     }
 
@@ -474,6 +489,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
         mut renders,
         mut written,
         created,
+        without_cards,
         created_closed,
         cause: _,
         forced_deliveries,
@@ -492,7 +508,7 @@ pub(super) async fn flush(txn: &WriteTxn) -> Result<Appended, Error> {
     snapshots.extend(tickets::load_many(&**txn, &unread).await?);
     let may_have_cards: Vec<&Ticket> = snapshots
         .iter()
-        .filter(|ticket| !created.contains(&ticket.id))
+        .filter(|ticket| !created.contains(&ticket.id) && !without_cards.contains(&ticket.id))
         .collect();
     let followed = cards::follow_tickets(txn, &may_have_cards).await?;
     renders.extend(followed);

@@ -409,8 +409,12 @@ pub(super) async fn update_locked(
     if scope.is_some() {
         access::require_visible(&**txn, scope, id).await?;
     }
-    let before = lock_ticket(txn, id).await?;
-    update_loaded(txn, definitions, before, sent_etag, changes, origin).await
+    let before = lock_ticket_and_cards(txn, id).await?;
+    if !before.has_cards {
+        // Spares the commit its own look for cards to follow the change.
+        txn.remember_without_cards(id);
+    }
+    update_loaded(txn, definitions, before.ticket, sent_etag, changes, origin).await
 }
 
 /// [`update_locked`] for a ticket the transaction has already locked and read (`before`).
@@ -516,6 +520,11 @@ fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -
 /// Reads a ticket for change. PostgreSQL locks the row (`FOR UPDATE`) so concurrent writers queue and each
 /// sees the previous one's result; SQLite's writes are already serialised by the store's write gate.
 pub(super) async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
+    Ok(lock_ticket_and_cards(txn, id).await?.ticket)
+}
+
+/// [`lock_ticket`], saying too whether a card is bound to the ticket.
+async fn lock_ticket_and_cards(txn: &WriteTxn, id: i64) -> Result<fetch::Locked, Error> {
     fetch::locked_ticket(txn, id)
         .await?
         .ok_or_else(|| Error::not_found(RESOURCE, id))
@@ -824,14 +833,26 @@ mod fetch {
     /// it as jsonb), so one decoding serves every way of running the statement.
     macro_rules! ticket_select {
         ($placeholder:literal) => {
+            ticket_select!($placeholder, "")
+        };
+        // `$more_columns` come after the 20 that `decode!` reads.
+        ($placeholder:literal, $more_columns:expr) => {
             concat!(
                 "SELECT t.id, t.subject, t.content, t.pipeline_id, t.stage_id, t.priority, ",
                 "t.requester_id, t.assignee_id, t.organization_id, t.ticket_type, CAST(t.tags AS TEXT), ",
                 "t.project_id, t.external_id, t.create_time, t.update_time, t.close_time, t.archive_time, ",
-                "t.version, v.name, v.value FROM tickets t ",
-                "LEFT JOIN ticket_property_values v ON v.ticket_id = t.id WHERE t.id = ",
+                "t.version, v.name, v.value",
+                $more_columns,
+                " FROM tickets t LEFT JOIN ticket_property_values v ON v.ticket_id = t.id WHERE t.id = ",
                 $placeholder
             )
+        };
+    }
+
+    /// Whether a card is bound to the ticket, as column 20 of a locked read.
+    macro_rules! has_cards_column {
+        () => {
+            ", EXISTS (SELECT 1 FROM cards c WHERE c.ticket_id = t.id)"
         };
     }
 
@@ -914,21 +935,51 @@ mod fetch {
     }
 
     /// Reads ticket `id` with its properties inside `txn`, locking its row until the transaction ends (on SQLite
-    /// the write transaction already holds the whole database). Only the ticket's row is locked: PostgreSQL
-    /// refuses to lock the nullable side of an outer join, and its properties change only under that lock.
+    /// the write transaction already holds the whole database). Only the ticket's row is locked: its properties
+    /// and cards change only under that lock.
     pub(super) async fn locked_ticket(
         txn: &DatabaseTransaction,
         id: i64,
-    ) -> Result<Option<Ticket>, Error> {
+    ) -> Result<Option<Locked>, Error> {
         let backend = txn.get_database_backend();
         let sql = match backend {
-            DbBackend::Postgres => concat!(ticket_select!("$1"), " FOR UPDATE OF t"),
-            _ => ticket_select!("?"),
+            DbBackend::Postgres => {
+                // The lock first, the read after it, in a statement of its own: READ COMMITTED gives that
+                // statement a snapshot taken once the lock is held, so it sees everything the previous
+                // holder committed. Read in the locking statement, the ticket's row would be the newest
+                // (PostgreSQL re-reads a locked row it waited for) but its properties and cards those of the
+                // moment the statement began.
+                let locked = txn
+                    .query_one_raw(Statement::from_sql_and_values(
+                        backend,
+                        "SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE",
+                        [id.into()],
+                    ))
+                    .await?;
+                if locked.is_none() {
+                    return Ok(None);
+                }
+                ticket_select!("$1", has_cards_column!())
+            }
+            _ => ticket_select!("?", has_cards_column!()),
         };
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
             .await?;
-        decode!(rows, orm_column)
+        let has_cards = match rows.first() {
+            Some(row) => orm_column!(row, 20, bool),
+            None => false,
+        };
+        let ticket: Result<Option<Ticket>, Error> = async { decode!(rows, orm_column) }.await;
+        let ticket = ticket?;
+        Ok(ticket.map(|ticket| Locked { ticket, has_cards }))
+    }
+
+    /// A ticket read under its lock, and whether a card is bound to it. That stays true or false until the
+    /// transaction ends: binding a card takes the same lock.
+    pub(in crate::store) struct Locked {
+        pub ticket: Ticket,
+        pub has_cards: bool,
     }
 
     /// The store's error for a failed statement, as the ORM would have made it (connection faults included).

@@ -29,6 +29,7 @@ both_databases!(
     ticket_changes_update_bound_properties_and_the_version,
     update_card_properties_checks_the_version,
     bound_properties_follow_the_ticket_again_on_its_next_change,
+    cards_sent_while_their_ticket_changes_end_at_its_last_values,
     list_cards_of_a_ticket_oldest_first,
     // Renders
     render_card_resolves_every_binding,
@@ -449,6 +450,43 @@ async fn bound_properties_follow_the_ticket_again_on_its_next_change(app: TestAp
     assert_eq!(recomputed.version, 3);
     assert_eq!(recomputed.properties["ticketstatus"], "Waiting on contact");
     assert_eq!(recomputed.properties["customername"], CARD_CUSTOMER);
+}
+
+/// Sends and ticket changes queue for the ticket's lock: a change that waited behind a send must find that
+/// card and move it along.
+async fn cards_sent_while_their_ticket_changes_end_at_its_last_values(app: TestApp) {
+    let template = create_template(&app).await;
+    let t = app.create_ticket(ticket("Printer on fire")).await;
+    let sends = (0..3).map(|_| {
+        let mut cards = app.cards();
+        let request = send_card_req(template.id, t.id, CARD_GROUP);
+        async move { cards.send_card(request).await }
+    });
+    let moves = [2, 3, 1, 2, 3, 1].map(|stage| {
+        let mut tickets = app.tickets();
+        let request = update_ticket_req(stage_change(t.id, stage), &["stage_id"]);
+        async move { tickets.update_ticket(request).await }
+    });
+    let (sent, moved) = tokio::join!(
+        futures::future::join_all(sends),
+        futures::future::join_all(moves)
+    );
+    for result in moved {
+        result.expect("every change succeeds");
+    }
+    // Sent after everything, so it shows the ticket as it ended.
+    let witness = app
+        .send_card(send_card_req(template.id, t.id, CARD_GROUP))
+        .await;
+    for card in sent {
+        let card = card.expect("every send succeeds").into_inner();
+        assert_eq!(
+            app.get_card(card.id).await.properties["ticketstatus"],
+            witness.properties["ticketstatus"],
+            "card {} follows the ticket's last change",
+            card.id
+        );
+    }
 }
 
 async fn list_cards_of_a_ticket_oldest_first(app: TestApp) {

@@ -34,6 +34,7 @@ both_databases!(
     // Update and archive
     update_property_changes_the_label_and_checks_the_etag,
     narrowing_string_to_number_is_refused_while_a_value_does_not_fit,
+    racing_writes_of_one_tickets_properties_each_start_from_the_last_commit,
     narrowing_racing_ticket_writes_never_leaves_a_value_that_does_not_fit,
     removing_an_option_in_use_is_refused,
     update_property_rejects_bad_masks,
@@ -889,6 +890,72 @@ async fn narrowing_racing_ticket_writes_never_leaves_a_value_that_does_not_fit(a
     assert!(
         broken.is_empty(),
         "a type change and ticket writes raced into an invalid value: {broken:#?}"
+    );
+}
+
+/// Writers that queue for one ticket's lock: each must read the properties its predecessor committed, not those
+/// of the moment it started waiting (on PostgreSQL a statement that waits for a row lock re-reads only that row).
+async fn racing_writes_of_one_tickets_properties_each_start_from_the_last_commit(app: TestApp) {
+    const WRITERS: usize = 8;
+    for i in 0..WRITERS {
+        app.define_property(&format!("note_{i}"), PropertyType::String)
+            .await;
+    }
+    app.define_property("last_writer", PropertyType::String)
+        .await;
+    let contended = app.create_ticket(ticket("contended")).await;
+
+    let writers = (0..WRITERS).map(|i| {
+        let mut tickets = app.tickets();
+        let id = contended.id;
+        async move {
+            let note = format!("note_{i}");
+            let writer = format!("writer {i}");
+            tickets
+                .update_ticket(update_ticket_req(
+                    property_change(id, &[(&note, &writer), ("last_writer", &writer)]),
+                    &[&format!("properties.{note}"), "properties.last_writer"],
+                ))
+                .await
+        }
+    });
+    let mut answers: Vec<Ticket> = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("every racing write succeeds").into_inner())
+        .collect();
+    // Commit order is the order of how much each answer holds: the k-th commit saw k - 1 notes before its own.
+    answers.sort_by_key(|answer| answer.properties.len());
+    let note_of = |answer: &Ticket| {
+        let writer = answer.properties["last_writer"].clone();
+        (
+            format!("note_{}", writer.trim_start_matches("writer ")),
+            writer,
+        )
+    };
+    for (position, answer) in answers.iter().enumerate() {
+        assert_eq!(
+            answer.properties.len(),
+            position + 2,
+            "commit {} holds its note, the notes before it and last_writer: {:?}",
+            position + 1,
+            answer.properties
+        );
+        for earlier in &answers[..=position] {
+            let (note, writer) = note_of(earlier);
+            assert_eq!(
+                answer.properties.get(&note),
+                Some(&writer),
+                "commit {} lacks {note}: {:?}",
+                position + 1,
+                answer.properties
+            );
+        }
+    }
+    let last = answers.last().expect("answers");
+    assert_eq!(
+        app.get_ticket(contended.id).await.properties,
+        last.properties
     );
 }
 
