@@ -30,12 +30,12 @@ esac
 
 # Clock ticks used so far by the given processes: field 14 is user time, 15 system time.
 ticks() {
-  local field=$1 total=0 pid
+  local field=$1 total=0 pid value
   shift
   for pid in "$@"; do
-    if [ -r "/proc/$pid/stat" ]; then
-      total=$((total + $(awk -v f="$field" '{ print $f }' "/proc/$pid/stat")))
-    fi
+    # A backend may end between the listing and the read.
+    value=$(awk -v f="$field" '{ print $f }' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + ${value:-0}))
   done
   echo $total
 }
@@ -48,15 +48,11 @@ for _ in $(seq 100); do
   "$bin/ticketd" healthcheck --addr http://127.0.0.1:$port >/dev/null 2>&1 && break
   sleep 0.2
 done
-run() {
-  case $1 in
-    raw-*) "$bin/ticketd-bench" --addr http://127.0.0.1:$port --concurrency "$workers" --scenario "$1" \
-      --duration-secs "$2" --raw-database-url "$url" ;;
-    *) "$bin/ticketd-bench" --addr http://127.0.0.1:$port --concurrency "$workers" --scenario "$1" \
-      --duration-secs "$2" ;;
-  esac
-}
-run "$scenario" 2 >/dev/null
+bench_args=(--addr "http://127.0.0.1:$port" --concurrency "$workers" --scenario "$scenario")
+case $scenario in
+  raw-*) bench_args+=(--raw-database-url "$url") ;;
+esac
+"$bin/ticketd-bench" "${bench_args[@]}" --duration-secs 2 >/dev/null
 
 # PostgreSQL's processes are sampled while the run lasts: a raw scenario's backends start and end with it.
 declare -A pg_from_user pg_from_system pg_to_user pg_to_system
@@ -73,7 +69,7 @@ sample_postgres() {
 }
 server_user=$(ticks 14 $server)
 server_system=$(ticks 15 $server)
-run "$scenario" "$seconds" >"$work/bench.out" &
+"$bin/ticketd-bench" "${bench_args[@]}" --duration-secs "$seconds" >"$work/bench.out" &
 bench=$!
 bench_user=0
 bench_system=0
