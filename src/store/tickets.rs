@@ -409,12 +409,8 @@ pub(super) async fn update_locked(
     if scope.is_some() {
         access::require_visible(&**txn, scope, id).await?;
     }
-    let before = lock_ticket_and_cards(txn, id).await?;
-    if !before.has_cards {
-        // Spares the commit its own look for cards to follow the change.
-        txn.remember_without_cards(id);
-    }
-    update_loaded(txn, definitions, before.ticket, sent_etag, changes, origin).await
+    let before = lock_ticket(txn, id).await?;
+    update_loaded(txn, definitions, before, sent_etag, changes, origin).await
 }
 
 /// [`update_locked`] for a ticket the transaction has already locked and read (`before`).
@@ -520,14 +516,15 @@ fn archive_change(before: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -
 /// Reads a ticket for change. PostgreSQL locks the row (`FOR UPDATE`) so concurrent writers queue and each
 /// sees the previous one's result; SQLite's writes are already serialised by the store's write gate.
 pub(super) async fn lock_ticket(txn: &WriteTxn, id: i64) -> Result<Ticket, Error> {
-    Ok(lock_ticket_and_cards(txn, id).await?.ticket)
-}
-
-/// [`lock_ticket`], saying too whether a card is bound to the ticket.
-async fn lock_ticket_and_cards(txn: &WriteTxn, id: i64) -> Result<fetch::Locked, Error> {
-    fetch::locked_ticket(txn, id)
+    let locked = fetch::locked_ticket(txn, id)
         .await?
-        .ok_or_else(|| Error::not_found(RESOURCE, id))
+        .ok_or_else(|| Error::not_found(RESOURCE, id))?;
+    if !locked.has_cards {
+        // Spares the commit its own look for cards to follow a change of this ticket. A card sent in this
+        // transaction (under this lock) takes it back: see `WriteTxn::push_render`.
+        txn.remember_without_cards(id);
+    }
+    Ok(locked.ticket)
 }
 
 /// A placed ticket's close time: set only in a CLOSED stage, where it is the time given or the update time.
@@ -814,10 +811,10 @@ fn stored_priority(id: i64, stored: Option<&str>) -> Result<Option<Priority>, Er
         .transpose()
 }
 
-/// GetTicket's read, the most frequent call, and UpdateTicket's locked read, as one fixed statement each: the ORM
-/// built the same join's SQL text anew for every call and named every column of every row by a formatted
-/// string, which was most of the call's instructions. The statement's text is prepared once per connection and
-/// its columns are read by position.
+/// GetTicket's read, the most frequent call, and the read under a write's lock, as one fixed statement each:
+/// the ORM built the same join's SQL text anew for every call and named every column of every row by a
+/// formatted string, which was most of the call's instructions. The statement's text is prepared once per
+/// connection and its columns are read by position.
 mod fetch {
     use std::collections::BTreeMap;
 
@@ -970,8 +967,9 @@ mod fetch {
             Some(row) => orm_column!(row, 20, bool),
             None => false,
         };
-        let ticket: Result<Option<Ticket>, Error> = async { decode!(rows, orm_column) }.await;
-        let ticket = ticket?;
+        // A closure, so that `decode!`'s early return of "no such ticket" ends it and not this function.
+        let decode = || -> Result<Option<Ticket>, Error> { decode!(rows, orm_column) };
+        let ticket = decode()?;
         Ok(ticket.map(|ticket| Locked { ticket, has_cards }))
     }
 
